@@ -1,0 +1,127 @@
+//! The library's one error type.
+//!
+//! Every fallible public function returns [`Result`]. Variants carry the field and index
+//! that is wrong, so a message names the problem without a backtrace. Numerical outcomes
+//! that are not bad input (a solver that ran out of budget) are reported in result values,
+//! not here.
+
+use std::path::PathBuf;
+
+/// Errors raised by the toolkit.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A vector field has the wrong length.
+    #[error("{field}: expected {expected} entries (one per player), got {got}")]
+    LengthMismatch {
+        /// Field name as in the game file.
+        field: String,
+        /// Expected length.
+        expected: usize,
+        /// Length found.
+        got: usize,
+    },
+    /// A number is NaN or infinite.
+    #[error("{field}[{index}] is not a finite number ({value})")]
+    NonFinite {
+        /// Field name.
+        field: String,
+        /// Offending index.
+        index: usize,
+        /// The value found.
+        value: f64,
+    },
+    /// A number that must be non-negative is negative.
+    #[error("{field}[{index}] = {value} is negative; it must be >= 0")]
+    Negative {
+        /// Field name.
+        field: String,
+        /// Offending index.
+        index: usize,
+        /// The value found.
+        value: f64,
+    },
+    /// A number that must be strictly positive is not.
+    #[error("{field}[{index}] = {value} must be > 0")]
+    NotPositive {
+        /// Field name.
+        field: String,
+        /// Offending index.
+        index: usize,
+        /// The value found.
+        value: f64,
+    },
+    /// The competition matrix has a non-zero diagonal entry.
+    #[error("competition[{index}][{index}] = {value}: the diagonal must be 0 (self cost goes in self_cost)")]
+    NonZeroDiagonal {
+        /// Player index.
+        index: usize,
+        /// The value found.
+        value: f64,
+    },
+    /// A sparse competition entry names a player that does not exist.
+    #[error("competition.sparse entry {entry}: index ({row}, {col}) is out of range for {players} players")]
+    IndexOutOfRange {
+        /// Position of the entry in the list.
+        entry: usize,
+        /// Row index.
+        row: usize,
+        /// Column index.
+        col: usize,
+        /// Number of players.
+        players: usize,
+    },
+    /// A sparse competition entry repeats an earlier one.
+    #[error("competition.sparse entry {entry}: ({row}, {col}) appears more than once")]
+    DuplicateEntry {
+        /// Position of the entry in the list.
+        entry: usize,
+        /// Row index.
+        row: usize,
+        /// Column index.
+        col: usize,
+    },
+    /// A game with no players.
+    #[error("the game has no players")]
+    EmptyGame,
+    /// A configuration or argument value outside its valid range.
+    #[error("invalid {name}: {reason}")]
+    InvalidParameter {
+        /// Parameter name.
+        name: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A JSON document is malformed or does not match its schema.
+    #[error("{path}: {message}")]
+    Format {
+        /// The file (or a description of the input).
+        path: PathBuf,
+        /// What is wrong, with line and column where known.
+        message: String,
+    },
+}
+
+/// Shorthand for results with [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// An [`Error::InvalidParameter`] from anything printable.
+    pub fn invalid(name: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidParameter { name: name.into(), reason: reason.into() }
+    }
+
+    /// An [`Error::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+}

@@ -1,0 +1,1 @@
+//! Continuous games on boxes of strategies, and the quadratic pruning game.

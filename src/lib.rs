@@ -1,0 +1,9 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+#![deny(clippy::float_cmp)]
+
+pub mod error;
+pub mod game;
+pub mod io;
+
+pub use error::{Error, Result};
