@@ -117,11 +117,17 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     /// An [`Error::InvalidParameter`] from anything printable.
     pub fn invalid(name: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::InvalidParameter { name: name.into(), reason: reason.into() }
+        Error::InvalidParameter {
+            name: name.into(),
+            reason: reason.into(),
+        }
     }
 
     /// An [`Error::Io`] for `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 }
