@@ -135,7 +135,7 @@ impl FreeBlock<'_> {
             }
             self.apply(&p, &mut ap);
             let curvature = dot(&p, &ap);
-            if !(curvature > 0.0) {
+            if curvature.is_nan() || curvature <= 0.0 {
                 return false;
             }
             let alpha = rz / curvature;
@@ -208,7 +208,7 @@ impl FreeBlock<'_> {
             self.precondition(&s, &mut s_hat);
             self.apply(&s_hat, &mut t);
             let tt = dot(&t, &t);
-            if !(tt > 0.0) {
+            if tt.is_nan() || tt <= 0.0 {
                 return false;
             }
             omega = dot(&t, &s) / tt;

@@ -145,7 +145,7 @@ impl SolveOptions {
                 ));
             }
         }
-        if !(self.divergence_factor > 1.0) {
+        if self.divergence_factor.is_nan() || self.divergence_factor <= 1.0 {
             return Err(Error::invalid(
                 "divergence_factor",
                 format!("{} must be > 1", self.divergence_factor),
