@@ -1,6 +1,7 @@
 //! Subcommands of the `pruning-game` binary.
 
 mod generate;
+mod solve;
 
 use clap::{Parser, Subcommand};
 
@@ -17,7 +18,7 @@ enum Command {
     /// Write a seeded synthetic pruning game to a JSON game file.
     Generate(generate::Args),
     /// Compute a Nash equilibrium of a game file, with its certificate.
-    Solve(NotBuilt),
+    Solve(solve::Args),
     /// Dominance, iterated-elimination bounds, uniqueness and potential of a game file.
     Analyze(NotBuilt),
     /// Run a sweep of synthetic games in parallel.
@@ -39,7 +40,7 @@ struct NotBuilt {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Generate(args) => generate::run(args),
-        Command::Solve(_) => not_built("solve"),
+        Command::Solve(args) => solve::run(args),
         Command::Analyze(_) => not_built("analyze"),
         Command::Simulate(_) => not_built("simulate"),
         Command::Prune(_) => not_built("prune"),
