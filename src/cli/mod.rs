@@ -1,5 +1,6 @@
 //! Subcommands of the `pruning-game` binary.
 
+mod analyze;
 mod generate;
 
 use clap::{Parser, Subcommand};
@@ -19,7 +20,7 @@ enum Command {
     /// Compute a Nash equilibrium of a game file, with its certificate.
     Solve(NotBuilt),
     /// Dominance, iterated-elimination bounds, uniqueness and potential of a game file.
-    Analyze(NotBuilt),
+    Analyze(analyze::Args),
     /// Run a sweep of synthetic games in parallel.
     Simulate(NotBuilt),
     /// Train a network and prune it with the equilibrium-driven pruner.
@@ -40,7 +41,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Generate(args) => generate::run(args),
         Command::Solve(_) => not_built("solve"),
-        Command::Analyze(_) => not_built("analyze"),
+        Command::Analyze(args) => analyze::run(args),
         Command::Simulate(_) => not_built("simulate"),
         Command::Prune(_) => not_built("prune"),
         Command::Plot(_) => not_built("plot"),
