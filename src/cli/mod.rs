@@ -1,5 +1,6 @@
 //! Subcommands of the `pruning-game` binary.
 
+mod analyze;
 mod generate;
 mod solve;
 
@@ -20,7 +21,7 @@ enum Command {
     /// Compute a Nash equilibrium of a game file, with its certificate.
     Solve(solve::Args),
     /// Dominance, iterated-elimination bounds, uniqueness and potential of a game file.
-    Analyze(NotBuilt),
+    Analyze(analyze::Args),
     /// Run a sweep of synthetic games in parallel.
     Simulate(NotBuilt),
     /// Train a network and prune it with the equilibrium-driven pruner.
@@ -41,7 +42,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Generate(args) => generate::run(args),
         Command::Solve(args) => solve::run(args),
-        Command::Analyze(_) => not_built("analyze"),
+        Command::Analyze(args) => analyze::run(args),
         Command::Simulate(_) => not_built("simulate"),
         Command::Prune(_) => not_built("prune"),
         Command::Plot(_) => not_built("plot"),
