@@ -109,6 +109,71 @@ pub enum Error {
         /// What is wrong, with line and column where known.
         message: String,
     },
+    // --- nn ---
+    /// A layer received an input of the wrong shape.
+    #[error("layer {layer}: expected input {expected}, got {got}")]
+    ShapeMismatch {
+        /// Layer index (as in `torch.nn.Sequential`).
+        layer: usize,
+        /// The shape the layer accepts.
+        expected: String,
+        /// The shape it was given.
+        got: String,
+    },
+    /// A layer index that is not a gated (prunable) layer.
+    #[error("layer {layer} has no gated units ({reason})")]
+    NotPrunable {
+        /// Layer index.
+        layer: usize,
+        /// Why (out of range, ungated, not a linear/conv layer).
+        reason: String,
+    },
+    /// Training produced a NaN or infinite value; nothing was written.
+    #[error("training diverged at epoch {epoch}, step {step}: {what} is not finite")]
+    Diverged {
+        /// Epoch (0-based).
+        epoch: usize,
+        /// Step within the epoch (0-based).
+        step: usize,
+        /// What was not finite (loss, a layer's parameters).
+        what: String,
+    },
+    /// An IDX file has the wrong magic number.
+    #[error("{path}: bad IDX magic {got:#010x}, expected {expected:#010x}")]
+    IdxMagic {
+        /// The file.
+        path: PathBuf,
+        /// Expected magic number.
+        expected: u32,
+        /// Magic number found.
+        got: u32,
+    },
+    /// A file is shorter than its header promises.
+    #[error("{path}: truncated: expected {expected} bytes, got {got}")]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// Bytes expected.
+        expected: u64,
+        /// Bytes found.
+        got: u64,
+    },
+    /// A data file has a valid header but inconsistent contents (dimensions, labels, counts).
+    #[error("{path}: {message}")]
+    DataFormat {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A safetensors model or checkpoint is malformed or does not match its architecture.
+    #[error("{path}: {message}")]
+    ModelFormat {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (tensor name, expected and found shapes).
+        message: String,
+    },
 }
 
 /// Shorthand for results with [`Error`].
@@ -117,11 +182,17 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     /// An [`Error::InvalidParameter`] from anything printable.
     pub fn invalid(name: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::InvalidParameter { name: name.into(), reason: reason.into() }
+        Error::InvalidParameter {
+            name: name.into(),
+            reason: reason.into(),
+        }
     }
 
     /// An [`Error::Io`] for `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 }

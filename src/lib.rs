@@ -5,5 +5,6 @@
 pub mod error;
 pub mod game;
 pub mod io;
+pub mod nn;
 
 pub use error::{Error, Result};
