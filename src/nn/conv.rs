@@ -241,7 +241,10 @@ pub(crate) fn conv_backward(
 }
 
 /// Max pooling forward over `batch * c` planes of `h × w`; records the argmax offset (within
-/// the plane) of every output for backward.
+/// the plane) of every output for backward. The argmax is taken over `key` (same layout as
+/// `x`): after a gated ReLU the key is the pre-activation `z`, so the selected position is the
+/// one that wins for every gate `s > 0`, and `dL/ds` at `s = 0` is the right derivative
+/// (with `x = s relu(z)` all zero at `s = 0`, a tie would otherwise pick an arbitrary cell).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn pool_forward(
     k: usize,
@@ -249,6 +252,7 @@ pub(crate) fn pool_forward(
     h: usize,
     w: usize,
     x: &[f32],
+    key: &[f32],
     y: &mut [f32],
     arg: &mut [u32],
 ) {
@@ -256,8 +260,12 @@ pub(crate) fn pool_forward(
     y[..planes * ho * wo]
         .par_chunks_mut(ho * wo)
         .zip(arg[..planes * ho * wo].par_chunks_mut(ho * wo))
-        .zip(x[..planes * h * w].par_chunks(h * w))
-        .for_each(|((yp, ap), xp)| {
+        .zip(
+            x[..planes * h * w]
+                .par_chunks(h * w)
+                .zip(key[..planes * h * w].par_chunks(h * w)),
+        )
+        .for_each(|((yp, ap), (xp, kp))| {
             for oy in 0..ho {
                 for ox in 0..wo {
                     let mut best = f32::NEG_INFINITY;
@@ -267,8 +275,8 @@ pub(crate) fn pool_forward(
                             let i = (oy * k + ky) * w + ox * k + kx;
                             // `>` keeps the first maximum; NaN never wins, but NaN inputs
                             // are caught by the trainer's loss check.
-                            if xp[i] > best {
-                                best = xp[i];
+                            if kp[i] > best {
+                                best = kp[i];
                                 at = i;
                             }
                         }

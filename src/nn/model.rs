@@ -464,6 +464,15 @@ impl Model {
         Ok(())
     }
 
+    /// Mutable weights and bias of layer `layer` as slices (weights in nalgebra's
+    /// column-major order, the same order as [`LayerGrad::weight`]); shapes cannot change.
+    pub fn parameters_mut(&mut self, layer: usize) -> Option<(&mut [f32], &mut [f32])> {
+        self.layers
+            .get_mut(layer)?
+            .params_mut()
+            .map(|(w, b)| (w.as_mut_slice(), b.as_mut_slice()))
+    }
+
     /// Incoming weights of all units of `layer`: row `i` is unit `i`'s weights (a dense row
     /// or a flattened `[in, k, k]` filter).
     pub fn incoming_weights(&self, layer: usize) -> Result<&DMatrix<f32>> {
@@ -587,7 +596,15 @@ impl Model {
                     let Shape::Image { c, h, w } = self.shapes[i] else {
                         continue;
                     };
-                    pool_forward(p.kernel, batch * c, h, w, inp, out, &mut ws.arg[i]);
+                    let after_gate = i >= 2
+                        && matches!(self.layers[i - 1], Layer::Relu)
+                        && self.layers[i - 2].gate().is_some();
+                    let key = if after_gate {
+                        &lo[i - 1][..inp.len()]
+                    } else {
+                        inp
+                    };
+                    pool_forward(p.kernel, batch * c, h, w, inp, key, out, &mut ws.arg[i]);
                 }
                 Layer::Flatten => out.copy_from_slice(inp),
             }
