@@ -14,7 +14,9 @@ const BATCH: usize = 128;
 
 fn inputs(model: &Model, seed: u64) -> (Vec<f32>, Vec<u32>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let x = (0..BATCH * model.input_len()).map(|_| rng.sample(StandardNormal)).collect();
+    let x = (0..BATCH * model.input_len())
+        .map(|_| rng.sample(StandardNormal))
+        .collect();
     let y = (0..BATCH).map(|_| rng.random_range(0..10)).collect();
     (x, y)
 }
@@ -25,12 +27,17 @@ fn bench_model(c: &mut Criterion, name: &str, mut model: Model) {
     let mut grads = Gradients::new(&model);
     let mut opt = Optimizer::new(OptimizerConfig::adam(1e-4), &model).expect("adam");
     let flops = 6.0 * model.macs_per_sample() as f64 * BATCH as f64;
-    eprintln!("{name}: {:.1} MFLOP per training step (6 × MACs × batch)", flops / 1e6);
+    eprintln!(
+        "{name}: {:.1} MFLOP per training step (6 × MACs × batch)",
+        flops / 1e6
+    );
     let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Elements(BATCH as u64));
     g.bench_function("train_step_b128", |b| {
         b.iter(|| {
-            model.loss_and_grad(&mut ws, &x, &y, &mut grads).expect("step");
+            model
+                .loss_and_grad(&mut ws, &x, &y, &mut grads)
+                .expect("step");
             opt.step(&mut model, &grads).expect("adam");
         })
     });
@@ -51,13 +58,23 @@ fn gemm_peak(c: &mut Criterion) {
     let mut out = nalgebra::DMatrix::<f32>::zeros(n, n);
     let mut g = c.benchmark_group("gemm");
     g.throughput(Throughput::Elements((2 * n * n * n) as u64));
-    g.bench_function("sgemm_1024_flops", |bch| bch.iter(|| out.gemm(1.0, &a, &b, 0.0)));
+    g.bench_function("sgemm_1024_flops", |bch| {
+        bch.iter(|| out.gemm(1.0, &a, &b, 0.0))
+    });
     g.finish();
 }
 
 fn benches(c: &mut Criterion) {
-    bench_model(c, "mlp_784_512_256_10", Model::mlp(&[784, 512, 256, 10], 1).expect("mlp"));
-    bench_model(c, "small_cnn", Model::small_cnn(&[1, 28, 28], 10, 1).expect("cnn"));
+    bench_model(
+        c,
+        "mlp_784_512_256_10",
+        Model::mlp(&[784, 512, 256, 10], 1).expect("mlp"),
+    );
+    bench_model(
+        c,
+        "small_cnn",
+        Model::small_cnn(&[1, 28, 28], 10, 1).expect("cnn"),
+    );
     gemm_peak(c);
 }
 

@@ -91,7 +91,7 @@ fn check(mut model: Model, x: &[f32], y: &[u32]) -> Result<(), String> {
         for k in 0..nw + nb {
             let mut fd = [0.0; 2];
             for (slot, h) in [H, H / 2.0].into_iter().enumerate() {
-                let mut eval = |d: f32, m: &mut Model| {
+                let eval = |d: f32, m: &mut Model| {
                     let (w, b) = m.parameters_mut(layer).expect("parametrised layer");
                     if k < nw {
                         w[k] += d
@@ -118,7 +118,7 @@ fn check(mut model: Model, x: &[f32], y: &[u32]) -> Result<(), String> {
                 let mut fd = [0.0; 2];
                 for (slot, h) in [H, H / 2.0].into_iter().enumerate() {
                     let s0 = model.gate(layer).expect("gated")[u];
-                    let mut at = |s: f32, m: &mut Model, ws: &mut Workspace| {
+                    let at = |s: f32, m: &mut Model, ws: &mut Workspace| {
                         m.gate_mut(layer).expect("gated")[u] = s;
                         let l = loss(m, ws, x, y);
                         m.gate_mut(layer).expect("gated")[u] = s0;

@@ -132,7 +132,8 @@ fn export_uses_torch_names_layouts_and_metadata() {
     assert_eq!(st.tensor("9.weight").expect("linear").shape(), &[4, 128]);
     // Row-major [out, in, kh, kw]: element (o=1, c=2, ky=0, kx=1) of layer 3.
     let w = st.tensor("3.weight").expect("conv");
-    let off = ((1 * 32 + 2) * 9 + 1) * 4;
+    let (o, ch) = (1, 2);
+    let off = ((o * 32 + ch) * 9 + 1) * 4;
     let v = f32::from_le_bytes(w.data()[off..off + 4].try_into().expect("4 bytes"));
     let Layer::Conv2d(c) = &m.layers()[3] else {
         panic!("layer 3 is conv")

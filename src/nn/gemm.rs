@@ -31,6 +31,7 @@ fn last_index(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
 ///
 /// Panics if a view is too short for its shape: views are built by this crate from buffers it
 /// sized itself, so a short view is a bug, never bad user input.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm(
     m: usize,
     k: usize,
