@@ -152,7 +152,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
-    fn mlp_gradients_match_finite_differences(
+    fn nn_mlp_gradients_match_finite_differences(
         seed in any::<u64>(),
         widths in prop::collection::vec(2usize..7, 1..3),
         inputs in 2usize..6,
@@ -177,7 +177,7 @@ proptest! {
     }
 
     #[test]
-    fn cnn_gradients_match_finite_differences(
+    fn nn_cnn_gradients_match_finite_differences(
         seed in any::<u64>(),
         channels in 1usize..3,
         c1 in 1usize..4,

@@ -57,17 +57,83 @@ pub(crate) fn gemm(
     let half = (len / 2).div_ceil(min_piece) * min_piece;
     if split_rows {
         let (c1, c2) = c.data.split_at_mut(half * c.rs);
-        let a2 = View { data: &a.data[half * a.rs..], ..a };
+        let a2 = View {
+            data: &a.data[half * a.rs..],
+            ..a
+        };
         rayon::join(
-            || gemm(half, k, n, alpha, a, b, beta, ViewMut { data: c1, rs: c.rs, cs: c.cs }),
-            || gemm(m - half, k, n, alpha, a2, b, beta, ViewMut { data: c2, rs: c.rs, cs: c.cs }),
+            || {
+                gemm(
+                    half,
+                    k,
+                    n,
+                    alpha,
+                    a,
+                    b,
+                    beta,
+                    ViewMut {
+                        data: c1,
+                        rs: c.rs,
+                        cs: c.cs,
+                    },
+                )
+            },
+            || {
+                gemm(
+                    m - half,
+                    k,
+                    n,
+                    alpha,
+                    a2,
+                    b,
+                    beta,
+                    ViewMut {
+                        data: c2,
+                        rs: c.rs,
+                        cs: c.cs,
+                    },
+                )
+            },
         );
     } else {
         let (c1, c2) = c.data.split_at_mut(half * c.cs);
-        let b2 = View { data: &b.data[half * b.cs..], ..b };
+        let b2 = View {
+            data: &b.data[half * b.cs..],
+            ..b
+        };
         rayon::join(
-            || gemm(m, k, half, alpha, a, b, beta, ViewMut { data: c1, rs: c.rs, cs: c.cs }),
-            || gemm(m, k, n - half, alpha, a, b2, beta, ViewMut { data: c2, rs: c.rs, cs: c.cs }),
+            || {
+                gemm(
+                    m,
+                    k,
+                    half,
+                    alpha,
+                    a,
+                    b,
+                    beta,
+                    ViewMut {
+                        data: c1,
+                        rs: c.rs,
+                        cs: c.cs,
+                    },
+                )
+            },
+            || {
+                gemm(
+                    m,
+                    k,
+                    n - half,
+                    alpha,
+                    a,
+                    b2,
+                    beta,
+                    ViewMut {
+                        data: c2,
+                        rs: c.rs,
+                        cs: c.cs,
+                    },
+                )
+            },
         );
     }
 }
