@@ -416,6 +416,26 @@ impl Model {
             .sum()
     }
 
+    /// Floating-point operations of one training step per sample in the GEMMs: forward,
+    /// weight gradient, and input gradient for every weight layer but the first (whose input
+    /// gradient is not computed). Used to report achieved GFLOP/s.
+    pub fn train_flops_per_sample(&self) -> usize {
+        let first = self.layers.iter().position(|l| l.params().is_some());
+        self.layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let macs = match (l, self.shapes[i + 1]) {
+                    (Layer::Linear(x), _) => x.weight.len(),
+                    (Layer::Conv2d(c), Shape::Image { h, w, .. }) => c.weight.len() * h * w,
+                    _ => 0,
+                };
+                let passes = if Some(i) == first { 2 } else { 3 };
+                2 * macs * passes
+            })
+            .sum()
+    }
+
     /// Indices of layers whose units are gated (the prunable layers).
     pub fn gated_layers(&self) -> Vec<usize> {
         (0..self.layers.len())
