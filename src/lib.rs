@@ -5,5 +5,7 @@
 pub mod error;
 pub mod game;
 pub mod io;
+pub mod plot;
+pub mod sim;
 
 pub use error::{Error, Result};

@@ -1,6 +1,9 @@
 //! Subcommands of the `pruning-game` binary.
 
 mod generate;
+mod merge;
+mod plot;
+mod simulate;
 
 use clap::{Parser, Subcommand};
 
@@ -21,11 +24,13 @@ enum Command {
     /// Dominance, iterated-elimination bounds, uniqueness and potential of a game file.
     Analyze(NotBuilt),
     /// Run a sweep of synthetic games in parallel.
-    Simulate(NotBuilt),
+    Simulate(simulate::Args),
+    /// Combine the output folders of a sharded sweep.
+    Merge(merge::Args),
     /// Train a network and prune it with the equilibrium-driven pruner.
     Prune(NotBuilt),
     /// Render figures from result files.
-    Plot(NotBuilt),
+    Plot(plot::Args),
 }
 
 /// Arguments of a subcommand that is not available yet: accepted and reported, never run.
@@ -41,9 +46,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => generate::run(args),
         Command::Solve(_) => not_built("solve"),
         Command::Analyze(_) => not_built("analyze"),
-        Command::Simulate(_) => not_built("simulate"),
+        Command::Simulate(args) => simulate::run(args),
+        Command::Merge(args) => merge::run(args),
         Command::Prune(_) => not_built("prune"),
-        Command::Plot(_) => not_built("plot"),
+        Command::Plot(args) => plot::run(args),
     }
 }
 
