@@ -528,8 +528,11 @@ impl Figure for Trajectories {
     }
 }
 
+/// `(kept fraction, mean accuracy, sd)` points of one method.
+type Curve = Vec<(f64, f64, f64)>;
+
 struct Frontier {
-    methods: Vec<(String, Vec<(f64, f64, f64)>)>,
+    methods: Vec<(String, Curve)>,
 }
 
 /// Accuracy against kept fraction, one line per method, with ±1 standard deviation bars.
@@ -537,7 +540,7 @@ pub fn frontier(points: &[FrontierPoint], out: &Path) -> Result<()> {
     if points.is_empty() {
         return Err(invalid(out, "no frontier points to plot"));
     }
-    let mut by_method: Vec<(String, Vec<(f64, f64, f64)>)> = Vec::new();
+    let mut by_method: Vec<(String, Curve)> = Vec::new();
     for p in points {
         let entry = (p.kept_fraction, p.accuracy_mean, p.accuracy_std.abs());
         match by_method.iter_mut().find(|(m, _)| *m == p.method) {
