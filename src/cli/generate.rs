@@ -8,6 +8,7 @@ use pruning_game::game::{generate, BenefitSpec, GeneratorConfig, Topology};
 
 /// Options of `generate`. Dense competition unless `--sparse K` or `--random-degree D`.
 #[derive(Debug, clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct Args {
     /// Number of players.
     #[arg(long)]

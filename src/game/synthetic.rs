@@ -24,7 +24,8 @@ pub enum Topology {
     },
     /// Players on a ring, each competing with its `k` nearest neighbours (sparse storage).
     Nearest {
-        /// Neighbours per player (`⌈k/2⌉` after, `⌊k/2⌋` before on the ring).
+        /// Neighbours per player (`⌈k/2⌉` after, `⌊k/2⌋` before on the ring); even when the
+        /// competition is symmetric.
         k: usize,
     },
     /// Erdős–Rényi: each pair competes independently, `degree` competitors per player on
@@ -133,6 +134,12 @@ impl GeneratorConfig {
         match self.topology {
             Topology::Dense { density } => fraction("density", density)?,
             Topology::Nearest { k } => {
+                if self.symmetric && k % 2 == 1 {
+                    return Err(Error::invalid(
+                        "k",
+                        format!("symmetric ring competition needs an even number of neighbours, got {k}"),
+                    ));
+                }
                 if k >= self.players {
                     return Err(Error::invalid(
                         "k",
