@@ -17,7 +17,7 @@ pub use config::{game_seed, Axis, Cell, FloatAxis, Grid, Linspace, Shard, SweepC
 pub use record::{parse_rows, read_rows, run_game, write_rows, Row, HEADER};
 pub use run::{
     load_results, merge, run_sweep, Manifest, MergeOutcome, SweepOptions, SweepRun, FORMAT_VERSION,
-    JOURNAL, MANIFEST, RESULTS, SYNC_EVERY,
+    JOURNAL, MANIFEST, RESULTS, SYNC_INTERVAL,
 };
 pub use stats::{
     summarise, t_quantile, write_summary, CellSummary, Comparison, Estimate, Summary, CONFIDENCE,
