@@ -11,7 +11,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PRUNING_GAME_BIN="${PRUNING_GAME_BIN:-$PWD/target/release/pruning-game}"
 export NOTEBOOK_SMALL="${NOTEBOOK_SMALL:-1}"
-export MPLBACKEND=Agg
 if [ ! -x "$PRUNING_GAME_BIN" ]; then
   echo "run_all.sh: $PRUNING_GAME_BIN not found; run: cargo build --release --bin pruning-game" >&2
   exit 1

@@ -219,13 +219,13 @@ fn shards_merge_to_the_full_run_and_bad_merges_are_refused() {
 /// A fixed results file: cell 0 has five games, cell 1 has two.
 const FIXED: &str = "\
 cell,replicate,seed,players,topology,symmetric,gamma,beta,alpha,dominance,benefit,solver,tolerance,iterations,nash_gap,residual,converged,termination,pruned_fraction,proved_pruned_fraction,negative_q_fraction,uniqueness,seconds
-0,0,1,10,dense:1.0,false,0.1,0.5,1.0,1.5,split:0.3:1.0,projection,1e-8,10,0.0,0.0,true,Converged,0.1,0.1,0.0,unique,0.01
-0,1,2,10,dense:1.0,false,0.1,0.5,1.0,1.5,split:0.3:1.0,projection,1e-8,20,0.0,0.0,true,Converged,0.2,0.2,0.1,unique,0.01
-0,2,3,10,dense:1.0,false,0.1,0.5,1.0,1.5,split:0.3:1.0,projection,1e-8,30,0.0,0.0,true,Converged,0.3,0.2,0.2,unique,0.01
-0,3,4,10,dense:1.0,false,0.1,0.5,1.0,1.5,split:0.3:1.0,projection,1e-8,40,0.0,0.0,false,MaxIterations,0.4,0.4,0.2,unique,0.01
-0,4,5,10,dense:1.0,false,0.1,0.5,1.0,1.5,split:0.3:1.0,projection,1e-8,50,0.0,0.0,true,Converged,0.5,0.5,0.5,unique,0.01
-1,0,6,10,dense:1.0,false,0.2,0.5,1.0,1.5,split:0.3:1.0,projection,1e-8,5,0.0,0.0,true,Converged,0.6,0.7,0.6,unique,0.01
-1,1,7,10,dense:1.0,false,0.2,0.5,1.0,1.5,split:0.3:1.0,projection,1e-8,5,0.0,0.0,true,Converged,0.8,0.8,0.6,unique,0.01
+0,0,1,10,dense:1.0,false,0.1,0.5,1.0,1.5,split:0.3:1.0,projection,1e-8,10,0.0,0.0,true,converged,0.1,0.1,0.0,unique,0.01
+0,1,2,10,dense:1.0,false,0.1,0.5,1.0,1.5,split:0.3:1.0,projection,1e-8,20,0.0,0.0,true,converged,0.2,0.2,0.1,unique,0.01
+0,2,3,10,dense:1.0,false,0.1,0.5,1.0,1.5,split:0.3:1.0,projection,1e-8,30,0.0,0.0,true,converged,0.3,0.2,0.2,unique,0.01
+0,3,4,10,dense:1.0,false,0.1,0.5,1.0,1.5,split:0.3:1.0,projection,1e-8,40,0.0,0.0,false,max_iterations,0.4,0.4,0.2,unique,0.01
+0,4,5,10,dense:1.0,false,0.1,0.5,1.0,1.5,split:0.3:1.0,projection,1e-8,50,0.0,0.0,true,converged,0.5,0.5,0.5,unique,0.01
+1,0,6,10,dense:1.0,false,0.2,0.5,1.0,1.5,split:0.3:1.0,projection,1e-8,5,0.0,0.0,true,converged,0.6,0.7,0.6,unique,0.01
+1,1,7,10,dense:1.0,false,0.2,0.5,1.0,1.5,split:0.3:1.0,projection,1e-8,5,0.0,0.0,true,converged,0.8,0.8,0.6,unique,0.01
 ";
 
 #[test]

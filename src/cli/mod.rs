@@ -4,6 +4,7 @@ mod generate;
 mod merge;
 mod plot;
 mod simulate;
+mod solve;
 
 use clap::{Parser, Subcommand};
 
@@ -20,7 +21,7 @@ enum Command {
     /// Write a seeded synthetic pruning game to a JSON game file.
     Generate(generate::Args),
     /// Compute a Nash equilibrium of a game file, with its certificate.
-    Solve(NotBuilt),
+    Solve(solve::Args),
     /// Dominance, iterated-elimination bounds, uniqueness and potential of a game file.
     Analyze(NotBuilt),
     /// Run a sweep of synthetic games in parallel.
@@ -44,7 +45,7 @@ struct NotBuilt {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Generate(args) => generate::run(args),
-        Command::Solve(_) => not_built("solve"),
+        Command::Solve(args) => solve::run(args),
         Command::Analyze(_) => not_built("analyze"),
         Command::Simulate(args) => simulate::run(args),
         Command::Merge(args) => merge::run(args),

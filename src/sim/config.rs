@@ -22,7 +22,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::shim::equilibrium::SolverKind;
+use crate::equilibrium::SolverKind;
 use crate::error::{Error, Result};
 use crate::game::{BenefitSpec, GeneratorConfig, Topology};
 

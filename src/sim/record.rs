@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use super::config::{game_seed, Cell};
 use super::shim::dominance::{provably_pruned, uniqueness};
-use super::shim::equilibrium::{solve, SolveOptions};
+use crate::equilibrium::{solve, SolveOptions};
 use crate::error::{Error, Result};
 use crate::game::{generate, BenefitSpec, PruningGame, Topology};
 
@@ -50,7 +50,7 @@ pub struct Row {
     pub residual: f64,
     /// Whether the solver reached its tolerance.
     pub converged: bool,
-    /// Why the solver stopped.
+    /// Why the solver stopped (`converged`, `max_iterations`, `diverged`, …).
     pub termination: String,
     /// Fraction of players with `s_i = 0` at the computed equilibrium.
     pub pruned_fraction: f64,
@@ -83,7 +83,7 @@ fn benefit_label(b: &BenefitSpec) -> String {
     }
 }
 
-/// Kebab-case name of a serde-named enum value (`best-response`, …).
+/// The serde name of an enum value (`max_iterations`, …): one word, safe in a CSV field.
 fn kebab<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_value(value)
         .ok()
@@ -113,9 +113,9 @@ pub fn run_game(
     generator.seed = game_seed(base_seed, cell.generator_index, replicate);
     let game = generate(&generator)?;
     let options = SolveOptions {
-        tolerance: cell.tolerance,
-        max_iterations,
-        ..SolveOptions::default()
+        // Sweeps keep one row per game, not the per-iteration residuals.
+        record_history: false,
+        ..SolveOptions::new(cell.tolerance, max_iterations)
     };
     let solution = solve(&game, cell.solver, &options)?;
     let measures = Measures::of(&game, &solution.profile);
@@ -132,13 +132,13 @@ pub fn run_game(
         alpha: generator.self_cost,
         dominance: generator.diagonal_dominance,
         benefit: benefit_label(&generator.benefit),
-        solver: kebab(&cell.solver),
+        solver: cell.solver.to_string(),
         tolerance: cell.tolerance,
         iterations: report.iterations,
         nash_gap: report.certificate.nash_gap,
         residual: report.certificate.natural_residual,
         converged: report.converged,
-        termination: format!("{:?}", report.termination),
+        termination: kebab(&report.termination),
         pruned_fraction: measures.pruned,
         proved_pruned_fraction: measures.proved,
         negative_q_fraction: measures.negative_q,
