@@ -39,28 +39,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         builder = builder.num_threads(t);
     }
     let pool = builder.build().context("starting worker threads")?;
-    let total = config
-        .cells()
-        .iter()
-        .filter(|c| args.shard.is_none_or(|s| s.owns(c.index)))
-        .count()
-        * config.replicates;
     let bar = if args.quiet || !std::io::stderr().is_terminal() {
         ProgressBar::hidden()
     } else {
-        let bar = ProgressBar::new(total as u64);
+        let bar = ProgressBar::new(0);
         bar.set_style(
             ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} games  {per_sec}  elapsed {elapsed}  ETA {eta}",
+                "{bar:40} {pos}/{len} games ({percent}%)  elapsed {elapsed}  ETA {eta}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar.enable_steady_tick(Duration::from_millis(250));
         bar
     };
+    let on_start = |total: usize, resumed: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(resumed as u64);
+        // The ETA comes from the games run now, not those resumed from the journal.
+        bar.reset_eta();
+    };
     let on_row = |_: &pruning_game::sim::Row| bar.inc(1);
     let options = SweepOptions {
         shard: args.shard,
+        on_start: Some(&on_start),
         on_row: Some(&on_row),
         stop_after: args.stop_after,
     };

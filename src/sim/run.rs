@@ -91,6 +91,9 @@ pub const RESULTS: &str = "results.csv";
 pub struct SweepOptions<'a> {
     /// Run only this shard of the cells.
     pub shard: Option<Shard>,
+    /// Called once before any game runs, with the games this run covers and how many of
+    /// them the journal already holds: a progress bar's length and starting position.
+    pub on_start: Option<&'a (dyn Fn(usize, usize) + Sync)>,
     /// Called after each finished game (from worker threads): progress bars, logs.
     pub on_row: Option<&'a (dyn Fn(&Row) + Sync)>,
     /// Stop starting new games once this many have finished in this run: an interruption
@@ -154,6 +157,9 @@ pub fn run_sweep(config: &SweepConfig, out_dir: &Path, options: &SweepOptions) -
         .flat_map(|(k, _)| (0..config.replicates).map(move |r| (k, r)))
         .filter(|&(k, r)| !done_keys.contains(&(cells[k].index, r)))
         .collect();
+    if let Some(f) = options.on_start {
+        f(total, done.len());
+    }
     journal
         .seek(SeekFrom::End(0))
         .map_err(|e| Error::io(&journal_path, e))?;
