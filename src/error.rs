@@ -125,6 +125,15 @@ pub enum Error {
         /// What failed.
         reason: String,
     },
+    // --- dominance ---
+    /// A player index that does not exist in the game.
+    #[error("player {player} does not exist (the game has {players} players)")]
+    PlayerOutOfRange {
+        /// The index asked for.
+        player: usize,
+        /// Number of players.
+        players: usize,
+    },
     // --- sim ---
     /// An output folder or shard belongs to a different sweep, or shards overlap.
     #[error("{path}: {reason}")]

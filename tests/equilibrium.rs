@@ -105,9 +105,13 @@ fn game_config(
                     0 => Topology::Dense {
                         density: 0.3 + 0.7 * x,
                     },
-                    1 => Topology::Nearest {
-                        k: 1 + (x * (players - 2) as f64) as usize,
-                    },
+                    1 => {
+                        // A symmetric ring needs an even number of neighbours.
+                        let k = 1 + (x * (players - 2) as f64) as usize;
+                        Topology::Nearest {
+                            k: if symmetric { k - k % 2 } else { k },
+                        }
+                    }
                     _ => Topology::Random {
                         degree: 0.5 * x * (players - 1) as f64,
                     },

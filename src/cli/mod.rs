@@ -1,5 +1,6 @@
 //! Subcommands of the `pruning-game` binary.
 
+mod analyze;
 mod generate;
 mod merge;
 mod plot;
@@ -23,7 +24,7 @@ enum Command {
     /// Compute a Nash equilibrium of a game file, with its certificate.
     Solve(solve::Args),
     /// Dominance, iterated-elimination bounds, uniqueness and potential of a game file.
-    Analyze(NotBuilt),
+    Analyze(analyze::Args),
     /// Run a sweep of synthetic games in parallel.
     Simulate(simulate::Args),
     /// Combine the output folders of a sharded sweep.
@@ -46,7 +47,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Generate(args) => generate::run(args),
         Command::Solve(args) => solve::run(args),
-        Command::Analyze(_) => not_built("analyze"),
+        Command::Analyze(args) => analyze::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Merge(args) => merge::run(args),
         Command::Prune(_) => not_built("prune"),

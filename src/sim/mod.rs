@@ -10,7 +10,6 @@
 mod config;
 mod record;
 mod run;
-mod shim;
 mod stats;
 
 pub use config::{game_seed, Axis, Cell, FloatAxis, Grid, Linspace, Shard, SweepConfig, MAX_GAMES};

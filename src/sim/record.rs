@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use super::config::{game_seed, Cell};
-use super::shim::dominance::{provably_pruned, uniqueness};
+use crate::dominance::{provably_pruned, uniqueness_and_convergence, SpectralOptions, Uniqueness};
 use crate::equilibrium::{solve, SolveOptions};
 use crate::error::{Error, Result};
 use crate::game::{generate, BenefitSpec, PruningGame, Topology};
@@ -58,7 +58,7 @@ pub struct Row {
     pub proved_pruned_fraction: f64,
     /// Fraction with `q_i < 0` (T3: dominated outright).
     pub negative_q_fraction: f64,
-    /// Uniqueness verdict.
+    /// Uniqueness verdict (T2): `unique:<test>` or `unknown` (no sufficient test passed).
     pub uniqueness: String,
     /// Wall time of generation plus analysis, seconds (the only column that varies between
     /// identical runs).
@@ -145,6 +145,23 @@ pub fn run_game(
         uniqueness: measures.uniqueness,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Spectral settings of the uniqueness check in sweeps: no dense eigendecomposition (O(N³)
+/// per game would dominate a sweep); the verdict comes from the O(nnz) tests — Gershgorin and
+/// row dominance of `M`, and the Jacobi contraction bound.
+const SWEEP_SPECTRAL: SpectralOptions = SpectralOptions {
+    dense_eigen_limit: 0,
+    power_iterations: 200,
+    power_tolerance: 1e-6,
+};
+
+/// T2 verdict as one CSV word: `unique:<test that proved it>` or `unknown`.
+fn uniqueness(game: &PruningGame) -> String {
+    match uniqueness_and_convergence(game, &SWEEP_SPECTRAL).0.verdict {
+        Uniqueness::Unique { by } => format!("unique:{}", kebab(&by)),
+        Uniqueness::Unknown => "unknown".into(),
+    }
 }
 
 struct Measures {
