@@ -8,5 +8,7 @@ pub mod error;
 pub mod game;
 pub mod io;
 pub mod nn;
+pub mod plot;
+pub mod sim;
 
 pub use error::{Error, Result};

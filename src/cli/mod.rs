@@ -2,6 +2,9 @@
 
 mod analyze;
 mod generate;
+mod merge;
+mod plot;
+mod simulate;
 mod solve;
 
 use clap::{Parser, Subcommand};
@@ -23,11 +26,13 @@ enum Command {
     /// Dominance, iterated-elimination bounds, uniqueness and potential of a game file.
     Analyze(analyze::Args),
     /// Run a sweep of synthetic games in parallel.
-    Simulate(NotBuilt),
+    Simulate(simulate::Args),
+    /// Combine the output folders of a sharded sweep.
+    Merge(merge::Args),
     /// Train a network and prune it with the equilibrium-driven pruner.
     Prune(NotBuilt),
     /// Render figures from result files.
-    Plot(NotBuilt),
+    Plot(plot::Args),
 }
 
 /// Arguments of a subcommand that is not available yet: accepted and reported, never run.
@@ -43,9 +48,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => generate::run(args),
         Command::Solve(args) => solve::run(args),
         Command::Analyze(args) => analyze::run(args),
-        Command::Simulate(_) => not_built("simulate"),
+        Command::Simulate(args) => simulate::run(args),
+        Command::Merge(args) => merge::run(args),
         Command::Prune(_) => not_built("prune"),
-        Command::Plot(_) => not_built("plot"),
+        Command::Plot(args) => plot::run(args),
     }
 }
 
