@@ -37,7 +37,11 @@ fn main() -> anyhow::Result<()> {
         .position(|a| a == "--solvers")
         .and_then(|k| args.get(k + 1))
         .map(|v| v.split(',').map(str::to_string).collect());
-    let dense: &[usize] = if quick { &[100, 1000] } else { &[100, 1000, 4000] };
+    let dense: &[usize] = if quick {
+        &[100, 1000]
+    } else {
+        &[100, 1000, 4000]
+    };
     let sparse: &[usize] = if quick {
         &[10_000, 100_000]
     } else {

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use clarabel::algebra::CscMatrix;
 use clarabel::solver::{DefaultSettingsBuilder, DefaultSolver, IPSolver, NonnegativeConeT};
-use pruning_game::equilibrium::{SolveOptions, SolverKind};
 use nalgebra::{DMatrix, DVector};
+use pruning_game::equilibrium::{SolveOptions, SolverKind};
 use pruning_game::game::{
     generate, natural_residual, BenefitSpec, Competition, Game, GeneratorConfig, PruningGame,
     Topology,
