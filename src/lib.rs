@@ -3,6 +3,7 @@
 #![deny(clippy::float_cmp)]
 
 pub mod dominance;
+pub mod equilibrium;
 pub mod error;
 pub mod game;
 pub mod io;

@@ -2,6 +2,7 @@
 
 mod analyze;
 mod generate;
+mod solve;
 
 use clap::{Parser, Subcommand};
 
@@ -18,7 +19,7 @@ enum Command {
     /// Write a seeded synthetic pruning game to a JSON game file.
     Generate(generate::Args),
     /// Compute a Nash equilibrium of a game file, with its certificate.
-    Solve(NotBuilt),
+    Solve(solve::Args),
     /// Dominance, iterated-elimination bounds, uniqueness and potential of a game file.
     Analyze(analyze::Args),
     /// Run a sweep of synthetic games in parallel.
@@ -40,7 +41,7 @@ struct NotBuilt {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Generate(args) => generate::run(args),
-        Command::Solve(_) => not_built("solve"),
+        Command::Solve(args) => solve::run(args),
         Command::Analyze(args) => analyze::run(args),
         Command::Simulate(_) => not_built("simulate"),
         Command::Prune(_) => not_built("prune"),
