@@ -196,7 +196,9 @@ pub fn uniqueness_and_convergence(
         Uniqueness::Unique {
             by: UniquenessTest::RowDiagonalDominance,
         }
-    } else if jacobi.is_some_and(|j| j.1 < 1.0) {
+    } else if a.iter().all(|&v| v > 0.0) && jacobi.is_some_and(|j| j.1 < 1.0) {
+        // With some a_i = 0 (and no competitors) ρ can be < 1 while player i is indifferent
+        // (q_i = 0): the best-response map is then not single-valued and nothing is unique.
         Uniqueness::Unique {
             by: UniquenessTest::JacobiContraction,
         }
