@@ -363,11 +363,14 @@ fn redundancy(w: &DMatrix<f64>) -> DMatrix<f64> {
 }
 
 fn gated_layer() -> impl Strategy<Value = (GatedLayer, f64, f64, f64)> {
-    (1usize..=12, 1usize..=8).prop_flat_map(|(n, d)| {
+    // At most ENUMERATION_LIMIT units, so that every layer has a reference equilibrium even
+    // when the low-rank Gram matrix makes the game strongly non-monotone; entries ≥ 0.05 and
+    // α ≥ 0.05 keep a_i > 0, where the enumeration finds every equilibrium.
+    (1usize..=ENUMERATION_LIMIT, 1usize..=8).prop_flat_map(|(n, d)| {
         (
-            proptest::collection::vec(0.0..1.0f64, n * d),
+            proptest::collection::vec(0.05..1.0f64, n * d),
             proptest::collection::vec(-1.0..2.0f64, d),
-            0.0..1.0f64,
+            0.05..1.0f64,
             0.0..1.0f64,
             0.0..0.5f64,
         )
