@@ -134,6 +134,71 @@ pub enum Error {
         /// Number of players.
         players: usize,
     },
+    // --- nn ---
+    /// A layer received an input of the wrong shape.
+    #[error("layer {layer}: expected input {expected}, got {got}")]
+    ShapeMismatch {
+        /// Layer index (as in `torch.nn.Sequential`).
+        layer: usize,
+        /// The shape the layer accepts.
+        expected: String,
+        /// The shape it was given.
+        got: String,
+    },
+    /// A layer index that is not a gated (prunable) layer.
+    #[error("layer {layer} has no gated units ({reason})")]
+    NotPrunable {
+        /// Layer index.
+        layer: usize,
+        /// Why (out of range, ungated, not a linear/conv layer).
+        reason: String,
+    },
+    /// Training produced a NaN or infinite value; nothing was written.
+    #[error("training diverged at epoch {epoch}, step {step}: {what} is not finite")]
+    Diverged {
+        /// Epoch (0-based).
+        epoch: usize,
+        /// Step within the epoch (0-based).
+        step: usize,
+        /// What was not finite (loss, a layer's parameters).
+        what: String,
+    },
+    /// An IDX file has the wrong magic number.
+    #[error("{path}: bad IDX magic {got:#010x}, expected {expected:#010x}")]
+    IdxMagic {
+        /// The file.
+        path: PathBuf,
+        /// Expected magic number.
+        expected: u32,
+        /// Magic number found.
+        got: u32,
+    },
+    /// A file is shorter than its header promises.
+    #[error("{path}: truncated: expected {expected} bytes, got {got}")]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// Bytes expected.
+        expected: u64,
+        /// Bytes found.
+        got: u64,
+    },
+    /// A data file has a valid header but inconsistent contents (dimensions, labels, counts).
+    #[error("{path}: {message}")]
+    DataFormat {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A safetensors model or checkpoint is malformed or does not match its architecture.
+    #[error("{path}: {message}")]
+    ModelFormat {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (tensor name, expected and found shapes).
+        message: String,
+    },
 }
 
 /// Shorthand for results with [`Error`].

@@ -7,5 +7,6 @@ pub mod equilibrium;
 pub mod error;
 pub mod game;
 pub mod io;
+pub mod nn;
 
 pub use error::{Error, Result};

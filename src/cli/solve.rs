@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use pruning_game::dominance::provably_pruned;
 use pruning_game::equilibrium::{solve, EquilibriumFile, SolveOptions, SolverKind};
 use pruning_game::game::{Game, PruningGame};
 
@@ -52,12 +53,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ..SolveOptions::default()
     };
     let solution = solve(&game, args.solver, &options)?;
-    let file = EquilibriumFile::from_solution(&solution);
+    let mut file = EquilibriumFile::from_solution(&solution);
+    file.dominated = provably_pruned(&game);
     file.write_json(&args.out)
         .with_context(|| "writing the equilibrium file")?;
     let report = &solution.report;
     eprintln!(
-        "{}: {} after {} iterations in {:.3} s; residual {:.3e}, Nash gap {:.3e}; {} of {} players pruned; wrote {}",
+        "{}: {} after {} iterations in {:.3} s; residual {:.3e}, Nash gap {:.3e}; {} of {} players pruned ({} proved dominated); wrote {}",
         report.solver,
         report.termination,
         report.iterations,
@@ -66,6 +68,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         report.certificate.nash_gap,
         file.pruned.len(),
         game.num_players(),
+        file.dominated.len(),
         args.out.display()
     );
     if !report.converged {

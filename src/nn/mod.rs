@@ -1,0 +1,34 @@
+//! Neural-network backend: MLPs and small CNNs with participation gates, on nalgebra (`f32`).
+//!
+//! Every hidden unit `i` (a dense neuron or a conv output channel) has a gate `s_i ∈ [0, 1]`
+//! and emits `a_i = s_i · relu(z_i)`. A backward pass gives `dL/dW`, `dL/db` and `dL/ds_i`
+//! for the mean softmax cross-entropy `L`. The pruner reads and writes gates
+//! ([`Model::gate`], [`Model::set_gate`]), reads incoming/outgoing weights
+//! ([`Model::incoming_weights`], [`Model::unit_outgoing`]), activations
+//! ([`Model::activations`]), gate gradients ([`Gradients::gate`]), hooks into training after
+//! every optimiser step ([`Observer::on_step`]) and removes units structurally
+//! ([`Model::remove_units`], [`Model::fold_gates`]). Units are addressed as
+//! [`UnitId`] `layer{L}.unit{U}` with `L` the `torch.nn.Sequential` index.
+//!
+//! Layout conventions: activations are `[batch, …]` row-major (NCHW for images), weights are
+//! `[out, in]` (conv: `[out, in·k·k]`) as in PyTorch; see [`safetensors_io`] for files.
+
+mod conv;
+pub mod data;
+mod gemm;
+pub mod layers;
+pub mod model;
+pub mod optim;
+pub mod safetensors_io;
+pub mod surgery;
+pub mod train;
+
+pub use data::{DataSource, Dataset};
+pub use layers::{Conv2d, Layer, Linear, MaxPool2d, Shape};
+pub use model::{Gradients, InputSpec, LayerGrad, LossStats, Model, UnitId, Workspace};
+pub use optim::{Optimizer, OptimizerConfig};
+pub use safetensors_io::ArchEntry;
+pub use surgery::ColumnMap;
+pub use train::{
+    evaluate, EpochRecord, History, Observer, StepContext, StepRecord, TrainConfig, Trainer,
+};
