@@ -375,6 +375,22 @@ mod tests {
     }
 
     #[test]
+    fn indifferent_player_is_not_declared_unique() {
+        // Player 0 has a = 0, q = 0 and no competitors: every s_0 ∈ [0, 1] is an equilibrium
+        // strategy. ρ(D⁻¹C) = 0 here, so the Jacobi test must not claim uniqueness.
+        let g = PruningGame::with_uniform_cost(
+            dvector![0.0, 1.0],
+            dvector![0.0, 1.0],
+            0.0,
+            Competition::None,
+        )
+        .unwrap();
+        let (u, c) = uniqueness_and_convergence(&g, &SpectralOptions::default());
+        assert_eq!(c.jacobi_radius_upper, Some(0.0));
+        assert_eq!(u.verdict, Uniqueness::Unknown);
+    }
+
+    #[test]
     fn zero_self_cost_with_competitors_has_no_jacobi_radius() {
         let g = game(dvector![0.0, 1.0], dmatrix![0.0, 1.0; 0.0, 0.0]);
         let (u, c) = uniqueness_and_convergence(&g, &SpectralOptions::default());
