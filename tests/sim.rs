@@ -283,16 +283,16 @@ fn simulate_error(name: &str, text: &str) -> String {
 #[test]
 fn malformed_sweep_files_give_clear_errors() {
     let good = config_text(1, 10, 0);
-    let cases: [(&str, String, &str); 7] = [
+    let cases: [(&str, String, &str); 10] = [
         (
             "a.toml",
             good.replace("seed = 0", "seed = \"zero\""),
-            "seed",
+            "line 2",
         ),
         (
             "b.toml",
             good.replace("players = 10", "player = 10"),
-            "player",
+            "unknown field `player`",
         ),
         (
             "c.toml",
@@ -309,8 +309,26 @@ fn malformed_sweep_files_give_clear_errors() {
             good.replace("tolerance = 1e-9", "tolerance = 0.0"),
             "tolerance",
         ),
-        ("f.toml", good.replace("[grid]", "[grid"), "line"),
+        ("f.toml", good.replace("[grid]", "[grid"), "line 4"),
         ("g.yaml", good.clone(), ".toml or .json"),
+        (
+            "h.toml",
+            good.replace("kind = \"random\"", "kind = \"ring\""),
+            "unknown variant `ring`",
+        ),
+        (
+            "i.toml",
+            good.replace(
+                "gamma = [0.0, 0.1, 0.2]",
+                "gamma = { from = 0.0, to = 1.0, step = 3 }",
+            ),
+            "unknown field `step`",
+        ),
+        (
+            "j.toml",
+            good.replace("solver = \"best-response\"", "solver = \"newtonn\""),
+            "unknown variant `newtonn`",
+        ),
     ];
     for (name, text, expected) in cases {
         let e = simulate_error(name, &text);
@@ -318,7 +336,7 @@ fn malformed_sweep_files_give_clear_errors() {
     }
     let json = r#"{"seed": 1, "grid": {"players": 10, "gamma": 0.1, "beta": "high"}}"#;
     let e = simulate_error("h.json", json);
-    assert!(e.contains("grid.beta") || e.contains("grid"), "{e}");
+    assert!(e.contains("at `grid.beta`: invalid type"), "{e}");
     let e = simulate_error("i.json", r#"{"seed": 1}"#);
     assert!(e.contains("grid"), "{e}");
 }

@@ -47,6 +47,16 @@ fn viridis(t: f64) -> RGBColor {
     RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
 }
 
+/// Tick label: whole numbers without a decimal point, others with up to three decimals.
+fn tick(v: &f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        format!("{}", v.round())
+    } else {
+        let text = format!("{v:.3}");
+        text.trim_end_matches('0').to_owned()
+    }
+}
+
 fn invalid(out: &Path, reason: impl Into<String>) -> Error {
     Error::Plot {
         path: out.into(),
@@ -348,8 +358,9 @@ struct Convergence<'a> {
     traces: &'a [Trace],
 }
 
-/// Residual per iteration of one or more solver runs, log-scaled (zeros are dropped: they
-/// have no logarithm, and mean the solve was exact).
+/// Residual per iteration of one or more solver runs, log-scaled. `residuals[k]` is the
+/// residual of iterate `k` (iterate 0 is the starting profile), as in `SolveReport`. Zeros
+/// are dropped: they have no logarithm, and mean the solve was exact.
 pub fn convergence(traces: &[Trace], out: &Path) -> Result<()> {
     if traces
         .iter()
@@ -371,7 +382,7 @@ impl Figure for Convergence<'_> {
                 .iter()
                 .enumerate()
                 .filter(|(_, r)| **r > 0.0 && r.is_finite())
-                .map(|(k, r)| (k as f64 + 1.0, *r))
+                .map(|(k, r)| (k as f64, *r))
                 .collect::<Vec<_>>()
         };
         let all: Vec<(f64, f64)> = self.traces.iter().flat_map(positive).collect();
@@ -391,8 +402,9 @@ impl Figure for Convergence<'_> {
             .d()?;
         chart
             .configure_mesh()
-            .x_desc("iteration")
-            .y_desc("natural residual")
+            .x_desc("iteration k")
+            .y_desc("natural residual of iterate k")
+            .x_label_formatter(&tick)
             .axis_desc_style(("sans-serif", LABEL))
             .label_style(("sans-serif", TICK))
             .light_line_style(RGBColor(235, 235, 235))
@@ -404,7 +416,11 @@ impl Figure for Convergence<'_> {
             chart
                 .draw_series(LineSeries::new(positive(t), colour.stroke_width(2)))
                 .d()?
-                .label(format!("{} ({} it.)", t.label, t.residuals.len()))
+                .label(format!(
+                    "{} ({} iterations)",
+                    t.label,
+                    t.residuals.len().saturating_sub(1)
+                ))
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(3))
                 });
@@ -473,6 +489,7 @@ impl Figure for Trajectories {
             .configure_mesh()
             .x_desc("step")
             .y_desc("participation s_i")
+            .x_label_formatter(&tick)
             .axis_desc_style(("sans-serif", LABEL))
             .label_style(("sans-serif", TICK))
             .light_line_style(RGBColor(235, 235, 235))

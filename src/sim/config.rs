@@ -18,9 +18,12 @@
 //! solver = "projection"
 //! ```
 
+use std::fmt;
+use std::marker::PhantomData;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, IntoDeserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::equilibrium::SolverKind;
 use crate::error::{Error, Result};
@@ -31,7 +34,11 @@ use crate::game::{BenefitSpec, GeneratorConfig, Topology};
 pub const MAX_GAMES: usize = 100_000_000;
 
 /// One value or a list of values of a grid axis.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Deserialised by hand rather than as an untagged enum, so that a bad value reports the
+/// element type's own error ("unknown variant `ring`, expected one of …") instead of "data
+/// did not match any variant".
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Axis<T> {
     /// Several values.
@@ -62,8 +69,8 @@ pub struct Linspace {
     pub steps: usize,
 }
 
-/// A float axis: one value, a list, or a [`Linspace`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A float axis: one value, a list, or a [`Linspace`] (deserialised by hand, as [`Axis`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum FloatAxis {
     /// Several values.
@@ -88,6 +95,83 @@ impl FloatAxis {
                     .collect(),
             },
         }
+    }
+}
+
+/// Deserialises `Axis::One` from a scalar or a table, `Axis::Many` from a list; `$one` and
+/// `$map` wrap what the element type produced.
+macro_rules! axis_visitor {
+    ($visitor:ident, $value:ty, $expecting:expr, |$t:ident| $element:ty, $one:expr, $many:expr, $map:expr) => {
+        impl<'de, $t: Deserialize<'de>> Visitor<'de> for $visitor<$t> {
+            type Value = $value;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str($expecting)
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> std::result::Result<$value, A::Error> {
+                Vec::<$element>::deserialize(de::value::SeqAccessDeserializer::new(seq)).map($many)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<$value, A::Error> {
+                $map(de::value::MapAccessDeserializer::new(map))
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<$value, E> {
+                <$element>::deserialize(v.into_deserializer()).map($one)
+            }
+
+            fn visit_bool<E: de::Error>(self, v: bool) -> std::result::Result<$value, E> {
+                <$element>::deserialize(v.into_deserializer()).map($one)
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<$value, E> {
+                <$element>::deserialize(v.into_deserializer()).map($one)
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<$value, E> {
+                <$element>::deserialize(v.into_deserializer()).map($one)
+            }
+
+            fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<$value, E> {
+                <$element>::deserialize(v.into_deserializer()).map($one)
+            }
+        }
+    };
+}
+
+struct AxisVisitor<T>(PhantomData<T>);
+axis_visitor!(
+    AxisVisitor,
+    Axis<T>,
+    "a value or a list of values",
+    |T| T,
+    Axis::One,
+    Axis::Many,
+    |m| T::deserialize(m).map(Axis::One)
+);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Axis<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(AxisVisitor(PhantomData))
+    }
+}
+
+/// `T` is unused: the macro's visitors are generic.
+struct FloatAxisVisitor<T>(PhantomData<T>);
+axis_visitor!(
+    FloatAxisVisitor,
+    FloatAxis,
+    "a number, a list of numbers or { from, to, steps }",
+    |T| f64,
+    FloatAxis::One,
+    FloatAxis::Many,
+    |m| Linspace::deserialize(m).map(FloatAxis::Range)
+);
+
+impl<'de> Deserialize<'de> for FloatAxis {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(FloatAxisVisitor::<()>(PhantomData))
     }
 }
 
@@ -229,9 +313,18 @@ impl SweepConfig {
 
     /// Parses and checks TOML text; `source` names it in errors.
     pub fn from_toml_str(text: &str, source: &Path) -> Result<Self> {
-        let config: SweepConfig = toml::from_str(text).map_err(|e| Error::Format {
-            path: source.into(),
-            message: e.to_string().trim().replace('\n', " "),
+        let config: SweepConfig = toml::from_str(text).map_err(|e| {
+            // "line L, column C: message" on one line; toml's own rendering spans several.
+            let at = e.span().map(|span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |p| p + 1) + 1;
+                format!("line {line}, column {column}: ")
+            });
+            Error::Format {
+                path: source.into(),
+                message: format!("{}{}", at.unwrap_or_default(), e.message().trim()),
+            }
         })?;
         config.check()?;
         Ok(config)
