@@ -3,8 +3,8 @@
 
 use pruning_game::nn::data::{fashion_mnist, teacher_student, TeacherConfig};
 use pruning_game::nn::{
-    evaluate, DataSource, Dataset, History, InputSpec, Model, Observer, OptimizerConfig,
-    StepContext, TrainConfig, Trainer,
+    evaluate, DataSource, Dataset, History, InputSpec, LrSchedule, Model, Observer,
+    OptimizerConfig, StepContext, TrainConfig, Trainer,
 };
 use pruning_game::Error;
 
@@ -53,9 +53,12 @@ fn nn_mlp_learns_the_teacher_student_task() {
     );
 }
 
-fn resume_matches(optimizer: OptimizerConfig) {
+fn resume_matches(optimizer: OptimizerConfig, schedule: LrSchedule) {
     let (train, _) = task(1000, 3);
-    let cfg = config(3, 48, optimizer);
+    let cfg = TrainConfig {
+        schedule,
+        ..config(3, 48, optimizer)
+    };
     let model = Model::mlp(&[20, 16, 8, 4], 2).expect("mlp");
     let mut full = Trainer::new(model.clone(), cfg.clone()).expect("trainer");
     full.run(&train, None, &mut ()).expect("train");
@@ -82,12 +85,12 @@ fn resume_matches(optimizer: OptimizerConfig) {
 
 #[test]
 fn nn_resume_from_checkpoint_is_exact_with_adam() {
-    resume_matches(OptimizerConfig::adam(1e-3));
+    resume_matches(OptimizerConfig::adam(1e-3), LrSchedule::Constant);
 }
 
 #[test]
-fn nn_resume_from_checkpoint_is_exact_with_sgd_momentum() {
-    resume_matches(OptimizerConfig::sgd(0.05, 0.9));
+fn nn_resume_from_checkpoint_is_exact_with_sgd_momentum_and_cosine_schedule() {
+    resume_matches(OptimizerConfig::sgd(0.05, 0.9), LrSchedule::Cosine);
 }
 
 #[test]

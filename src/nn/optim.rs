@@ -105,6 +105,7 @@ pub struct Moments {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Optimizer {
     pub(crate) config: OptimizerConfig,
+    pub(crate) lr_scale: f32,
     pub(crate) step: u64,
     pub(crate) moments: Vec<Option<Moments>>,
 }
@@ -135,6 +136,7 @@ impl Optimizer {
             .collect();
         Ok(Optimizer {
             config,
+            lr_scale: 1.0,
             step: 0,
             moments,
         })
@@ -143,6 +145,11 @@ impl Optimizer {
     /// The configuration.
     pub fn config(&self) -> &OptimizerConfig {
         &self.config
+    }
+
+    /// Multiplies the configured learning rate by `scale` from the next step on (schedules).
+    pub fn set_lr_scale(&mut self, scale: f32) {
+        self.lr_scale = scale;
     }
 
     /// Steps taken so far.
