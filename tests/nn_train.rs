@@ -208,3 +208,34 @@ fn nn_mlp_reaches_80_percent_on_fashion_mnist_subset_in_one_epoch() {
     );
     assert!(acc >= 0.80, "test accuracy {acc}");
 }
+
+#[test]
+fn nn_cosine_schedule_changes_the_trajectory_and_ends_with_tiny_steps() {
+    let (train, _) = task(640, 8);
+    let model = Model::mlp(&[20, 16, 4], 3).expect("mlp");
+    let run = |schedule| {
+        let cfg = TrainConfig {
+            schedule,
+            ..config(2, 64, OptimizerConfig::sgd(0.1, 0.0))
+        };
+        let mut t = Trainer::new(model.clone(), cfg).expect("trainer");
+        let mut before = t.model().clone();
+        let mut last_change = 0.0f32;
+        while !t.finished() {
+            t.step(&train).expect("step");
+            let (w1, _) = t.model().layers()[0].params().expect("linear");
+            let (w0, _) = before.layers()[0].params().expect("linear");
+            last_change = (w1 - w0).amax();
+            before = t.model().clone();
+        }
+        (t.into_model(), last_change)
+    };
+    let (constant, c_last) = run(LrSchedule::Constant);
+    let (cosine, k_last) = run(LrSchedule::Cosine);
+    assert_ne!(constant, cosine);
+    // The last of 20 steps has scale (1 + cos(19π/20)) / 2 ≈ 0.006.
+    assert!(
+        k_last < 0.05 * c_last,
+        "cosine last step {k_last} vs constant {c_last}"
+    );
+}

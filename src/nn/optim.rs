@@ -167,6 +167,7 @@ impl Optimizer {
         }
         self.step += 1;
         let t = self.step as i32;
+        let scale = self.lr_scale;
         for ((layer, g), m) in model
             .layers
             .iter_mut()
@@ -189,6 +190,7 @@ impl Optimizer {
                     momentum,
                     weight_decay,
                 } => {
+                    let lr = lr * scale;
                     sgd(
                         w.as_mut_slice(),
                         g.weight.as_slice(),
@@ -212,6 +214,7 @@ impl Optimizer {
                     beta2,
                     eps,
                 } => {
+                    let lr = lr * scale;
                     let c1 = 1.0 - beta1.powi(t);
                     let c2 = 1.0 - beta2.powi(t);
                     let h = AdamStep {
