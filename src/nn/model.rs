@@ -477,7 +477,7 @@ impl Model {
     }
 
     /// Mutable gates of `layer` as a slice (its length is fixed; removal goes through
-    /// [`Model::remove_units`]).
+    /// [`Model::remove_units`]). Keep them finite and >= 0 (see [`Model::set_gate`]).
     pub fn gate_mut(&mut self, layer: usize) -> Result<&mut [f32]> {
         self.gated(layer)?;
         match self.layers[layer].gate_mut() {
@@ -489,8 +489,20 @@ impl Model {
         }
     }
 
-    /// Overwrites the gates of `layer`.
+    /// Overwrites the gates of `layer`. Gates must be finite and >= 0: gate folding and the
+    /// max-pool right derivative at `s = 0` rely on `s relu(z) = relu(s z)`.
     pub fn set_gate(&mut self, layer: usize, values: &[f32]) -> Result<()> {
+        if let Some((index, &v)) = values
+            .iter()
+            .enumerate()
+            .find(|(_, v)| !(v.is_finite() && **v >= 0.0))
+        {
+            return Err(Error::NonFinite {
+                field: format!("layer{layer}.gate"),
+                index,
+                value: v as f64,
+            });
+        }
         let g = self.gate_mut(layer)?;
         check_len("gate", g.len(), values.len())?;
         g.copy_from_slice(values);
