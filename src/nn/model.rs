@@ -204,7 +204,11 @@ impl Workspace {
                     let g = ConvGeom::new(c, h, w);
                     cols[i] = vec![0.0; cap * g.positions() * g.patch()];
                     tmp[i] = vec![0.0; cap * g.positions() * c.out_channels()];
-                    dw_scratch[i] = vec![0.0; c.weight.len()];
+                    dw_scratch[i] = vec![
+                        0.0;
+                        super::conv::chunks(&g, cap)
+                            * (c.weight.len() + c.out_channels())
+                    ];
                 }
                 (Layer::MaxPool2d(_), _) => arg[i] = vec![0; cap * shapes[i + 1].numel()],
                 (Layer::Relu, _) if i > 0 => {
