@@ -127,6 +127,10 @@ impl FreeBlock<'_> {
         symmetric: bool,
     ) -> Option<DVector<f64>> {
         let k = index.len();
+        if k == 0 {
+            // No free players: nothing to solve (nalgebra's LU panics on an empty matrix).
+            return Some(DVector::zeros(0));
+        }
         let a = self.game.self_cost();
         let block = DMatrix::from_fn(k, k, |r, c| {
             let (i, j) = (index[r], index[c]);
