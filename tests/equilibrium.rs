@@ -589,3 +589,28 @@ fn sparse_game_with_thousands_of_players_is_solved_by_every_solver() {
     }
     assert!(start.elapsed().as_secs_f64() < 30.0);
 }
+
+#[test]
+fn games_without_self_cost_or_competition_are_solved() {
+    // a = 0 and C = 0: F(s) = −q is constant, L = 0; best responses are bang-bang.
+    let game = PruningGame::with_uniform_cost(
+        DVector::from_vec(vec![0.5, -0.2, 0.3, 0.05]),
+        DVector::zeros(4),
+        0.1,
+        Competition::None,
+    )
+    .unwrap();
+    for c in configurations(TOLERANCE) {
+        let solution = solve(&game, c.kind, &c.options).unwrap();
+        assert!(
+            solution.report.converged,
+            "{}: {:?}",
+            c.name, solution.report.termination
+        );
+        // Here the residual is exactly the distance to the equilibrium (1, 0, 1, 0): each
+        // Π(s_i − F_i) is the equilibrium value once s_i is within |q_i| of it.
+        for (s, e) in solution.profile.iter().zip([1.0, 0.0, 1.0, 0.0]) {
+            assert!((s - e).abs() <= TOLERANCE, "{}: {s} vs {e}", c.name);
+        }
+    }
+}

@@ -70,7 +70,10 @@ pub(crate) struct Newton {
 
 impl Newton {
     pub(crate) fn new(n: usize, tolerance: f64, bounds: Bounds) -> Self {
-        let fallback_step = if bounds.symmetric || bounds.monotonicity <= 0.0 {
+        let fallback_step = if !(bounds.lipschitz.is_finite() && bounds.lipschitz > 0.0) {
+            // F is constant (no self cost, no competition): any step is safe.
+            1.0
+        } else if bounds.symmetric || bounds.monotonicity <= 0.0 {
             1.0 / bounds.lipschitz
         } else {
             bounds.monotonicity / (bounds.lipschitz * bounds.lipschitz)
