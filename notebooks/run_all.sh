@@ -6,7 +6,8 @@
 #   notebooks/run_all.sh 02_phase_diagram     # selected ones (names without .ipynb)
 #
 # Environment: PRUNING_GAME_BIN (default target/release/pruning-game), NOTEBOOK_SMALL
-# (default 1: small sizes), NOTEBOOK_TIMEOUT seconds per cell (default 600).
+# (default 1: small sizes), NOTEBOOK_TIMEOUT seconds per cell (default 600), NOTEBOOK_SKIP
+# (space-separated names not to run; each is reported as SKIPPED, never as passed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PRUNING_GAME_BIN="${PRUNING_GAME_BIN:-$PWD/target/release/pruning-game}"
@@ -26,6 +27,11 @@ names = sys.argv[1:] or sorted(p.stem for p in here.glob("*.ipynb"))
 out = pathlib.Path("target/notebooks/executed")
 out.mkdir(parents=True, exist_ok=True)
 failed = []
+skip = set(os.environ.get("NOTEBOOK_SKIP", "").split())
+skipped = [n for n in names if n in skip]
+names = [n for n in names if n not in skip]
+for name in skipped:
+    print(f"{name}: SKIPPED (listed in NOTEBOOK_SKIP)", flush=True)
 for name in names:
     path = here / f"{name}.ipynb"
     book = nbformat.read(path, as_version=4)
@@ -46,6 +52,6 @@ for name in names:
     nbformat.write(book, out / f"{name}.ipynb")
     print(f"{name}: {status} ({time.time() - start:.1f} s)", flush=True)
 passed = len(names) - len(failed)
-print(f"notebooks: {passed} passed, {len(failed)} failed")
+print(f"notebooks: {passed} passed, {len(failed)} failed, {len(skipped)} skipped")
 sys.exit(1 if failed else 0)
 PY
