@@ -1,17 +1,12 @@
 //! The `analyze` subcommand: readable report, JSON that matches the library's analysis, and
 //! the error contract (one line on stderr, non-zero exit, no panic).
 
-use std::process::Command;
+mod common;
+
+use common::run_cli as run;
 
 use pruning_game::dominance::{analyze, Analysis, AnalysisOptions, Uniqueness};
 use pruning_game::game::PruningGame;
-
-fn run(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_pruning-game"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
 
 fn generate(dir: &std::path::Path, players: &str, extra: &[&str]) -> std::path::PathBuf {
     let path = dir.join("game.json");

@@ -1,16 +1,12 @@
 //! The `generate` subcommand and the command line's error contract.
 
+mod common;
+
+use common::run_cli as run;
+
 use std::path::Path;
-use std::process::Command;
 
 use pruning_game::game::PruningGame;
-
-fn run(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_pruning-game"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
 
 #[test]
 fn generate_writes_a_file_that_reads_back_and_is_reproducible() {

@@ -1,6 +1,10 @@
 //! `pruning-game solve` end to end: the equilibrium file of DESIGN 3 (with `dominated`
 //! filled in), and the error paths.
 
+mod common;
+
+use common::run_cli as run;
+
 use std::process::Command;
 
 use pruning_game::equilibrium::{EquilibriumFile, SolverKind};
@@ -95,13 +99,6 @@ fn solve_reports_bad_input_and_non_convergence_without_panicking() {
         .unwrap();
     assert!(!missing.status.success());
     assert!(!String::from_utf8_lossy(&missing.stderr).contains("panicked"));
-}
-
-fn run(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_pruning-game"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
 }
 
 #[test]

@@ -17,6 +17,7 @@ mod file;
 mod pruning;
 mod saturating;
 pub mod synthetic;
+mod validate;
 
 pub use best_response::{maximise_concave, maximise_on_interval};
 pub use certificate::{nash_gap, natural_residual, Certificate};

@@ -3,6 +3,7 @@
 use nalgebra::DVector;
 use rayon::prelude::*;
 
+use super::validate::{competition_size, finite_per_player, non_negative, positive};
 use super::{clamp_gain, Competition, Game};
 use crate::error::{Error, Result};
 
@@ -19,35 +20,6 @@ pub struct PruningGame {
     upper: DVector<f64>,
     competition: Competition,
     net_benefit: DVector<f64>,
-}
-
-fn check_vector(field: &str, values: &DVector<f64>, players: usize) -> Result<()> {
-    if values.len() != players {
-        return Err(Error::LengthMismatch {
-            field: field.into(),
-            expected: players,
-            got: values.len(),
-        });
-    }
-    match values.iter().position(|v| !v.is_finite()) {
-        Some(index) => Err(Error::NonFinite {
-            field: field.into(),
-            index,
-            value: values[index],
-        }),
-        None => Ok(()),
-    }
-}
-
-fn check_non_negative(field: &str, values: &DVector<f64>) -> Result<()> {
-    match values.iter().position(|v| *v < 0.0) {
-        Some(index) => Err(Error::Negative {
-            field: field.into(),
-            index,
-            value: values[index],
-        }),
-        None => Ok(()),
-    }
 }
 
 impl PruningGame {
@@ -67,28 +39,14 @@ impl PruningGame {
         if players == 0 {
             return Err(Error::EmptyGame);
         }
-        check_vector("benefit", &benefit, players)?;
-        check_vector("self_cost", &self_cost, players)?;
-        check_non_negative("self_cost", &self_cost)?;
-        check_vector("participation_cost", &participation_cost, players)?;
-        check_non_negative("participation_cost", &participation_cost)?;
-        check_vector("upper", &upper, players)?;
-        if let Some(index) = upper.iter().position(|u| *u <= 0.0) {
-            return Err(Error::NotPositive {
-                field: "upper".into(),
-                index,
-                value: upper[index],
-            });
-        }
-        if let Some(size) = competition.size() {
-            if size != players {
-                return Err(Error::LengthMismatch {
-                    field: "competition (rows)".into(),
-                    expected: players,
-                    got: size,
-                });
-            }
-        }
+        finite_per_player("benefit", &benefit, players)?;
+        finite_per_player("self_cost", &self_cost, players)?;
+        non_negative("self_cost", &self_cost)?;
+        finite_per_player("participation_cost", &participation_cost, players)?;
+        non_negative("participation_cost", &participation_cost)?;
+        finite_per_player("upper", &upper, players)?;
+        positive("upper", &upper)?;
+        competition_size(&competition, players)?;
         let net_benefit = &benefit - &participation_cost;
         Ok(PruningGame {
             benefit,

@@ -2,6 +2,7 @@
 
 use nalgebra::DVector;
 
+use super::validate::{competition_size, finite_per_player, non_negative, positive};
 use super::{Competition, Game};
 use crate::error::{Error, Result};
 
@@ -22,31 +23,6 @@ pub struct SaturatingGame {
     competition: Competition,
 }
 
-fn positive(field: &str, values: &DVector<f64>, players: usize) -> Result<()> {
-    if values.len() != players {
-        return Err(Error::LengthMismatch {
-            field: field.into(),
-            expected: players,
-            got: values.len(),
-        });
-    }
-    match values.iter().position(|v| !v.is_finite()) {
-        Some(index) => Err(Error::NonFinite {
-            field: field.into(),
-            index,
-            value: values[index],
-        }),
-        None => match values.iter().position(|v| *v <= 0.0) {
-            Some(index) => Err(Error::NotPositive {
-                field: field.into(),
-                index,
-                value: values[index],
-            }),
-            None => Ok(()),
-        },
-    }
-}
-
 impl SaturatingGame {
     /// Builds and validates a game: `value`, `rate` and `upper` positive, `participation_cost`
     /// non-negative, all finite and of one length; `competition` as for the pruning game.
@@ -61,44 +37,13 @@ impl SaturatingGame {
         if players == 0 {
             return Err(Error::EmptyGame);
         }
-        positive("value", &value, players)?;
-        positive("rate", &rate, players)?;
-        positive("upper", &upper, players)?;
-        if participation_cost.len() != players {
-            return Err(Error::LengthMismatch {
-                field: "participation_cost".into(),
-                expected: players,
-                got: participation_cost.len(),
-            });
+        for (field, values) in [("value", &value), ("rate", &rate), ("upper", &upper)] {
+            finite_per_player(field, values, players)?;
+            positive(field, values)?;
         }
-        if let Some(index) = participation_cost
-            .iter()
-            .position(|g| !g.is_finite() || *g < 0.0)
-        {
-            let value = participation_cost[index];
-            return Err(if value.is_finite() {
-                Error::Negative {
-                    field: "participation_cost".into(),
-                    index,
-                    value,
-                }
-            } else {
-                Error::NonFinite {
-                    field: "participation_cost".into(),
-                    index,
-                    value,
-                }
-            });
-        }
-        if let Some(size) = competition.size() {
-            if size != players {
-                return Err(Error::LengthMismatch {
-                    field: "competition (rows)".into(),
-                    expected: players,
-                    got: size,
-                });
-            }
-        }
+        finite_per_player("participation_cost", &participation_cost, players)?;
+        non_negative("participation_cost", &participation_cost)?;
+        competition_size(&competition, players)?;
         Ok(SaturatingGame {
             value,
             rate,

@@ -90,3 +90,11 @@ pub fn cases(cases: u32) -> ProptestConfig {
         ..ProptestConfig::default()
     }
 }
+
+/// Runs the `pruning-game` binary with `args` and collects its output.
+pub fn run_cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_pruning-game"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
