@@ -1,0 +1,64 @@
+//! Subcommands of the `pruning-game` binary.
+
+mod generate;
+
+use clap::{Parser, Subcommand};
+
+/// Neural-network pruning as a continuous non-cooperative game.
+#[derive(Debug, Parser)]
+#[command(name = "pruning-game", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a seeded synthetic pruning game to a JSON game file.
+    Generate(generate::Args),
+    /// Compute a Nash equilibrium of a game file, with its certificate.
+    Solve(NotBuilt),
+    /// Dominance, iterated-elimination bounds, uniqueness and potential of a game file.
+    Analyze(NotBuilt),
+    /// Run a sweep of synthetic games in parallel.
+    Simulate(NotBuilt),
+    /// Train a network and prune it with the equilibrium-driven pruner.
+    Prune(NotBuilt),
+    /// Render figures from result files.
+    Plot(NotBuilt),
+}
+
+/// Arguments of a subcommand that is not available yet: accepted and reported, never run.
+#[derive(Debug, clap::Args)]
+struct NotBuilt {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    rest: Vec<String>,
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Generate(args) => generate::run(args),
+        Command::Solve(_) => not_built("solve"),
+        Command::Analyze(_) => not_built("analyze"),
+        Command::Simulate(_) => not_built("simulate"),
+        Command::Prune(_) => not_built("prune"),
+        Command::Plot(_) => not_built("plot"),
+    }
+}
+
+fn not_built(name: &str) -> anyhow::Result<()> {
+    anyhow::bail!("`pruning-game {name}` is not available in this version yet")
+}
+
+/// An error and its causes on one line.
+pub fn one_line(error: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ").replace('\n', " ")
+}

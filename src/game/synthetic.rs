@@ -1,0 +1,325 @@
+//! Seeded synthetic pruning games.
+//!
+//! A [`GeneratorConfig`] is data (serde, with its seed inside) so that it can be stored next
+//! to every result; the same configuration always yields the same game, bit for bit.
+
+use nalgebra::{DMatrix, DVector};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+use serde::{Deserialize, Serialize};
+
+use super::{Competition, PruningGame};
+use crate::error::{Error, Result};
+
+/// Who competes with whom.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Topology {
+    /// A dense matrix; each off-diagonal pair competes with probability `density`.
+    Dense {
+        /// Probability that an ordered pair (or unordered, when symmetric) has `C_ij > 0`.
+        density: f64,
+    },
+    /// Players on a ring, each competing with its `k` nearest neighbours (sparse storage).
+    Nearest {
+        /// Neighbours per player (`⌈k/2⌉` after, `⌊k/2⌋` before on the ring); even when the
+        /// competition is symmetric.
+        k: usize,
+    },
+    /// Erdős–Rényi: each pair competes independently, `degree` competitors per player on
+    /// average (sparse storage).
+    Random {
+        /// Expected competitors per player.
+        degree: f64,
+    },
+}
+
+/// How the net benefits `q_i = b_i − γ_i` are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum BenefitSpec {
+    /// Exactly `round(negative_fraction · N)` players, chosen at random, get `q_i < 0`;
+    /// magnitudes `|q_i| ~ U(0.05, 1) · scale`.
+    Split {
+        /// Fraction of players whose zero participation is dominant (T3).
+        negative_fraction: f64,
+        /// Scale of `|q_i|`.
+        scale: f64,
+    },
+    /// Benefits `b_i ~ N(mean, std²)`; the sign of `q_i = b_i − γ` follows from `γ`.
+    Normal {
+        /// Mean benefit.
+        mean: f64,
+        /// Standard deviation.
+        std: f64,
+    },
+}
+
+/// Parameters of a synthetic pruning game. See [`generate`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratorConfig {
+    /// Number of players.
+    pub players: usize,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Competition pattern.
+    pub topology: Topology,
+    /// Whether `C = Cᵀ` (an exact potential game, T5).
+    pub symmetric: bool,
+    /// Competition strength β: non-zero entries are `β · U(0, 1)`.
+    pub competition_scale: f64,
+    /// Participation cost γ (the same for every player).
+    pub participation_cost: f64,
+    /// Benefit distribution.
+    pub benefit: BenefitSpec,
+    /// Diagonal dominance δ ≥ 0: `a_i = δ · max(Σ_j C_ij, Σ_j C_ji) + self_cost · U(0.5, 1.5)`.
+    /// δ > 1 makes `M` strictly diagonally dominant by rows and columns, hence the symmetric
+    /// part positive definite (unique equilibrium, T2); δ = 0 leaves only the base self cost.
+    pub diagonal_dominance: f64,
+    /// Base self cost α.
+    pub self_cost: f64,
+}
+
+impl Default for GeneratorConfig {
+    fn default() -> Self {
+        GeneratorConfig {
+            players: 100,
+            seed: 0,
+            topology: Topology::Dense { density: 1.0 },
+            symmetric: false,
+            competition_scale: 0.1,
+            participation_cost: 0.1,
+            benefit: BenefitSpec::Split {
+                negative_fraction: 0.3,
+                scale: 1.0,
+            },
+            diagonal_dominance: 1.5,
+            self_cost: 1.0,
+        }
+    }
+}
+
+fn finite_non_negative(name: &str, value: f64) -> Result<()> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            name,
+            format!("{value} must be finite and >= 0"),
+        ))
+    }
+}
+
+fn fraction(name: &str, value: f64) -> Result<()> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(Error::invalid(name, format!("{value} must lie in [0, 1]")))
+    }
+}
+
+impl GeneratorConfig {
+    /// Checks every field's range; [`generate`] calls it first.
+    pub fn check(&self) -> Result<()> {
+        if self.players == 0 {
+            return Err(Error::EmptyGame);
+        }
+        finite_non_negative("competition_scale", self.competition_scale)?;
+        finite_non_negative("participation_cost", self.participation_cost)?;
+        finite_non_negative("diagonal_dominance", self.diagonal_dominance)?;
+        finite_non_negative("self_cost", self.self_cost)?;
+        match self.topology {
+            Topology::Dense { density } => fraction("density", density)?,
+            Topology::Nearest { k } => {
+                if self.symmetric && k % 2 == 1 {
+                    return Err(Error::invalid(
+                        "k",
+                        format!("symmetric ring competition needs an even number of neighbours, got {k}"),
+                    ));
+                }
+                if k >= self.players {
+                    return Err(Error::invalid(
+                        "k",
+                        format!("{k} neighbours need more than {} players", self.players),
+                    ));
+                }
+            }
+            Topology::Random { degree } => {
+                if !(degree.is_finite() && degree >= 0.0 && degree <= (self.players - 1) as f64) {
+                    return Err(Error::invalid(
+                        "degree",
+                        format!(
+                            "{degree} must lie in [0, players - 1 = {}]",
+                            self.players - 1
+                        ),
+                    ));
+                }
+            }
+        }
+        match self.benefit {
+            BenefitSpec::Split {
+                negative_fraction,
+                scale,
+            } => {
+                fraction("negative_fraction", negative_fraction)?;
+                finite_non_negative("benefit scale", scale)?;
+            }
+            BenefitSpec::Normal { mean, std } => {
+                if !mean.is_finite() {
+                    return Err(Error::invalid(
+                        "benefit mean",
+                        format!("{mean} must be finite"),
+                    ));
+                }
+                finite_non_negative("benefit std", std)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Generates the game described by `config`.
+pub fn generate(config: &GeneratorConfig) -> Result<PruningGame> {
+    config.check()?;
+    let n = config.players;
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let competition = competition(config, &mut rng)?;
+    let (row_sums, col_sums) = sums(&competition, n);
+    let self_cost = DVector::from_fn(n, |i, _| {
+        config.diagonal_dominance * row_sums[i].max(col_sums[i])
+            + config.self_cost * rng.random_range(0.5..1.5)
+    });
+    let gamma = config.participation_cost;
+    let benefit = match config.benefit {
+        BenefitSpec::Split {
+            negative_fraction,
+            scale,
+        } => {
+            let negatives = (negative_fraction * n as f64).round() as usize;
+            let mut order: Vec<usize> = (0..n).collect();
+            order.shuffle(&mut rng);
+            let mut b = DVector::zeros(n);
+            for (rank, &i) in order.iter().enumerate() {
+                let magnitude = scale * rng.random_range(0.05..1.0);
+                b[i] = gamma
+                    + if rank < negatives {
+                        -magnitude
+                    } else {
+                        magnitude
+                    };
+            }
+            b
+        }
+        BenefitSpec::Normal { mean, std } => {
+            let normal =
+                Normal::new(mean, std).map_err(|e| Error::invalid("benefit", e.to_string()))?;
+            DVector::from_fn(n, |_, _| normal.sample(&mut rng))
+        }
+    };
+    PruningGame::new(
+        benefit,
+        self_cost,
+        DVector::from_element(n, gamma),
+        DVector::from_element(n, 1.0),
+        competition,
+    )
+}
+
+fn sums(competition: &Competition, n: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut rows = vec![0.0; n];
+    let mut cols = vec![0.0; n];
+    for (i, j, v) in competition.triplets() {
+        rows[i] += v;
+        cols[j] += v;
+    }
+    (rows, cols)
+}
+
+fn competition(config: &GeneratorConfig, rng: &mut ChaCha8Rng) -> Result<Competition> {
+    let n = config.players;
+    let scale = config.competition_scale;
+    if scale == 0.0 {
+        return Ok(Competition::None);
+    }
+    let draw = |rng: &mut ChaCha8Rng| scale * rng.random::<f64>();
+    match config.topology {
+        Topology::Dense { density } => {
+            let mut m = DMatrix::zeros(n, n);
+            for i in 0..n {
+                let start = if config.symmetric { i + 1 } else { 0 };
+                for j in start..n {
+                    if i == j || !rng.random_bool(density) {
+                        continue;
+                    }
+                    let v = draw(rng);
+                    m[(i, j)] = v;
+                    if config.symmetric {
+                        m[(j, i)] = v;
+                    }
+                }
+            }
+            Competition::dense(m)
+        }
+        Topology::Nearest { k } => {
+            let after = k.div_ceil(2);
+            let mut entries = Vec::with_capacity(n * k);
+            for i in 0..n {
+                for d in 1..=after {
+                    let j = (i + d) % n;
+                    let v = draw(rng);
+                    entries.push((i, j, v));
+                    // Edges before i on the ring mirror those after; with an odd k the extra
+                    // "after" neighbour has no mirror, keeping exactly k per row.
+                    if d <= k / 2 {
+                        let w = if config.symmetric { v } else { draw(rng) };
+                        entries.push((j, i, w));
+                    }
+                }
+            }
+            Competition::sparse(n, &entries)
+        }
+        Topology::Random { degree } => {
+            let p = if n > 1 { degree / (n - 1) as f64 } else { 0.0 };
+            let mut entries = Vec::with_capacity((n as f64 * degree * 1.1) as usize + 16);
+            for i in 0..n {
+                let first = if config.symmetric { i + 1 } else { 0 };
+                for j in geometric_sample(first, n, p, rng) {
+                    if j == i {
+                        continue;
+                    }
+                    let v = draw(rng);
+                    entries.push((i, j, v));
+                    if config.symmetric {
+                        entries.push((j, i, v));
+                    }
+                }
+            }
+            Competition::sparse(n, &entries)
+        }
+    }
+}
+
+/// Indices in `first..end`, each kept independently with probability `p`, in `O(kept)` time
+/// by drawing geometric gaps.
+fn geometric_sample(first: usize, end: usize, p: f64, rng: &mut ChaCha8Rng) -> Vec<usize> {
+    let mut picked = Vec::new();
+    if p <= 0.0 {
+        return picked;
+    }
+    if p >= 1.0 {
+        return (first..end).collect();
+    }
+    let log_q = (1.0 - p).ln();
+    let mut j = first as f64 - 1.0;
+    loop {
+        let u: f64 = 1.0 - rng.random::<f64>(); // in (0, 1]
+        j += 1.0 + (u.ln() / log_q).floor();
+        if j >= end as f64 {
+            return picked;
+        }
+        picked.push(j as usize);
+    }
+}

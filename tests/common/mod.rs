@@ -1,0 +1,92 @@
+//! Proptest strategies shared by the integration tests: games come from the crate's own
+//! seeded generator, with every knob chosen by proptest, so a failing case shrinks to a
+//! small configuration that reproduces it.
+#![allow(dead_code)]
+
+use proptest::prelude::*;
+use pruning_game::game::{generate, BenefitSpec, GeneratorConfig, PruningGame, Topology};
+
+/// Topologies for games of `players` players.
+pub fn topology(players: usize) -> impl Strategy<Value = Topology> {
+    let k_max = (players - 1).min(6);
+    prop_oneof![
+        (0.0..=1.0f64).prop_map(|density| Topology::Dense { density }),
+        (0..=k_max).prop_map(|k| Topology::Nearest { k }),
+        (0.0..=(players - 1) as f64).prop_map(|degree| Topology::Random { degree }),
+    ]
+}
+
+/// Generator configurations with `players` in `sizes`. `dominance` bounds δ.
+pub fn config(
+    sizes: std::ops::RangeInclusive<usize>,
+    dominance: std::ops::Range<f64>,
+) -> impl Strategy<Value = GeneratorConfig> {
+    sizes.prop_flat_map(move |players| {
+        (
+            Just(players),
+            any::<u64>(),
+            topology(players),
+            any::<bool>(),
+            0.0..1.0f64,
+            0.0..0.5f64,
+            0.0..=1.0f64,
+            dominance.clone(),
+            0.0..2.0f64,
+        )
+            .prop_map(
+                |(
+                    players,
+                    seed,
+                    mut topology,
+                    symmetric,
+                    beta,
+                    gamma,
+                    negative_fraction,
+                    dominance,
+                    alpha,
+                )| {
+                    // A symmetric ring needs an even number of neighbours.
+                    if let (Topology::Nearest { k }, true) = (&mut topology, symmetric) {
+                        *k -= *k % 2;
+                    }
+                    GeneratorConfig {
+                        players,
+                        seed,
+                        topology,
+                        symmetric,
+                        competition_scale: beta,
+                        participation_cost: gamma,
+                        benefit: BenefitSpec::Split {
+                            negative_fraction,
+                            scale: 1.0,
+                        },
+                        diagonal_dominance: dominance,
+                        self_cost: alpha,
+                    }
+                },
+            )
+    })
+}
+
+/// Small games of every shape, including zero self costs (`α = δ = 0` is reachable).
+pub fn game(sizes: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = PruningGame> {
+    config(sizes, 0.0..3.0).prop_map(|c| generate(&c).expect("generated configurations are valid"))
+}
+
+/// A feasible profile for `game`, from proptest-chosen fractions of each upper bound, with
+/// exact zeros and exact upper bounds mixed in.
+pub fn profile_for(players: usize) -> impl Strategy<Value = Vec<f64>> {
+    proptest::collection::vec(prop_oneof![Just(0.0), Just(1.0), 0.0..=1.0f64], players)
+}
+
+/// `cases` cases per property, with failures saved next to the test file
+/// (`tests/<name>.proptest-regressions`, committed) so that they are replayed first.
+pub fn cases(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+        )),
+        ..ProptestConfig::default()
+    }
+}
