@@ -6,5 +6,6 @@ pub mod error;
 pub mod game;
 pub mod io;
 pub mod nn;
+pub mod prune;
 
 pub use error::{Error, Result};
