@@ -13,11 +13,11 @@ use anyhow::Result;
 use clap::Parser;
 use pruning_game::nn::data::{fashion_mnist, teacher_student, TeacherConfig};
 use pruning_game::prune::pipeline::{run_job, Architecture, Job};
-use pruning_game::prune::{Baseline, PruneConfig};
+use pruning_game::prune::{Baseline, PruneConfig, Redundancy, ScaleSymmetry};
 
 #[derive(Parser)]
 struct Args {
-    /// Training epochs with gate play (default: 3 on Fashion-MNIST, 20 on teacher–student).
+    /// Training epochs with gate play (default: 3 on Fashion-MNIST, 40 on teacher–student).
     #[arg(long)]
     epochs: Option<usize>,
     /// Seed of weights, shuffling and baselines.
@@ -26,6 +26,15 @@ struct Args {
     /// Participation cost γ.
     #[arg(long)]
     gamma: Option<f64>,
+    /// Competition scale β.
+    #[arg(long)]
+    beta: Option<f64>,
+    /// Self-cost scale α.
+    #[arg(long)]
+    alpha: Option<f64>,
+    /// Redundancy measure: weight-cosine or activation-correlation.
+    #[arg(long)]
+    activation_correlation: bool,
     /// Keep about this fraction of hidden units (calibrates γ).
     #[arg(long)]
     target_kept: Option<f64>,
@@ -72,9 +81,20 @@ fn main() -> Result<()> {
     if let Some(g) = args.gamma {
         config.gamma = g;
     }
+    if let Some(b) = args.beta {
+        config.beta = b;
+    }
+    if let Some(a) = args.alpha {
+        config.alpha = a;
+    }
+    if args.activation_correlation {
+        config.redundancy = Redundancy::ActivationCorrelation;
+    }
     config.seed = args.seed;
     config.target_kept = args.target_kept;
-    config.break_symmetry = !args.unbroken;
+    if args.unbroken {
+        config.symmetry = ScaleSymmetry::Unbroken;
+    }
     let job = Job {
         architecture: Architecture::Mlp { hidden },
         config,

@@ -1,6 +1,7 @@
 //! Subcommands of the `pruning-game` binary.
 
 mod generate;
+mod prune;
 
 use clap::{Parser, Subcommand};
 
@@ -23,7 +24,7 @@ enum Command {
     /// Run a sweep of synthetic games in parallel.
     Simulate(NotBuilt),
     /// Train a network and prune it with the equilibrium-driven pruner.
-    Prune(NotBuilt),
+    Prune(prune::Args),
     /// Render figures from result files.
     Plot(NotBuilt),
 }
@@ -42,7 +43,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Solve(_) => not_built("solve"),
         Command::Analyze(_) => not_built("analyze"),
         Command::Simulate(_) => not_built("simulate"),
-        Command::Prune(_) => not_built("prune"),
+        Command::Prune(args) => prune::run(args),
         Command::Plot(_) => not_built("plot"),
     }
 }

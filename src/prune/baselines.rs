@@ -165,7 +165,7 @@ pub fn train_slimming(
         beta: 0.0,
         gamma: lambda,
         remove: false,
-        break_symmetry: false,
+        symmetry: super::config::ScaleSymmetry::Unbroken,
         target_kept: None,
         ..config.clone()
     };

@@ -17,6 +17,24 @@ pub enum Redundancy {
     ActivationCorrelation,
 }
 
+/// How the ReLU scale symmetry `(s_i, w_out,i) → (s_i/c, c·w_out,i)` is broken
+/// (`proofs/S1-scale-symmetry.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScaleSymmetry {
+    /// After every step, a function-preserving rescaling moves each unit's scale into its
+    /// gate: incoming row (with bias) and outgoing weights go back to their initial norms and
+    /// `s_i` absorbs the ratio (the excess stays in the outgoing weights when `s_i` would
+    /// pass 1). The gate is then the unit's only free scale.
+    #[default]
+    Normalize,
+    /// Decoupled weight decay `θ ← θ(1 − η_w λ)` on every weight and gated bias.
+    WeightDecay,
+    /// Nothing: the plain game, which has no interior equilibrium (gates drift to 0 while
+    /// outgoing weights grow).
+    Unbroken,
+}
+
 /// Everything that defines a pruning run; saved next to every result (the seed included).
 ///
 /// The gate step is `s_i ← Π_[0,1](s_i + η_s(b̂_i − a_i s_i − γ − β Σ_{j≠i} R_ij s_j))` with
@@ -38,11 +56,9 @@ pub struct PruneConfig {
     pub patience: usize,
     /// Redundancy measure.
     pub redundancy: Redundancy,
-    /// Break the ReLU scale symmetry with decoupled weight decay (see
-    /// `proofs/S1-scale-symmetry.md`). `false` runs the plain, ill-posed game.
-    pub break_symmetry: bool,
-    /// Decoupled weight decay `λ` on every weight and gated bias (`θ ← θ(1 − η_w λ)`), used
-    /// when `break_symmetry` is set.
+    /// How the ReLU scale symmetry is broken.
+    pub symmetry: ScaleSymmetry,
+    /// Decoupled weight decay `λ` (`θ ← θ(1 − η_w λ)`) for [`ScaleSymmetry::WeightDecay`].
     pub weight_decay: f64,
     /// Averaging factor in `[0, 1)` of the benefit estimate `b̂` (0 = raw batch gradient).
     pub benefit_momentum: f64,
@@ -79,8 +95,8 @@ impl Default for PruneConfig {
             refresh_every: 50,
             patience: 100,
             redundancy: Redundancy::WeightCosine,
-            break_symmetry: true,
-            weight_decay: 5e-4,
+            symmetry: ScaleSymmetry::Normalize,
+            weight_decay: 0.1,
             benefit_momentum: 0.9,
             warmup_steps: 200,
             target_kept: None,
@@ -136,10 +152,10 @@ impl PruneConfig {
                 format!("{}: must be in [0, 1)", self.benefit_momentum),
             ));
         }
-        if self.break_symmetry && self.weight_decay <= 0.0 {
+        if self.symmetry == ScaleSymmetry::WeightDecay && self.weight_decay <= 0.0 {
             return Err(Error::invalid(
                 "weight_decay",
-                "must be > 0 when break_symmetry is set (it is what breaks the symmetry)",
+                "must be > 0 with symmetry = weight-decay (it is what breaks the symmetry)",
             ));
         }
         if let Some(f) = self.target_kept {
@@ -179,8 +195,10 @@ impl PruneConfig {
     /// run): shorter refresh, patience and warm-up, more epochs.
     pub fn teacher_default() -> Self {
         PruneConfig {
-            epochs: 20,
+            epochs: 40,
             finetune_epochs: 2,
+            gamma: 3e-3,
+            beta: 2e-3,
             warmup_steps: 100,
             refresh_every: 20,
             patience: 40,

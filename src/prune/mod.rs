@@ -9,8 +9,10 @@
 //! layer's measured [`PruningGame`](crate::game::PruningGame)).
 //!
 //! The ReLU scale symmetry `(s_i, W_next[:, i]) → (s_i/c, c W_next[:, i])` is broken by
-//! decoupled weight decay on every weight (`proofs/S1-scale-symmetry.md`); without it gates
-//! drift to 0 while outgoing weights grow, and no interior equilibrium exists.
+//! normalisation ([`ScaleSymmetry::Normalize`], `proofs/S1-scale-symmetry.md`): after every
+//! step each unit's incoming and outgoing weights return to their initial norms and the gate
+//! absorbs the scale, so the gate is the unit's only free scale. Without it gates drift to 0
+//! while outgoing weights grow, and no interior equilibrium exists.
 //!
 //! Layer-collapse guard: a layer never loses its last unit. If every remaining unit of a
 //! layer is due for removal, the one with the largest `benefit − cost` stays, its gate is set
@@ -30,5 +32,5 @@ pub mod report;
 
 pub use baselines::Baseline;
 pub use certificate::{GuardRecord, UnitCertificate};
-pub use config::{PruneConfig, Redundancy};
+pub use config::{PruneConfig, Redundancy, ScaleSymmetry};
 pub use pruner::{Calibration, EquilibriumPruner, Evaluation, PruneRun, TrajectoryPoint};

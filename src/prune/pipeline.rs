@@ -173,10 +173,12 @@ pub fn variant(config: &PruneConfig) -> String {
         config.benefit_momentum,
         config.redundancy,
         config.refresh_every,
-        if config.break_symmetry {
-            format!("broken by decoupled weight decay {}", config.weight_decay)
-        } else {
-            "left unbroken".into()
+        match config.symmetry {
+            crate::prune::ScaleSymmetry::Normalize =>
+                "broken by moving each unit's weight scale into its gate (norms held)".to_string(),
+            crate::prune::ScaleSymmetry::WeightDecay =>
+                format!("broken by decoupled weight decay {}", config.weight_decay),
+            crate::prune::ScaleSymmetry::Unbroken => "left unbroken".into(),
         },
         config.warmup_steps,
         config.patience,

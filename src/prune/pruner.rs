@@ -18,10 +18,10 @@ use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
 use super::certificate::{GuardRecord, UnitCertificate};
-use super::config::PruneConfig;
+use super::config::{PruneConfig, ScaleSymmetry};
 use super::layer_game::{
-    approximate_equilibrium, dominated, layer_game, layer_gap, measure_benefits, redundancy,
-    unit_norms_sq, LayerGap,
+    approximate_equilibrium, dominated, layer_game, layer_gap, measure_benefits,
+    outgoing_norms_sq, redundancy, unit_norms_sq, LayerGap,
 };
 use crate::error::{Error, Result};
 use crate::io::write_json_atomic;
@@ -50,6 +50,10 @@ struct LayerState {
     redundancy: DMatrix<f64>,
     /// Original index of a unit kept by the collapse guard (its gate is frozen at 1).
     protected: Option<usize>,
+    /// Norm of each unit's incoming row and bias at the start (held by normalisation).
+    rho_in: Vec<f64>,
+    /// Norm of each unit's outgoing weights at the start.
+    rho_out: Vec<f64>,
 }
 
 /// One point of a gate trajectory (`step,layer,unit,value` in CSV).
@@ -115,21 +119,21 @@ impl EquilibriumPruner {
     /// A pruner for `model` (its gated layers are the players).
     pub fn new(config: PruneConfig, model: &Model) -> Result<Self> {
         config.check()?;
-        let layers: Vec<LayerState> = model
-            .gated_layers()
-            .into_iter()
-            .map(|layer| {
-                let n = model.gate(layer).map_or(0, |g| g.len());
-                LayerState {
-                    layer,
-                    orig: (0..n).collect(),
-                    zero_steps: vec![0; n],
-                    benefit: vec![0.0; n],
-                    redundancy: DMatrix::zeros(n, n),
-                    protected: None,
-                }
-            })
-            .collect();
+        let mut layers: Vec<LayerState> = Vec::new();
+        for layer in model.gated_layers() {
+            let n = model.gate(layer)?.len();
+            let (rho_in, rho_out) = unit_norms(model, layer)?;
+            layers.push(LayerState {
+                layer,
+                orig: (0..n).collect(),
+                zero_steps: vec![0; n],
+                benefit: vec![0.0; n],
+                redundancy: DMatrix::zeros(n, n),
+                protected: None,
+                rho_in,
+                rho_out,
+            });
+        }
         if layers.is_empty() {
             return Err(Error::NotPrunable {
                 layer: 0,
@@ -216,9 +220,17 @@ impl EquilibriumPruner {
         self.check_model(trainer.model())?;
         let step = self.step;
         self.step += 1;
-        if self.config.break_symmetry {
-            let factor = (1.0 - self.config.weight_lr() * self.config.weight_decay) as f32;
-            decay_weights(trainer.model_mut(), factor);
+        match self.config.symmetry {
+            ScaleSymmetry::WeightDecay => {
+                let factor = (1.0 - self.config.weight_lr() * self.config.weight_decay) as f32;
+                decay_weights(trainer.model_mut(), factor);
+            }
+            ScaleSymmetry::Normalize => {
+                for l in &self.layers {
+                    normalize_units(trainer.model_mut(), l)?;
+                }
+            }
+            ScaleSymmetry::Unbroken => {}
         }
         let refresh = step % self.config.refresh_every as u64 == 0;
         if refresh {
@@ -488,6 +500,8 @@ impl EquilibriumPruner {
             l.orig = keep.iter().map(|&i| l.orig[i]).collect();
             l.zero_steps = keep.iter().map(|&i| l.zero_steps[i]).collect();
             l.benefit = keep.iter().map(|&i| l.benefit[i]).collect();
+            l.rho_in = keep.iter().map(|&i| l.rho_in[i]).collect();
+            l.rho_out = keep.iter().map(|&i| l.rho_out[i]).collect();
             l.redundancy = DMatrix::from_fn(keep.len(), keep.len(), |a, b| {
                 l.redundancy[(keep[a], keep[b])]
             });
@@ -538,6 +552,75 @@ impl EquilibriumPruner {
         self.evaluations.push(e.clone());
         Ok(e)
     }
+}
+
+/// Norms of each unit's incoming row (with bias) and outgoing weights.
+fn unit_norms(model: &Model, layer: usize) -> Result<(Vec<f64>, Vec<f64>)> {
+    let w = model.incoming_weights(layer)?;
+    let b = model.layers()[layer].params().map(|(_, b)| b.clone());
+    let out = outgoing_norms_sq(model, layer)?;
+    let rin = (0..w.nrows())
+        .map(|i| {
+            let bias = b.as_ref().map_or(0.0, |b| (b[i] as f64).powi(2));
+            (w.row(i).iter().map(|&v| (v as f64).powi(2)).sum::<f64>() + bias).sqrt()
+        })
+        .collect();
+    Ok((rin, out.iter().map(|v| v.sqrt()).collect()))
+}
+
+/// The function-preserving rescaling of [`ScaleSymmetry::Normalize`] for one layer:
+/// `w_in ← w_in ρ_in/‖w_in‖`, and the gate absorbs `k = (‖w_in‖/ρ_in)(‖w_out‖/ρ_out)` while
+/// `w_out` returns to `ρ_out` — unless `s k > 1`, then `s = 1` and `w_out` keeps the excess.
+/// Exact because `relu(c z) = c relu(z)` for `c > 0` and pooling/flatten commute with it.
+fn normalize_units(model: &mut Model, l: &LayerState) -> Result<()> {
+    let (rin, rout) = unit_norms(model, l.layer)?;
+    let units = rin.len();
+    let mut gates: Vec<f32> = model.gate(l.layer)?.iter().copied().collect();
+    let mut scale_in = vec![1.0f32; units];
+    let mut scale_out = vec![1.0f32; units];
+    for i in 0..units {
+        if rin[i] <= 0.0
+            || rout[i] <= 0.0
+            || l.rho_in[i] <= 0.0
+            || l.rho_out[i] <= 0.0
+            || l.protected == Some(l.orig[i])
+        {
+            continue;
+        }
+        let c_in = l.rho_in[i] / rin[i];
+        let s = gates[i] as f64;
+        let k = (rin[i] / l.rho_in[i]) * (rout[i] / l.rho_out[i]);
+        let s_new = (s * k).min(1.0);
+        scale_in[i] = c_in as f32;
+        scale_out[i] = if s == 0.0 {
+            (l.rho_out[i] / rout[i]) as f32
+        } else {
+            (s / (s_new * c_in)) as f32
+        };
+        gates[i] = s_new as f32;
+    }
+    if let Some((w, b)) = model.parameters_mut(l.layer) {
+        // Column-major [units, in]: entry (i, c) at c * units + i.
+        for (idx, v) in w.iter_mut().enumerate() {
+            *v *= scale_in[idx % units];
+        }
+        for (v, &c) in b.iter_mut().zip(&scale_in) {
+            *v *= c;
+        }
+    }
+    if let Some(next) = model.next_weight_layer(l.layer) {
+        let map = crate::nn::surgery::consumer_columns(model, l.layer, next)?;
+        if let Some((w, _)) = model.parameters_mut(next) {
+            let rows = w.len() / (units * map.per).max(1);
+            for (u, &c) in scale_out.iter().enumerate() {
+                let cols = map.of(u);
+                for v in &mut w[cols.start * rows..cols.end * rows] {
+                    *v *= c;
+                }
+            }
+        }
+    }
+    model.set_gate(l.layer, &gates)
 }
 
 /// Multiplies every weight, and the biases of gated layers, by `factor`.
