@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 ///
 /// At `s_i = 0` the KKT condition of T8 reads `benefit ≤ cost`; `margin = cost − benefit`.
 /// `dominated` is true when T3 (`b_i < γ`) or T4 (iterated elimination of the layer's game)
-/// proves `s_i = 0` in every equilibrium of the measured game.
+/// proves `s_i = 0` in every equilibrium of the measured game; `cost` is measured at the
+/// actual gates, which need not be an equilibrium, so a dominated unit has
+/// `benefit < cost_bound` but not always `benefit < cost`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UnitCertificate {
     /// Layer index (as in `torch.nn.Sequential`).
@@ -23,6 +25,9 @@ pub struct UnitCertificate {
     pub margin: f64,
     /// The self cost `a_i = α‖θ_i‖²` of the layer's game.
     pub self_cost: f64,
+    /// `γ + Σ_j C_ij L_j` with `L` the T4 lower bounds: the smallest cost the unit can face
+    /// in any equilibrium of the measured game. `dominated ⇔ benefit < cost_bound`.
+    pub cost_bound: f64,
     /// Proved pruned by T3 alone (`b_i < γ`).
     pub t3: bool,
     /// Proved pruned by T3 or T4 (iterated elimination).

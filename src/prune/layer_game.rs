@@ -183,8 +183,13 @@ pub struct LayerGap {
     pub layer: usize,
     /// Units in the layer.
     pub units: usize,
-    /// Natural residual `‖s − Π(s − F(s))‖_∞`.
+    /// Natural residual `‖s − Π(s − F(s))‖_∞` with benefits measured on held-out data.
     pub natural_residual: f64,
+    /// The same with benefits measured on a fixed training subset (the distribution the
+    /// gates play on; NaN if not measured).
+    pub natural_residual_train: f64,
+    /// Largest gate change since the previous evaluation (NaN at the first).
+    pub drift: f64,
     /// Nash gap.
     pub nash_gap: f64,
     /// Mean gate.
@@ -197,6 +202,8 @@ pub fn layer_gap(layer: usize, game: &PruningGame, profile: &[f64]) -> LayerGap 
         layer,
         units: profile.len(),
         natural_residual: natural_residual(game, profile),
+        natural_residual_train: f64::NAN,
+        drift: f64::NAN,
         nash_gap: nash_gap(game, profile),
         mean_gate: profile.iter().sum::<f64>() / profile.len().max(1) as f64,
     }
@@ -217,18 +224,29 @@ fn bound_response(game: &PruningGame, i: usize, p: f64, upper_side: bool) -> f64
     }
 }
 
-/// Which units T3 (`q_i < 0`) and T4 (iterated elimination: the upper bound reaches 0 with a
-/// strictly negative slope) prove pruned in every equilibrium, with the T3 flags.
+/// T3/T4 analysis of a layer's game.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Dominance {
+    /// `q_i < 0` (T3).
+    pub t3: Vec<bool>,
+    /// `b_i < γ + Σ_j C_ij L_j`: the best response to the least competition any equilibrium
+    /// can offer is 0 with a strictly negative slope (T4; includes T3).
+    pub dominated: Vec<bool>,
+    /// `γ + Σ_j C_ij L_j`, the smallest cost the unit faces in any equilibrium.
+    pub cost_bound: Vec<f64>,
+}
+
+/// Which units T3 (`q_i < 0`) and T4 (iterated elimination) prove pruned in every
+/// equilibrium.
 ///
 /// With `C ≥ 0` participations are strategic substitutes, so from `L = 0, U = u` the maps
-/// `U' = BR(L)`, `L' = BR(U)` give bounds that bracket every equilibrium (DESIGN T4).
-pub(crate) fn dominated(game: &PruningGame, max_rounds: usize) -> (Vec<bool>, Vec<bool>) {
+/// `U' = BR(L)`, `L' = BR(U)` give bounds that bracket every equilibrium (DESIGN T4); the
+/// lower bounds only grow, so the last `L` gives the strongest test.
+pub(crate) fn dominated(game: &PruningGame, max_rounds: usize) -> Dominance {
     let n = game.num_players();
     let q = game.net_benefit();
-    let t3: Vec<bool> = (0..n).map(|i| q[i] < 0.0).collect();
     let mut lo = vec![0.0; n];
     let mut hi: Vec<f64> = game.upper_bounds().iter().copied().collect();
-    let mut strict = t3.clone();
     for _ in 0..max_rounds {
         let p_lo = game.competition_pressure(&lo);
         let p_hi = game.competition_pressure(&hi);
@@ -238,11 +256,6 @@ pub(crate) fn dominated(game: &PruningGame, max_rounds: usize) -> (Vec<bool>, Ve
         let new_lo: Vec<f64> = (0..n)
             .map(|i| bound_response(game, i, p_hi[i], false))
             .collect();
-        for i in 0..n {
-            if q[i] - p_lo[i] < 0.0 {
-                strict[i] = true;
-            }
-        }
         let moved = new_hi
             .iter()
             .zip(&hi)
@@ -254,7 +267,13 @@ pub(crate) fn dominated(game: &PruningGame, max_rounds: usize) -> (Vec<bool>, Ve
             break;
         }
     }
-    (strict, t3)
+    let p_lo = game.competition_pressure(&lo);
+    let gamma = game.participation_cost();
+    Dominance {
+        t3: (0..n).map(|i| q[i] < 0.0).collect(),
+        dominated: (0..n).map(|i| q[i] - p_lo[i] < 0.0).collect(),
+        cost_bound: (0..n).map(|i| gamma[i] + p_lo[i]).collect(),
+    }
 }
 
 /// An approximate equilibrium by projected gradient play `s ← Π(s − τF(s))` with

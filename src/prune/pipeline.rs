@@ -183,7 +183,9 @@ pub fn variant(config: &PruneConfig) -> String {
         config.warmup_steps,
         config.patience,
         match config.target_kept {
-            Some(f) => format!("gamma calibrated for kept fraction {f} on the measured game"),
+            Some(f) => format!(
+                "gamma for kept fraction {f}: initial value from the measured games, then price-adjusted until 80% of training"
+            ),
             None => format!("fixed gamma {}", config.gamma),
         }
     )

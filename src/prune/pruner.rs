@@ -50,6 +50,10 @@ struct LayerState {
     redundancy: DMatrix<f64>,
     /// Original index of a unit kept by the collapse guard (its gate is frozen at 1).
     protected: Option<usize>,
+    /// Gates at the previous evaluation (NaN before the first).
+    prev_gate: Vec<f64>,
+    /// Units of the layer before any removal.
+    rho_total: usize,
     /// Norm of each unit's incoming row and bias at the start (held by normalisation).
     rho_in: Vec<f64>,
     /// Norm of each unit's outgoing weights at the start.
@@ -87,18 +91,30 @@ pub struct Evaluation {
     pub layers: Vec<LayerGap>,
 }
 
-/// How target mode chose `γ`.
+/// How target mode chose `γ`: an initial value, the larger of the configured `γ` and the
+/// value for which the measured games at the end of the warm-up predict the target
+/// (bisection on their equilibria), then a price adjustment every `K`
+/// steps, `γ ← γ exp(κ clamp((active − F)/F, −1, 1))` with `active` the fraction of units
+/// whose gate is positive, until 80% of the training steps; `γ` is then fixed so the gates
+/// settle in one game.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
     /// Requested kept fraction.
     pub target_kept: f64,
-    /// Chosen `γ`.
-    pub gamma: f64,
-    /// Kept fraction the measured games predict at that `γ`.
+    /// `γ` from the measured games.
+    pub initial_gamma: f64,
+    /// Kept fraction the measured games predict at `initial_gamma`.
     pub predicted_kept: f64,
     /// Step at which the games were measured (end of warm-up).
     pub step: u64,
+    /// Price adjustments made.
+    pub adjustments: usize,
+    /// Last step at which `γ` may change.
+    pub control_until: u64,
 }
+
+/// Gain `κ` of the price adjustment in target mode.
+const PRICE_GAIN: f64 = 0.5;
 
 /// The pruner: gate dynamics, removal, certificates and records. Serialisable, so a run can
 /// be resumed exactly.
@@ -113,6 +129,7 @@ pub struct EquilibriumPruner {
     trajectory: Vec<TrajectoryPoint>,
     evaluations: Vec<Evaluation>,
     calibration: Option<Calibration>,
+    control_until: u64,
 }
 
 impl EquilibriumPruner {
@@ -130,6 +147,8 @@ impl EquilibriumPruner {
                 benefit: vec![0.0; n],
                 redundancy: DMatrix::zeros(n, n),
                 protected: None,
+                rho_total: n,
+                prev_gate: vec![f64::NAN; n],
                 rho_in,
                 rho_out,
             });
@@ -150,6 +169,7 @@ impl EquilibriumPruner {
             trajectory: Vec::new(),
             evaluations: Vec::new(),
             calibration: None,
+            control_until: u64::MAX,
         })
     }
 
@@ -264,6 +284,9 @@ impl EquilibriumPruner {
         }
         if step % self.config.record_every as u64 == 0 {
             self.record(trainer.model())?;
+        }
+        if playing && refresh && step > self.config.warmup_steps as u64 {
+            self.adjust_price(trainer.model())?;
         }
         if playing && refresh && self.config.remove {
             self.remove_settled(trainer, holdout, false)?;
@@ -394,14 +417,46 @@ impl EquilibriumPruner {
             }
         }
         let gamma = 0.5 * (lo + hi);
-        self.gamma = gamma;
+        // The static game under-predicts the price (benefits of survivors grow as others
+        // leave), so start no lower than the configured γ.
+        self.gamma = gamma.max(self.config.gamma).max(1e-6);
         self.calibration = Some(Calibration {
             target_kept: target,
-            gamma,
-            predicted_kept: kept_at(gamma)?,
+            initial_gamma: self.gamma,
+            predicted_kept: kept_at(self.gamma)?,
             step: self.step - 1,
+            adjustments: 0,
+            control_until: self.control_until,
         });
         Ok(())
+    }
+
+    /// One price adjustment of `γ` towards the target kept fraction.
+    fn adjust_price(&mut self, model: &Model) -> Result<()> {
+        let Some(cal) = self.calibration.as_mut() else {
+            return Ok(());
+        };
+        if self.step > cal.control_until {
+            return Ok(());
+        }
+        let total: usize = self.layers.iter().map(|l| l.rho_total).sum();
+        let mut active = 0usize;
+        for l in &self.layers {
+            active += model.gate(l.layer)?.iter().filter(|&&v| v > 0.0).count();
+        }
+        let frac = active as f64 / total.max(1) as f64;
+        let e = ((frac - cal.target_kept) / cal.target_kept).clamp(-1.0, 1.0);
+        self.gamma *= (PRICE_GAIN * e).exp();
+        cal.adjustments += 1;
+        Ok(())
+    }
+
+    /// Sets the last step at which target mode may change `γ` (80% of `total_steps`).
+    pub fn set_total_steps(&mut self, total_steps: u64) {
+        self.control_until = total_steps * 4 / 5;
+        if let Some(c) = self.calibration.as_mut() {
+            c.control_until = self.control_until;
+        }
     }
 
     /// Removes units whose gates sat at 0 for the patience window (or, if `all_zero`, every
@@ -428,6 +483,16 @@ impl EquilibriumPruner {
         }
         let (games, _) = self.measured_games(trainer.model(), holdout, self.gamma)?;
         let step = self.step.saturating_sub(1);
+        // Target mode never removes below the target count during training (removal is
+        // permanent; the price adjustment needs units it can bring back).
+        let mut allowance = match (self.config.target_kept, all_zero) {
+            (Some(f), false) => {
+                let total: usize = self.layers.iter().map(|l| l.rho_total).sum();
+                let now: usize = self.layers.iter().map(|l| l.orig.len()).sum();
+                now.saturating_sub((f * total as f64).ceil() as usize)
+            }
+            _ => usize::MAX,
+        };
         for (li, game) in games.iter().enumerate() {
             let layer = self.layers[li].layer;
             let s: Vec<f64> = trainer
@@ -444,12 +509,19 @@ impl EquilibriumPruner {
                         && (all_zero || l.zero_steps[i] >= patience)
                 })
                 .collect();
+            let pressure = game.competition_pressure(&s);
+            let net = |i: usize| game.benefit()[i] - self.gamma - pressure[i];
+            let mut candidates = candidates;
+            if candidates.len() > allowance {
+                candidates.sort_by(|&a, &b| net(a).total_cmp(&net(b)));
+                candidates.truncate(allowance);
+                candidates.sort_unstable();
+            }
+            allowance = allowance.saturating_sub(candidates.len());
             if candidates.is_empty() {
                 continue;
             }
-            let pressure = game.competition_pressure(&s);
-            let (strict, t3) = dominated(game, ELIMINATION_ROUNDS);
-            let net = |i: usize| game.benefit()[i] - self.gamma - pressure[i];
+            let dom = dominated(game, ELIMINATION_ROUNDS);
             let mut keep: Vec<usize> = (0..s.len()).filter(|i| !candidates.contains(i)).collect();
             if keep.is_empty() {
                 // Layer-collapse guard: keep the unit with the largest benefit − cost.
@@ -478,8 +550,9 @@ impl EquilibriumPruner {
                     cost,
                     margin: cost - game.benefit()[i],
                     self_cost: game.self_cost()[i],
-                    t3: t3[i],
-                    dominated: strict[i],
+                    cost_bound: dom.cost_bound[i],
+                    t3: dom.t3[i],
+                    dominated: dom.dominated[i],
                     reason: if all_zero { "final" } else { "equilibrium" }.into(),
                 });
             }
@@ -501,6 +574,7 @@ impl EquilibriumPruner {
             l.zero_steps = keep.iter().map(|&i| l.zero_steps[i]).collect();
             l.benefit = keep.iter().map(|&i| l.benefit[i]).collect();
             l.rho_in = keep.iter().map(|&i| l.rho_in[i]).collect();
+            l.prev_gate = keep.iter().map(|&i| l.prev_gate[i]).collect();
             l.rho_out = keep.iter().map(|&i| l.rho_out[i]).collect();
             l.redundancy = DMatrix::from_fn(keep.len(), keep.len(), |a, b| {
                 l.redundancy[(keep[a], keep[b])]
@@ -519,20 +593,38 @@ impl EquilibriumPruner {
         Ok(())
     }
 
-    /// Evaluates loss, accuracy and each layer's equilibrium gap; the result is recorded.
+    /// Evaluates loss, accuracy and each layer's equilibrium gap (benefits on `holdout`, and
+    /// on `train_probe` if given); the result is recorded.
     pub fn evaluate(
         &mut self,
         model: &Model,
         holdout: &Dataset,
+        train_probe: Option<&Dataset>,
         test: Option<&Dataset>,
         epoch: usize,
     ) -> Result<Evaluation> {
         self.check_model(model)?;
         let (games, holdout_loss) = self.measured_games(model, holdout, self.gamma)?;
+        let train_games = match train_probe {
+            Some(t) => Some(self.measured_games(model, t, self.gamma)?.0),
+            None => None,
+        };
         let mut layers = Vec::new();
-        for (l, g) in self.layers.iter().zip(&games) {
+        for (k, (l, g)) in self.layers.iter_mut().zip(&games).enumerate() {
             let s: Vec<f64> = model.gate(l.layer)?.iter().map(|&v| v as f64).collect();
-            layers.push(layer_gap(l.layer, g, &s));
+            let mut gap = layer_gap(l.layer, g, &s);
+            if let Some(tg) = &train_games {
+                gap.natural_residual_train = crate::game::natural_residual(&tg[k], &s);
+            }
+            let drift = s
+                .iter()
+                .zip(&l.prev_gate)
+                .filter(|(_, p)| p.is_finite())
+                .map(|(a, p)| (a - p).abs())
+                .fold(f64::NAN, f64::max);
+            gap.drift = drift;
+            l.prev_gate = s;
+            layers.push(gap);
         }
         let (test_loss, test_accuracy) = match test {
             Some(t) => {
@@ -688,7 +780,15 @@ impl PruneRun {
     }
 
     /// One epoch of training with gate play, then an evaluation.
-    pub fn run_epoch(&mut self, train: &Dataset, holdout: &Dataset, test: Option<&Dataset>) -> Result<Evaluation> {
+    pub fn run_epoch(
+        &mut self,
+        train: &Dataset,
+        holdout: &Dataset,
+        test: Option<&Dataset>,
+    ) -> Result<Evaluation> {
+        let per_epoch = train.len().div_ceil(self.pruner.config.batch_size) as u64;
+        self.pruner
+            .set_total_steps(per_epoch * self.pruner.config.epochs as u64);
         loop {
             let rec = self.trainer.step(train)?;
             self.pruner.after_step(&mut self.trainer, holdout)?;
@@ -697,8 +797,9 @@ impl PruneRun {
             }
         }
         self.epoch += 1;
+        let probe = train.take(holdout.len());
         self.pruner
-            .evaluate(self.trainer.model(), holdout, test, self.epoch)
+            .evaluate(self.trainer.model(), holdout, Some(&probe), test, self.epoch)
     }
 
     /// Runs the remaining epochs, saving a checkpoint in `dir` after each (if given).

@@ -88,25 +88,28 @@ pub fn write_trajectories(path: &Path, points: &[TrajectoryPoint]) -> Result<()>
 }
 
 /// Writes the equilibrium-gap metric of every evaluation as CSV
-/// `epoch,step,layer,units,natural_residual,nash_gap,mean_gate,test_loss,test_accuracy`.
+/// `epoch,step,layer,units,natural_residual,natural_residual_train,nash_gap,mean_gate,drift,
+/// test_loss,test_accuracy`.
 pub fn write_evaluations(path: &Path, evaluations: &[Evaluation]) -> Result<()> {
     write_atomic(path, |w| {
         writeln!(
             w,
-            "epoch,step,layer,units,natural_residual,nash_gap,mean_gate,test_loss,test_accuracy"
+            "epoch,step,layer,units,natural_residual,natural_residual_train,nash_gap,mean_gate,drift,test_loss,test_accuracy"
         )?;
         for e in evaluations {
             for l in &e.layers {
                 writeln!(
                     w,
-                    "{},{},{},{},{},{},{},{},{}",
+                    "{},{},{},{},{},{},{},{},{},{},{}",
                     e.epoch,
                     e.step,
                     l.layer,
                     l.units,
                     l.natural_residual,
+                    l.natural_residual_train,
                     l.nash_gap,
                     l.mean_gate,
+                    l.drift,
                     e.test_loss,
                     e.test_accuracy
                 )?;
