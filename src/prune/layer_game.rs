@@ -184,15 +184,20 @@ pub struct LayerGap {
     /// Units in the layer.
     pub units: usize,
     /// Natural residual `‖s − Π(s − F(s))‖_∞` with benefits measured on held-out data.
+    #[serde(with = "super::nan_serde::scalar")]
     pub natural_residual: f64,
     /// The same with benefits measured on a fixed training subset (the distribution the
     /// gates play on; NaN if not measured).
+    #[serde(with = "super::nan_serde::scalar")]
     pub natural_residual_train: f64,
     /// Largest gate change since the previous evaluation (NaN at the first).
+    #[serde(with = "super::nan_serde::scalar")]
     pub drift: f64,
     /// Nash gap.
+    #[serde(with = "super::nan_serde::scalar")]
     pub nash_gap: f64,
     /// Mean gate.
+    #[serde(with = "super::nan_serde::scalar")]
     pub mean_gate: f64,
 }
 

@@ -26,6 +26,7 @@ pub mod baselines;
 mod certificate;
 mod config;
 pub mod layer_game;
+mod nan_serde;
 pub mod pipeline;
 mod pruner;
 pub mod report;

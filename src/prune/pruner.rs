@@ -51,6 +51,7 @@ struct LayerState {
     /// Original index of a unit kept by the collapse guard (its gate is frozen at 1).
     protected: Option<usize>,
     /// Gates at the previous evaluation (NaN before the first).
+    #[serde(with = "super::nan_serde::vector")]
     prev_gate: Vec<f64>,
     /// Units of the layer before any removal.
     rho_total: usize,
@@ -81,10 +82,13 @@ pub struct Evaluation {
     /// Optimiser steps done.
     pub step: u64,
     /// Test loss (NaN without a test set).
+    #[serde(with = "super::nan_serde::scalar")]
     pub test_loss: f64,
     /// Test accuracy (NaN without a test set).
+    #[serde(with = "super::nan_serde::scalar")]
     pub test_accuracy: f64,
     /// Held-out loss.
+    #[serde(with = "super::nan_serde::scalar")]
     pub holdout_loss: f64,
     /// Per layer: natural residual and Nash gap of the participation game with measured
     /// benefits, at the current gates.
