@@ -44,7 +44,7 @@ fn write_set(dir: &Path, n: u32, compress: bool) {
 }
 
 #[test]
-fn loads_raw_and_gzip_folders_identically() {
+fn nn_loads_raw_and_gzip_folders_identically() {
     let raw = tempfile::tempdir().expect("tempdir");
     let gz = tempfile::tempdir().expect("tempdir");
     write_set(raw.path(), 12, false);
@@ -79,7 +79,7 @@ fn read_err(bytes: &[u8], ndims: u8) -> Error {
 }
 
 #[test]
-fn malformed_idx_files_are_typed_errors() {
+fn nn_malformed_idx_files_are_typed_errors() {
     let good = idx_bytes(&[3, 2, 2], &[7; 12]);
     assert!(matches!(
         read_err(&good[..good.len() - 3], 3),
@@ -126,7 +126,7 @@ fn malformed_idx_files_are_typed_errors() {
 }
 
 #[test]
-fn mismatched_label_counts_and_bad_labels_are_rejected() {
+fn nn_mismatched_label_counts_and_bad_labels_are_rejected() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_set(dir.path(), 5, false);
     std::fs::write(
@@ -151,7 +151,7 @@ fn mismatched_label_counts_and_bad_labels_are_rejected() {
 }
 
 #[test]
-fn teacher_student_is_seeded_and_records_width() {
+fn nn_teacher_student_is_seeded_and_records_width() {
     let cfg = TeacherConfig {
         train: 500,
         test: 100,

@@ -48,7 +48,7 @@ fn small_cnn() -> Model {
 }
 
 #[test]
-fn unit_ids_round_trip_and_cover_gated_layers() {
+fn nn_unit_ids_round_trip_and_cover_gated_layers() {
     let m = Model::mlp(&[6, 5, 4, 3], 1).expect("mlp");
     assert_eq!(m.gated_layers(), vec![0, 2]);
     let units = m.units();
@@ -80,7 +80,7 @@ fn unit_ids_round_trip_and_cover_gated_layers() {
 }
 
 #[test]
-fn save_load_round_trip_keeps_gates_and_outputs() {
+fn nn_save_load_round_trip_keeps_gates_and_outputs() {
     let dir = tempfile::tempdir().expect("tempdir");
     for (i, mut m) in [Model::mlp(&[8, 6, 5, 3], 3).expect("mlp"), small_cnn()]
         .into_iter()
@@ -102,7 +102,7 @@ fn save_load_round_trip_keeps_gates_and_outputs() {
 }
 
 #[test]
-fn export_uses_torch_names_layouts_and_metadata() {
+fn nn_export_uses_torch_names_layouts_and_metadata() {
     let dir = tempfile::tempdir().expect("tempdir");
     let m = small_cnn()
         .with_input(InputSpec {
@@ -132,7 +132,8 @@ fn export_uses_torch_names_layouts_and_metadata() {
     assert_eq!(st.tensor("9.weight").expect("linear").shape(), &[4, 128]);
     // Row-major [out, in, kh, kw]: element (o=1, c=2, ky=0, kx=1) of layer 3.
     let w = st.tensor("3.weight").expect("conv");
-    let off = ((1 * 32 + 2) * 9 + 1) * 4;
+    let (o, ch) = (1, 2);
+    let off = ((o * 32 + ch) * 9 + 1) * 4;
     let v = f32::from_le_bytes(w.data()[off..off + 4].try_into().expect("4 bytes"));
     let Layer::Conv2d(c) = &m.layers()[3] else {
         panic!("layer 3 is conv")
@@ -159,7 +160,7 @@ fn expect_model_format(bytes: &[u8]) {
 }
 
 #[test]
-fn malformed_safetensors_are_typed_errors() {
+fn nn_malformed_safetensors_are_typed_errors() {
     let m = Model::mlp(&[5, 4, 3], 2).expect("mlp");
     let dir = tempfile::tempdir().expect("tempdir");
     let p = dir.path().join("m.safetensors");
@@ -205,7 +206,7 @@ fn malformed_safetensors_are_typed_errors() {
 }
 
 #[test]
-fn fold_gates_preserves_outputs() {
+fn nn_fold_gates_preserves_outputs() {
     for (seed, mut m) in [
         (1u64, Model::mlp(&[7, 9, 6, 3], 4).expect("mlp")),
         (2, small_cnn()),
@@ -226,7 +227,7 @@ fn fold_gates_preserves_outputs() {
 }
 
 #[test]
-fn removing_zero_gated_units_preserves_outputs() {
+fn nn_removing_zero_gated_units_preserves_outputs() {
     for (seed, mut m) in [
         (3u64, Model::mlp(&[7, 9, 6, 3], 5).expect("mlp")),
         (4, small_cnn()),
@@ -261,7 +262,7 @@ fn removing_zero_gated_units_preserves_outputs() {
 }
 
 #[test]
-fn removal_rejects_bad_keep_lists() {
+fn nn_removal_rejects_bad_keep_lists() {
     let mut m = Model::mlp(&[4, 5, 3], 1).expect("mlp");
     assert!(m.remove_units(0, &[]).is_err());
     assert!(m.remove_units(0, &[2, 1]).is_err());
@@ -270,7 +271,7 @@ fn removal_rejects_bad_keep_lists() {
 }
 
 #[test]
-fn activations_have_one_column_per_unit() {
+fn nn_activations_have_one_column_per_unit() {
     let m = small_cnn();
     let x = randn(1, 3 * m.input_len());
     let mut ws = Workspace::new(&m, 3);

@@ -30,7 +30,7 @@ fn config(epochs: usize, batch: usize, optimizer: OptimizerConfig) -> TrainConfi
 }
 
 #[test]
-fn mlp_learns_the_teacher_student_task() {
+fn nn_mlp_learns_the_teacher_student_task() {
     let (train, test) = task(8000, 11);
     let model = Model::mlp(&[20, 32, 4], 1).expect("mlp");
     let before = evaluate(&model, &test, 256).expect("eval");
@@ -81,17 +81,17 @@ fn resume_matches(optimizer: OptimizerConfig) {
 }
 
 #[test]
-fn resume_from_checkpoint_is_exact_with_adam() {
+fn nn_resume_from_checkpoint_is_exact_with_adam() {
     resume_matches(OptimizerConfig::adam(1e-3));
 }
 
 #[test]
-fn resume_from_checkpoint_is_exact_with_sgd_momentum() {
+fn nn_resume_from_checkpoint_is_exact_with_sgd_momentum() {
     resume_matches(OptimizerConfig::sgd(0.05, 0.9));
 }
 
 #[test]
-fn divergence_stops_with_a_typed_error_and_writes_nothing() {
+fn nn_divergence_stops_with_a_typed_error_and_writes_nothing() {
     let (train, _) = task(300, 4);
     let mut x = train.inputs().to_vec();
     x[100] = f32::NAN;
@@ -157,7 +157,7 @@ impl Observer for Shrinker {
 }
 
 #[test]
-fn observer_sees_every_step_and_can_remove_units() {
+fn nn_observer_sees_every_step_and_can_remove_units() {
     let (train, test) = task(640, 6);
     let mut t = Trainer::new(
         Model::mlp(&[20, 16, 8, 4], 2).expect("mlp"),
@@ -183,7 +183,7 @@ fn observer_sees_every_step_and_can_remove_units() {
 }
 
 #[test]
-fn mlp_reaches_80_percent_on_fashion_mnist_subset_in_one_epoch() {
+fn nn_mlp_reaches_80_percent_on_fashion_mnist_subset_in_one_epoch() {
     let Some((train, test)) = fashion_mnist().expect("Fashion-MNIST present but unreadable") else {
         eprintln!(
             "SKIPPED: Fashion-MNIST not found in {}",

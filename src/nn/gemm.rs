@@ -1,8 +1,10 @@
-//! A bounds-checked wrapper around `matrixmultiply::sgemm`.
+//! A bounds-checked, rayon-parallel wrapper around `matrixmultiply::sgemm`.
 //!
 //! Every product in the backend goes through [`gemm`]: strides express transposes and
-//! column-major nalgebra storage without copies, and the `threading` feature of
-//! `matrixmultiply` spreads large products over all cores.
+//! column-major nalgebra storage without copies. Large products are split into independent
+//! blocks of `C` (rows when `C` is row-major, columns when column-major) that run on rayon's
+//! pool, so the GEMMs and the element-wise loops share one set of threads instead of two
+//! pools competing for the cores.
 
 /// A strided read-only matrix view: element `(r, c)` lives at `data[r * rs + c * cs]`.
 #[derive(Clone, Copy)]
@@ -31,7 +33,113 @@ fn last_index(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
 ///
 /// Panics if a view is too short for its shape: views are built by this crate from buffers it
 /// sized itself, so a short view is a bug, never bad user input.
+/// Products below this many multiply-adds run on one thread.
+const PAR_MACS: usize = 1 << 18;
+
+/// `C = alpha * A B + beta * C` with `A` of shape `m × k`, `B` of shape `k × n`, split over
+/// rayon threads for large products.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: View<'_>,
+    b: View<'_>,
+    beta: f32,
+    c: ViewMut<'_>,
+) {
+    let split_rows = c.rs >= c.cs;
+    let (len, min_piece) = if split_rows { (m, 16) } else { (n, 8) };
+    if m * n * k < PAR_MACS || len < 2 * min_piece || rayon::current_num_threads() < 2 {
+        return gemm_serial(m, k, n, alpha, a, b, beta, c);
+    }
+    let half = (len / 2).div_ceil(min_piece) * min_piece;
+    if split_rows {
+        let (c1, c2) = c.data.split_at_mut(half * c.rs);
+        let a2 = View {
+            data: &a.data[half * a.rs..],
+            ..a
+        };
+        rayon::join(
+            || {
+                gemm(
+                    half,
+                    k,
+                    n,
+                    alpha,
+                    a,
+                    b,
+                    beta,
+                    ViewMut {
+                        data: c1,
+                        rs: c.rs,
+                        cs: c.cs,
+                    },
+                )
+            },
+            || {
+                gemm(
+                    m - half,
+                    k,
+                    n,
+                    alpha,
+                    a2,
+                    b,
+                    beta,
+                    ViewMut {
+                        data: c2,
+                        rs: c.rs,
+                        cs: c.cs,
+                    },
+                )
+            },
+        );
+    } else {
+        let (c1, c2) = c.data.split_at_mut(half * c.cs);
+        let b2 = View {
+            data: &b.data[half * b.cs..],
+            ..b
+        };
+        rayon::join(
+            || {
+                gemm(
+                    m,
+                    k,
+                    half,
+                    alpha,
+                    a,
+                    b,
+                    beta,
+                    ViewMut {
+                        data: c1,
+                        rs: c.rs,
+                        cs: c.cs,
+                    },
+                )
+            },
+            || {
+                gemm(
+                    m,
+                    k,
+                    n - half,
+                    alpha,
+                    a,
+                    b2,
+                    beta,
+                    ViewMut {
+                        data: c2,
+                        rs: c.rs,
+                        cs: c.cs,
+                    },
+                )
+            },
+        );
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_serial(
     m: usize,
     k: usize,
     n: usize,

@@ -11,6 +11,7 @@ use std::str::FromStr;
 use nalgebra::{DMatrix, DVector};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::conv::{conv_backward, conv_forward, pool_backward, pool_forward, ConvGeom};
@@ -180,6 +181,7 @@ pub struct Workspace {
     cols: Vec<Vec<f32>>,
     tmp: Vec<Vec<f32>>,
     arg: Vec<Vec<u32>>,
+    gate_scratch: Vec<Vec<f32>>,
 }
 
 impl Workspace {
@@ -193,6 +195,7 @@ impl Workspace {
         let mut cols = vec![Vec::new(); n];
         let mut tmp = vec![Vec::new(); n];
         let mut arg = vec![Vec::new(); n];
+        let mut gate_scratch = vec![Vec::new(); n];
         for (i, layer) in model.layers.iter().enumerate() {
             match (layer, shapes[i]) {
                 (Layer::Conv2d(c), Shape::Image { h, w, .. }) => {
@@ -201,6 +204,11 @@ impl Workspace {
                     tmp[i] = vec![0.0; cap * g.positions() * c.out_channels()];
                 }
                 (Layer::MaxPool2d(_), _) => arg[i] = vec![0; cap * shapes[i + 1].numel()],
+                (Layer::Relu, _) if i > 0 => {
+                    if let Some(g) = model.layers[i - 1].gate() {
+                        gate_scratch[i] = vec![0.0; cap * g.len()];
+                    }
+                }
                 _ => {}
             }
         }
@@ -213,6 +221,7 @@ impl Workspace {
             cols,
             tmp,
             arg,
+            gate_scratch,
         }
     }
 
@@ -407,6 +416,26 @@ impl Model {
             .sum()
     }
 
+    /// Floating-point operations of one training step per sample in the GEMMs: forward,
+    /// weight gradient, and input gradient for every weight layer but the first (whose input
+    /// gradient is not computed). Used to report achieved GFLOP/s.
+    pub fn train_flops_per_sample(&self) -> usize {
+        let first = self.layers.iter().position(|l| l.params().is_some());
+        self.layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let macs = match (l, self.shapes[i + 1]) {
+                    (Layer::Linear(x), _) => x.weight.len(),
+                    (Layer::Conv2d(c), Shape::Image { h, w, .. }) => c.weight.len() * h * w,
+                    _ => 0,
+                };
+                let passes = if Some(i) == first { 2 } else { 3 };
+                2 * macs * passes
+            })
+            .sum()
+    }
+
     /// Indices of layers whose units are gated (the prunable layers).
     pub fn gated_layers(&self) -> Vec<usize> {
         (0..self.layers.len())
@@ -575,21 +604,7 @@ impl Model {
                     };
                     match gate {
                         None => out.iter_mut().zip(inp).for_each(|(o, &z)| *o = z.max(0.0)),
-                        Some(g) => {
-                            let per = self.unit_stride(i);
-                            let g = g.as_slice();
-                            for (bo, bi) in
-                                out.chunks_mut(per * g.len()).zip(inp.chunks(per * g.len()))
-                            {
-                                for (u, &s) in g.iter().enumerate() {
-                                    for (o, &z) in
-                                        bo[u * per..][..per].iter_mut().zip(&bi[u * per..][..per])
-                                    {
-                                        *o = s * z.max(0.0);
-                                    }
-                                }
-                            }
-                        }
+                        Some(g) => gated_relu_forward(out, inp, g.as_slice(), self.unit_stride(i)),
                     }
                 }
                 Layer::MaxPool2d(p) => {
@@ -712,35 +727,20 @@ impl Model {
                             .zip(dy.iter().zip(x))
                             .for_each(|(d, (&g, &z))| *d = if z > 0.0 { g } else { 0.0 }),
                         Some(s) => {
-                            let per = self.unit_stride(i);
-                            let s = s.as_slice();
                             let ds = grads.layers[i - 1]
                                 .as_mut()
                                 .and_then(|g| g.gate.as_mut())
                                 .ok_or_else(|| Error::invalid("gradients", "layout mismatch"))?;
-                            ds.fill(0.0);
-                            let ds = ds.as_mut_slice();
-                            let chunk = per * s.len();
-                            for ((bd, by), bx) in dx
-                                .chunks_mut(chunk)
-                                .zip(dy.chunks(chunk))
-                                .zip(x.chunks(chunk))
-                            {
-                                for u in 0..s.len() {
-                                    let mut acc = 0.0f32;
-                                    let su = s[u];
-                                    for ((d, &g), &z) in bd[u * per..][..per]
-                                        .iter_mut()
-                                        .zip(&by[u * per..][..per])
-                                        .zip(&bx[u * per..][..per])
-                                    {
-                                        let r = z.max(0.0);
-                                        acc += g * r;
-                                        *d = if z > 0.0 { g * su } else { 0.0 };
-                                    }
-                                    ds[u] += acc;
-                                }
-                            }
+                            let scratch = &mut ws.gate_scratch[i][..batch * s.len()];
+                            gated_relu_backward(
+                                dx,
+                                dy,
+                                x,
+                                s.as_slice(),
+                                self.unit_stride(i),
+                                scratch,
+                                ds.as_mut_slice(),
+                            );
                         }
                     }
                 }
@@ -792,6 +792,63 @@ impl Model {
                 .is_none_or(|(w, b)| w.iter().chain(b.iter()).all(|v| v.is_finite()))
                 && l.gate().is_none_or(|g| g.iter().all(|v| v.is_finite()))
         })
+    }
+}
+
+/// Minimum number of values per rayon task in element-wise loops.
+const PAR_MIN: usize = 1 << 14;
+
+/// `out = s_u * relu(z)` per sample; `per` values per unit (1 dense, `h*w` conv).
+fn gated_relu_forward(out: &mut [f32], z: &[f32], s: &[f32], per: usize) {
+    let chunk = per * s.len();
+    out.par_chunks_mut(chunk)
+        .zip(z.par_chunks(chunk))
+        .with_min_len(PAR_MIN.div_ceil(chunk))
+        .for_each(|(bo, bz)| {
+            for (u, &su) in s.iter().enumerate() {
+                for (o, &zv) in bo[u * per..][..per].iter_mut().zip(&bz[u * per..][..per]) {
+                    *o = su * zv.max(0.0);
+                }
+            }
+        });
+}
+
+/// Backward of the gated ReLU: `dz = dA s_u 1[z > 0]`, `ds_u = Σ dA relu(z)` over samples
+/// and positions. Per-sample partial sums go to `scratch` and are reduced in a fixed order,
+/// so results do not depend on thread scheduling.
+fn gated_relu_backward(
+    dz: &mut [f32],
+    da: &[f32],
+    z: &[f32],
+    s: &[f32],
+    per: usize,
+    scratch: &mut [f32],
+    ds: &mut [f32],
+) {
+    let chunk = per * s.len();
+    dz.par_chunks_mut(chunk)
+        .zip(da.par_chunks(chunk).zip(z.par_chunks(chunk)))
+        .zip(scratch.par_chunks_mut(s.len()))
+        .with_min_len(PAR_MIN.div_ceil(chunk))
+        .for_each(|((bd, (ba, bz)), part)| {
+            for (u, (&su, p)) in s.iter().zip(part.iter_mut()).enumerate() {
+                let mut acc = 0.0f32;
+                for ((d, &g), &zv) in bd[u * per..][..per]
+                    .iter_mut()
+                    .zip(&ba[u * per..][..per])
+                    .zip(&bz[u * per..][..per])
+                {
+                    acc += g * zv.max(0.0);
+                    *d = if zv > 0.0 { g * su } else { 0.0 };
+                }
+                *p = acc;
+            }
+        });
+    ds.fill(0.0);
+    for part in scratch.chunks(s.len()) {
+        for (d, &p) in ds.iter_mut().zip(part) {
+            *d += p;
+        }
     }
 }
 
@@ -918,13 +975,16 @@ pub(crate) fn softmax_xent(
         if arg == y {
             correct += 1;
         }
-        let sum: f32 = row.iter().map(|&v| (v - max).exp()).sum();
+        // The loss is formed in f64: `lse - z_y` cancels, and in f32 its error would be
+        // eps * |z|, enough to swamp small loss differences.
+        let max = max as f64;
+        let sum: f64 = row.iter().map(|&v| (v as f64 - max).exp()).sum();
         let lse = max + sum.ln();
-        loss += (lse - row[y]) as f64;
+        loss += lse - row[y] as f64;
         if let Some(d) = dlogits.as_deref_mut() {
             let drow = &mut d[b * classes..][..classes];
             for (c, (dv, &v)) in drow.iter_mut().zip(row).enumerate() {
-                let p = (v - lse).exp();
+                let p = (v as f64 - lse).exp() as f32;
                 *dv = (p - if c == y { 1.0 } else { 0.0 }) * inv;
             }
         }

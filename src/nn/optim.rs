@@ -5,6 +5,7 @@
 //!   `θ ← θ − η m̂ / (√v̂ + ε)` with bias-corrected `m̂, v̂`.
 
 use nalgebra::{DMatrix, DVector};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::model::{Gradients, Model};
@@ -262,12 +263,20 @@ impl Optimizer {
     }
 }
 
+/// Parameters per rayon task in the update loops.
+const CHUNK: usize = 1 << 14;
+
 fn sgd(p: &mut [f32], g: &[f32], v: &mut [f32], lr: f32, mu: f32, wd: f32) {
-    for ((p, &g), v) in p.iter_mut().zip(g).zip(v) {
-        let grad = g + wd * *p;
-        *v = mu * *v + grad;
-        *p -= lr * *v;
-    }
+    p.par_chunks_mut(CHUNK)
+        .zip(g.par_chunks(CHUNK))
+        .zip(v.par_chunks_mut(CHUNK))
+        .for_each(|((p, g), v)| {
+            for ((p, &g), v) in p.iter_mut().zip(g).zip(v) {
+                let grad = g + wd * *p;
+                *v = mu * *v + grad;
+                *p -= lr * *v;
+            }
+        });
 }
 
 struct AdamStep {
@@ -283,10 +292,15 @@ impl AdamStep {
     fn apply(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
         let step = self.lr / self.c1;
         let inv_sqrt_c2 = 1.0 / self.c2.sqrt();
-        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
-            *m = self.beta1 * *m + (1.0 - self.beta1) * g;
-            *v = self.beta2 * *v + (1.0 - self.beta2) * g * g;
-            *p -= step * *m / (v.sqrt() * inv_sqrt_c2 + self.eps);
-        }
+        p.par_chunks_mut(CHUNK)
+            .zip(g.par_chunks(CHUNK))
+            .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
+            .for_each(|((p, g), (m, v))| {
+                for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
+                    *m = self.beta1 * *m + (1.0 - self.beta1) * g;
+                    *v = self.beta2 * *v + (1.0 - self.beta2) * g * g;
+                    *p -= step * *m / (v.sqrt() * inv_sqrt_c2 + self.eps);
+                }
+            });
     }
 }
