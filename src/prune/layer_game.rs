@@ -190,7 +190,7 @@ pub struct LayerGap {
     /// gates play on; NaN if not measured).
     #[serde(with = "super::nan_serde::scalar")]
     pub natural_residual_train: f64,
-    /// Largest gate change since the previous evaluation (NaN at the first).
+    /// Mean absolute gate change since the previous evaluation (NaN at the first).
     #[serde(with = "super::nan_serde::scalar")]
     pub drift: f64,
     /// Nash gap.

@@ -620,12 +620,17 @@ impl EquilibriumPruner {
             if let Some(tg) = &train_games {
                 gap.natural_residual_train = crate::game::natural_residual(&tg[k], &s);
             }
-            let drift = s
+            let changes: Vec<f64> = s
                 .iter()
                 .zip(&l.prev_gate)
                 .filter(|(_, p)| p.is_finite())
                 .map(|(a, p)| (a - p).abs())
-                .fold(f64::NAN, f64::max);
+                .collect();
+            let drift = if changes.is_empty() {
+                f64::NAN
+            } else {
+                changes.iter().sum::<f64>() / changes.len() as f64
+            };
             gap.drift = drift;
             l.prev_gate = s;
             layers.push(gap);
@@ -881,5 +886,51 @@ impl PruneRun {
     pub fn finish(mut self, holdout: &Dataset) -> Result<(Model, EquilibriumPruner)> {
         self.pruner.finish(&mut self.trainer, holdout)?;
         Ok((self.trainer.into_model(), self.pruner))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::Model;
+
+    /// Outputs before and after the normalising rescaling agree to this tolerance.
+    const TOL: f32 = 1e-5;
+
+    #[test]
+    fn normalisation_preserves_the_function() {
+        let mut model = Model::mlp(&[5, 7, 6, 3], 4).unwrap();
+        let pruner = EquilibriumPruner::new(PruneConfig::default(), &model).unwrap();
+        // Move weights away from their initial norms and gates off 1 (one gate at 0, one
+        // whose rescaled value would pass 1).
+        for layer in [0, 2] {
+            let (w, b) = model.parameters_mut(layer).unwrap();
+            for (k, v) in w.iter_mut().enumerate() {
+                *v *= 0.5 + (k % 5) as f32 * 0.4;
+            }
+            b.iter_mut().for_each(|v| *v += 0.1);
+            let n = model.gate(layer).unwrap().len();
+            let g: Vec<f32> = (0..n).map(|i| [0.0, 0.3, 0.9, 0.6][i % 4]).collect();
+            model.set_gate(layer, &g).unwrap();
+        }
+        let x: Vec<f32> = (0..4 * 5).map(|k| ((k * 7 % 11) as f32 - 5.0) / 3.0).collect();
+        let before = model.predict(&x, 4).unwrap();
+        for l in &pruner.layers {
+            normalize_units(&mut model, l).unwrap();
+        }
+        let after = model.predict(&x, 4).unwrap();
+        assert!((before - after).abs().max() <= TOL);
+        // Incoming norms are held in every layer; outgoing norms exactly in the last gated
+        // layer (a deeper layer's row normalisation rescales the columns of a shallower one).
+        for (k, l) in pruner.layers.iter().enumerate() {
+            let (rin, rout) = unit_norms(&model, l.layer).unwrap();
+            let g = model.gate(l.layer).unwrap();
+            for i in 0..rin.len() {
+                assert!((rin[i] - l.rho_in[i]).abs() < 1e-4);
+                if k + 1 == pruner.layers.len() && g[i] < 1.0 {
+                    assert!((rout[i] - l.rho_out[i]).abs() < 1e-4);
+                }
+            }
+        }
     }
 }
