@@ -109,6 +109,31 @@ pub enum Error {
         /// What is wrong, with line and column where known.
         message: String,
     },
+    // --- equilibrium ---
+    /// A solver that relies on the quadratic structure `F(s) = M s − q` was asked to solve a
+    /// general game.
+    #[error("solver `{solver}` needs the quadratic pruning game (F(s) = M s - q); use best-response, projection or extragradient for general games")]
+    NeedsQuadraticGame {
+        /// The solver's name.
+        solver: String,
+    },
+    /// A solver's linear algebra broke down in a way no fallback can repair.
+    #[error("solver `{solver}`: numerical breakdown: {reason}")]
+    Breakdown {
+        /// The solver's name.
+        solver: String,
+        /// What failed.
+        reason: String,
+    },
+    // --- dominance ---
+    /// A player index that does not exist in the game.
+    #[error("player {player} does not exist (the game has {players} players)")]
+    PlayerOutOfRange {
+        /// The index asked for.
+        player: usize,
+        /// Number of players.
+        players: usize,
+    },
     // --- nn ---
     /// A layer received an input of the wrong shape.
     #[error("layer {layer}: expected input {expected}, got {got}")]

@@ -2,6 +2,8 @@
 #![warn(missing_docs)]
 #![deny(clippy::float_cmp)]
 
+pub mod dominance;
+pub mod equilibrium;
 pub mod error;
 pub mod game;
 pub mod io;

@@ -282,3 +282,47 @@ fn nn_activations_have_one_column_per_unit() {
     let d = m.activations(&mut ws, &x, 3, 7).expect("acts");
     assert_eq!((d.nrows(), d.ncols()), (3, 128));
 }
+
+#[test]
+fn nn_gradients_do_not_depend_on_thread_count() {
+    // Large enough that GEMMs and the conv weight-gradient reduction are split over threads.
+    let m = Model::small_cnn(&[1, 28, 28], 10, 3).expect("cnn");
+    let x = randn(8, 16 * m.input_len());
+    let y: Vec<u32> = (0..16).map(|i| i % 10).collect();
+    let run = || {
+        let mut ws = Workspace::new(&m, 16);
+        let mut g = pruning_game::nn::Gradients::new(&m);
+        m.loss_and_grad(&mut ws, &x, &y, &mut g).expect("grad");
+        g
+    };
+    let par = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("pool")
+        .install(run);
+    let seq = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("pool")
+        .install(run);
+    for l in 0..m.layers().len() {
+        let (Some(a), Some(b)) = (par.layer(l), seq.layer(l)) else {
+            continue;
+        };
+        let scale = b.weight.amax().max(1e-6);
+        assert!(
+            (&a.weight - &b.weight).amax() / scale < 1e-4,
+            "layer {l} weight gradient"
+        );
+        assert!(
+            (&a.bias - &b.bias).amax() <= 1e-4 * b.bias.amax().max(1e-6),
+            "layer {l} bias gradient"
+        );
+        if let (Some(ga), Some(gb)) = (&a.gate, &b.gate) {
+            assert!(
+                (ga - gb).amax() <= 1e-4 * gb.amax().max(1e-6),
+                "layer {l} gate gradient"
+            );
+        }
+    }
+}

@@ -1,7 +1,9 @@
 //! Subcommands of the `pruning-game` binary.
 
+mod analyze;
 mod generate;
 mod prune;
+mod solve;
 
 use clap::{Parser, Subcommand};
 
@@ -18,9 +20,9 @@ enum Command {
     /// Write a seeded synthetic pruning game to a JSON game file.
     Generate(generate::Args),
     /// Compute a Nash equilibrium of a game file, with its certificate.
-    Solve(NotBuilt),
+    Solve(solve::Args),
     /// Dominance, iterated-elimination bounds, uniqueness and potential of a game file.
-    Analyze(NotBuilt),
+    Analyze(analyze::Args),
     /// Run a sweep of synthetic games in parallel.
     Simulate(NotBuilt),
     /// Train a network and prune it with the equilibrium-driven pruner.
@@ -40,8 +42,8 @@ struct NotBuilt {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Generate(args) => generate::run(args),
-        Command::Solve(_) => not_built("solve"),
-        Command::Analyze(_) => not_built("analyze"),
+        Command::Solve(args) => solve::run(args),
+        Command::Analyze(args) => analyze::run(args),
         Command::Simulate(_) => not_built("simulate"),
         Command::Prune(args) => prune::run(args),
         Command::Plot(_) => not_built("plot"),

@@ -18,7 +18,7 @@ mod pruning;
 mod saturating;
 pub mod synthetic;
 
-pub use best_response::maximise_on_interval;
+pub use best_response::{maximise_concave, maximise_on_interval};
 pub use certificate::{nash_gap, natural_residual, Certificate};
 pub use competition::{Competition, CsrMatrix};
 pub use pruning::PruningGame;
@@ -48,10 +48,15 @@ pub trait Game: Sync {
 
     /// A maximiser of `U_i(·, profile_{-i})` on `[0, u_i]`.
     ///
-    /// The default uses Brent's method (argmin) on the concave one-dimensional utility;
-    /// games with a closed form override it.
+    /// The default uses Brent's method (argmin) on the concave one-dimensional utility: the
+    /// root of `∂U_i/∂s_i` (exact to machine precision, which certificates need), falling
+    /// back to Brent's minimiser on the utility values; games with a closed form override it.
     fn best_response(&self, i: usize, profile: &[f64]) -> f64 {
-        maximise_on_interval(|x| self.utility(i, x, profile), self.upper(i))
+        maximise_concave(
+            |x| self.utility(i, x, profile),
+            |x| self.own_gradient(i, x, profile),
+            self.upper(i),
+        )
     }
 
     /// The pseudo-gradient `F(s)_i = −∂U_i/∂s_i`, written into `out`.

@@ -154,7 +154,8 @@ pub(crate) fn conv_forward(
 }
 
 /// Backward convolution. `dy` is NCHW; writes weight and bias gradients, and `dx` if given.
-/// Uses `cols` from the forward pass (overwritten with patch gradients) and `tmp`.
+/// Uses `cols` from the forward pass (overwritten with patch gradients), `tmp`, and
+/// `dw_scratch` (`out * in*k*k`) for the second half of the weight-gradient reduction.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_backward(
     conv: &Conv2d,
@@ -164,6 +165,7 @@ pub(crate) fn conv_backward(
     cols: &mut [f32],
     tmp: &mut [f32],
     dw: &mut [f32],
+    dw_scratch: &mut [f32],
     db: &mut [f32],
     dx: Option<&mut [f32]>,
 ) {
@@ -185,29 +187,51 @@ pub(crate) fn conv_backward(
             *d += v;
         }
     }
-    // dW[o, j] = sum_r tmp[r, o] cols[r, j]; dW is column-major [o, kk].
-    gemm(
-        o,
-        batch * p,
-        kk,
-        1.0,
-        View {
-            data: &tmp[..batch * p * o],
-            rs: 1,
-            cs: o,
-        },
-        View {
-            data: &cols[..batch * p * kk],
-            rs: kk,
-            cs: 1,
-        },
-        0.0,
-        ViewMut {
-            data: dw,
-            rs: 1,
-            cs: o,
-        },
-    );
+    // dW[o, j] = sum_r tmp[r, o] cols[r, j]; dW is column-major [o, kk]. The reduction over
+    // r = (b, p) is split in two halves on two threads (the second into `dw_scratch`), so
+    // neither thread packs the other's share of the large `tmp` and `cols` matrices.
+    let rows = batch * p;
+    let half = if rayon::current_num_threads() > 1 && rows >= 256 {
+        rows / 2
+    } else {
+        rows
+    };
+    let dw_part = |r0: usize, r1: usize, out: &mut [f32]| {
+        gemm(
+            o,
+            r1 - r0,
+            kk,
+            1.0,
+            View {
+                data: &tmp[r0 * o..r1 * o],
+                rs: 1,
+                cs: o,
+            },
+            View {
+                data: &cols[r0 * kk..r1 * kk],
+                rs: kk,
+                cs: 1,
+            },
+            0.0,
+            ViewMut {
+                data: out,
+                rs: 1,
+                cs: o,
+            },
+        )
+    };
+    if half < rows {
+        let scratch = &mut dw_scratch[..o * kk];
+        rayon::join(
+            || dw_part(0, half, &mut *dw),
+            || dw_part(half, rows, &mut *scratch),
+        );
+        for (d, s) in dw.iter_mut().zip(scratch.iter()) {
+            *d += s;
+        }
+    } else {
+        dw_part(0, rows, dw);
+    }
     if let Some(dx) = dx {
         // dcols[r, j] = sum_o tmp[r, o] W[o, j]
         gemm(

@@ -182,6 +182,7 @@ pub struct Workspace {
     tmp: Vec<Vec<f32>>,
     arg: Vec<Vec<u32>>,
     gate_scratch: Vec<Vec<f32>>,
+    dw_scratch: Vec<Vec<f32>>,
 }
 
 impl Workspace {
@@ -196,12 +197,14 @@ impl Workspace {
         let mut tmp = vec![Vec::new(); n];
         let mut arg = vec![Vec::new(); n];
         let mut gate_scratch = vec![Vec::new(); n];
+        let mut dw_scratch = vec![Vec::new(); n];
         for (i, layer) in model.layers.iter().enumerate() {
             match (layer, shapes[i]) {
                 (Layer::Conv2d(c), Shape::Image { h, w, .. }) => {
                     let g = ConvGeom::new(c, h, w);
                     cols[i] = vec![0.0; cap * g.positions() * g.patch()];
                     tmp[i] = vec![0.0; cap * g.positions() * c.out_channels()];
+                    dw_scratch[i] = vec![0.0; c.weight.len()];
                 }
                 (Layer::MaxPool2d(_), _) => arg[i] = vec![0; cap * shapes[i + 1].numel()],
                 (Layer::Relu, _) if i > 0 => {
@@ -222,6 +225,7 @@ impl Workspace {
             tmp,
             arg,
             gate_scratch,
+            dw_scratch,
         }
     }
 
@@ -711,6 +715,7 @@ impl Model {
                         &mut ws.cols[i],
                         &mut ws.tmp[i],
                         g.weight.as_mut_slice(),
+                        &mut ws.dw_scratch[i],
                         g.bias.as_mut_slice(),
                         need_dx.then_some(dx),
                     );

@@ -1,0 +1,227 @@
+//! Linear solves on the free block `M_II` of the quadratic game, for the Newton solver.
+//!
+//! Vectors have full length `N` and are zero outside the free set `I`, so that a product with
+//! `M_II` is one product with `M` (dense, or sparse in `O(nnz)`) followed by a mask. Small
+//! dense blocks are factorised (Cholesky when symmetric, LU otherwise); everything else uses
+//! Jacobi-preconditioned conjugate gradients (symmetric `M`) or BiCGSTAB (non-symmetric).
+//!
+//! References: Y. Saad, *Iterative Methods for Sparse Linear Systems* (2003), §6.7 (CG), §7.4
+//! (BiCGSTAB); H. A. van der Vorst, SIAM J. Sci. Stat. Comput. 13 (1992).
+
+use nalgebra::{DMatrix, DVector};
+use rayon::prelude::*;
+
+use crate::game::{Competition, PruningGame};
+
+/// Largest free block factorised densely (its cost is `k³/3` flops).
+pub(crate) const DIRECT_LIMIT: usize = 1200;
+
+/// The free block `M_II` of a quadratic game.
+pub(crate) struct FreeBlock<'a> {
+    pub game: &'a PruningGame,
+    pub free: &'a [bool],
+}
+
+fn dot(x: &[f64], y: &[f64]) -> f64 {
+    x.par_iter().zip(y.par_iter()).map(|(a, b)| a * b).sum()
+}
+
+fn norm_inf(x: &[f64]) -> f64 {
+    x.par_iter()
+        .map(|v| v.abs())
+        .reduce(|| 0.0, super::executor::nan_max)
+}
+
+impl FreeBlock<'_> {
+    /// `out = M_II x` (zero outside `I`); `x` must be zero outside `I`.
+    fn apply(&self, x: &[f64], out: &mut [f64]) {
+        self.game.competition().mul_vec(x, out);
+        let a = self.game.self_cost();
+        out.par_iter_mut().enumerate().for_each(|(i, o)| {
+            *o = if self.free[i] { *o + a[i] * x[i] } else { 0.0 };
+        });
+    }
+
+    /// Jacobi preconditioner `z = diag(a)⁻¹ r` on `I`.
+    fn precondition(&self, r: &[f64], z: &mut [f64]) {
+        let a = self.game.self_cost();
+        z.par_iter_mut().enumerate().for_each(|(i, z)| {
+            *z = if a[i] > 0.0 { r[i] / a[i] } else { r[i] };
+        });
+    }
+
+    /// Solves `M_II x = rhs` (both zero outside `I`), starting from `x`, until the residual
+    /// is at most `tolerance` in the max norm. Returns whether it got there.
+    pub(crate) fn solve(
+        &self,
+        rhs: &[f64],
+        x: &mut [f64],
+        tolerance: f64,
+        symmetric: bool,
+        max_iterations: usize,
+    ) -> bool {
+        if let Competition::Dense(m) = self.game.competition() {
+            let index: Vec<usize> = (0..self.free.len()).filter(|&i| self.free[i]).collect();
+            if index.len() <= DIRECT_LIMIT {
+                if let Some(solution) = self.direct(m, &index, rhs, symmetric) {
+                    for (k, &i) in index.iter().enumerate() {
+                        x[i] = solution[k];
+                    }
+                    return true;
+                }
+            }
+        }
+        if symmetric && self.conjugate_gradient(rhs, x, tolerance, max_iterations) {
+            return true;
+        }
+        self.bicgstab(rhs, x, tolerance, max_iterations)
+    }
+
+    fn direct(
+        &self,
+        m: &DMatrix<f64>,
+        index: &[usize],
+        rhs: &[f64],
+        symmetric: bool,
+    ) -> Option<DVector<f64>> {
+        let k = index.len();
+        let a = self.game.self_cost();
+        let block = DMatrix::from_fn(k, k, |r, c| {
+            let (i, j) = (index[r], index[c]);
+            if r == c {
+                a[i]
+            } else {
+                m[(i, j)]
+            }
+        });
+        let b = DVector::from_iterator(k, index.iter().map(|&i| rhs[i]));
+        let solution = if symmetric {
+            match block.clone().cholesky() {
+                Some(ch) => Some(ch.solve(&b)),
+                None => block.lu().solve(&b),
+            }
+        } else {
+            block.lu().solve(&b)
+        }?;
+        solution.iter().all(|v| v.is_finite()).then_some(solution)
+    }
+
+    /// Preconditioned conjugate gradients; fails on a direction of non-positive curvature.
+    fn conjugate_gradient(
+        &self,
+        rhs: &[f64],
+        x: &mut [f64],
+        tolerance: f64,
+        max_iterations: usize,
+    ) -> bool {
+        let n = x.len();
+        let mut r = vec![0.0; n];
+        self.apply(x, &mut r);
+        r.par_iter_mut()
+            .zip(rhs.par_iter())
+            .for_each(|(r, b)| *r = b - *r);
+        let mut z = vec![0.0; n];
+        self.precondition(&r, &mut z);
+        let mut p = z.clone();
+        let mut ap = vec![0.0; n];
+        let mut rz = dot(&r, &z);
+        for _ in 0..max_iterations {
+            let size = norm_inf(&r);
+            if size <= tolerance {
+                return true;
+            }
+            if !size.is_finite() {
+                return false;
+            }
+            self.apply(&p, &mut ap);
+            let curvature = dot(&p, &ap);
+            if curvature.is_nan() || curvature <= 0.0 {
+                return false;
+            }
+            let alpha = rz / curvature;
+            x.par_iter_mut()
+                .zip(p.par_iter())
+                .for_each(|(x, p)| *x += alpha * p);
+            r.par_iter_mut()
+                .zip(ap.par_iter())
+                .for_each(|(r, q)| *r -= alpha * q);
+            self.precondition(&r, &mut z);
+            let rz_next = dot(&r, &z);
+            let beta = rz_next / rz;
+            rz = rz_next;
+            p.par_iter_mut()
+                .zip(z.par_iter())
+                .for_each(|(p, z)| *p = z + beta * *p);
+        }
+        norm_inf(&r) <= tolerance
+    }
+
+    /// Right-preconditioned BiCGSTAB; fails on breakdown.
+    fn bicgstab(&self, rhs: &[f64], x: &mut [f64], tolerance: f64, max_iterations: usize) -> bool {
+        let n = x.len();
+        let mut r = vec![0.0; n];
+        self.apply(x, &mut r);
+        r.par_iter_mut()
+            .zip(rhs.par_iter())
+            .for_each(|(r, b)| *r = b - *r);
+        let shadow = r.clone();
+        let (mut rho, mut alpha, mut omega) = (1.0, 1.0, 1.0);
+        let mut v = vec![0.0; n];
+        let mut p = vec![0.0; n];
+        let mut p_hat = vec![0.0; n];
+        let mut s = vec![0.0; n];
+        let mut s_hat = vec![0.0; n];
+        let mut t = vec![0.0; n];
+        for _ in 0..max_iterations {
+            let size = norm_inf(&r);
+            if size <= tolerance {
+                return true;
+            }
+            if !size.is_finite() {
+                return false;
+            }
+            let rho_next = dot(&shadow, &r);
+            if rho_next == 0.0 || !rho_next.is_finite() {
+                return false;
+            }
+            let beta = (rho_next / rho) * (alpha / omega);
+            rho = rho_next;
+            p.par_iter_mut()
+                .zip(r.par_iter().zip(v.par_iter()))
+                .for_each(|(p, (r, v))| *p = r + beta * (*p - omega * v));
+            self.precondition(&p, &mut p_hat);
+            self.apply(&p_hat, &mut v);
+            let denominator = dot(&shadow, &v);
+            if denominator == 0.0 || !denominator.is_finite() {
+                return false;
+            }
+            alpha = rho / denominator;
+            s.par_iter_mut()
+                .zip(r.par_iter().zip(v.par_iter()))
+                .for_each(|(s, (r, v))| *s = r - alpha * v);
+            if norm_inf(&s) <= tolerance {
+                x.par_iter_mut()
+                    .zip(p_hat.par_iter())
+                    .for_each(|(x, p)| *x += alpha * p);
+                return true;
+            }
+            self.precondition(&s, &mut s_hat);
+            self.apply(&s_hat, &mut t);
+            let tt = dot(&t, &t);
+            if tt.is_nan() || tt <= 0.0 {
+                return false;
+            }
+            omega = dot(&t, &s) / tt;
+            if omega == 0.0 || !omega.is_finite() {
+                return false;
+            }
+            x.par_iter_mut()
+                .zip(p_hat.par_iter().zip(s_hat.par_iter()))
+                .for_each(|(x, (p, s))| *x += alpha * p + omega * s);
+            r.par_iter_mut()
+                .zip(s.par_iter().zip(t.par_iter()))
+                .for_each(|(r, (s, t))| *r = s - omega * t);
+        }
+        norm_inf(&r) <= tolerance
+    }
+}

@@ -1,0 +1,101 @@
+//! `solve` end to end: the equilibrium file of DESIGN 3, with `dominated` filled in.
+
+use std::process::Command;
+
+use pruning_game::game::{Game, PruningGame};
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pruning-game"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+#[test]
+fn solve_writes_a_certified_equilibrium_whose_dominated_players_are_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let game_path = dir.path().join("g.json");
+    let out_path = dir.path().join("e.json");
+    let g = game_path.to_str().unwrap();
+    assert!(run(&[
+        "generate",
+        "--players",
+        "400",
+        "--sparse",
+        "8",
+        "--seed",
+        "5",
+        "--negative-fraction",
+        "0.4",
+        "--out",
+        g
+    ])
+    .status
+    .success());
+    for solver in ["newton", "best-response", "projection", "extragradient"] {
+        let out = run(&[
+            "solve",
+            "--game",
+            g,
+            "--solver",
+            solver,
+            "--tol",
+            "1e-10",
+            "--out",
+            out_path.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{solver}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let file: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&out_path).unwrap()).unwrap();
+        let participation: Vec<f64> =
+            serde_json::from_value(file["participation"].clone()).unwrap();
+        let pruned: Vec<usize> = serde_json::from_value(file["pruned"].clone()).unwrap();
+        let dominated: Vec<usize> = serde_json::from_value(file["dominated"].clone()).unwrap();
+        assert_eq!(participation.len(), 400);
+        assert!(file["converged"].as_bool().unwrap());
+        assert!(file["residual"].as_f64().unwrap() <= 1e-10);
+        assert!(file["nash_gap"].as_f64().unwrap() >= 0.0);
+        assert_eq!(file["solver"].as_str().unwrap(), solver);
+        let expected: Vec<usize> = (0..400).filter(|&i| participation[i] == 0.0).collect();
+        assert_eq!(pruned, expected);
+        // T3: every player with q_i < 0 is proved dominated; dominated players are pruned.
+        let game = PruningGame::read_json(&game_path).unwrap();
+        let negative: Vec<usize> = (0..game.num_players())
+            .filter(|&i| game.net_benefit()[i] < 0.0)
+            .collect();
+        assert_eq!(negative.len(), 160);
+        assert!(negative.iter().all(|i| dominated.contains(i)));
+        assert!(
+            dominated.iter().all(|i| pruned.contains(i)),
+            "{solver}: a dominated player is active"
+        );
+    }
+}
+
+#[test]
+fn solve_refuses_a_malformed_game_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let game_path = dir.path().join("bad.json");
+    std::fs::write(
+        &game_path,
+        r#"{"benefit": [1.0, 2.0], "self_cost": [1.0, -1.0], "participation_cost": 0}"#,
+    )
+    .unwrap();
+    let out_path = dir.path().join("e.json");
+    let out = run(&[
+        "solve",
+        "--game",
+        game_path.to_str().unwrap(),
+        "--out",
+        out_path.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("self_cost[1]"), "{stderr}");
+    assert!(!out_path.exists());
+}
