@@ -45,12 +45,7 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let fm = if args.teacher { None } else { fashion_mnist()? };
     let (name, (train, test), hidden, base) = match fm {
-        Some(d) => (
-            "fashion-mnist",
-            d,
-            vec![512, 256],
-            PruneConfig::default(),
-        ),
+        Some(d) => ("fashion-mnist", d, vec![512, 256], PruneConfig::default()),
         None => {
             let t = TeacherConfig::default();
             (

@@ -29,7 +29,7 @@ struct Args {
     #[arg(long, default_value_t = 2000)]
     test: usize,
     /// Participation cost γ.
-    #[arg(long, default_value_t = 2e-3)]
+    #[arg(long, default_value_t = 1e-2)]
     gamma: f64,
     /// Seed.
     #[arg(long, default_value_t = 42)]
@@ -43,7 +43,9 @@ struct Args {
 fn synthetic(n: usize, seed: u64) -> Result<Dataset> {
     let teacher = Model::small_cnn(&[1, 12, 12], 4, seed)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(1));
-    let x: Vec<f32> = (0..n * 144).map(|_| StandardNormal.sample(&mut rng)).collect();
+    let x: Vec<f32> = (0..n * 144)
+        .map(|_| StandardNormal.sample(&mut rng))
+        .collect();
     let logits = teacher.predict(&x, n)?;
     let y = (0..n)
         .map(|r| logits.row(r).transpose().argmax().0 as u32)
@@ -67,7 +69,11 @@ fn synthetic(n: usize, seed: u64) -> Result<Dataset> {
 fn main() -> Result<()> {
     let args = Args::parse();
     let (name, train, test) = match fashion_mnist()? {
-        Some((tr, te)) => ("fashion-mnist (subset)", tr.take(args.train), te.take(args.test)),
+        Some((tr, te)) => (
+            "fashion-mnist (subset)",
+            tr.take(args.train),
+            te.take(args.test),
+        ),
         None => {
             let all = synthetic(args.train + args.test, args.seed)?;
             let (tr, te) = pruning_game::prune::pipeline::split_holdout(&all, args.test)?;
@@ -78,7 +84,12 @@ fn main() -> Result<()> {
         epochs: args.epochs,
         gamma: args.gamma,
         seed: args.seed,
-        warmup_steps: 100,
+        // Few steps per run on a subset: shorter warm-up, refresh and patience, smaller
+        // batches, a larger price so that gates can reach 0 within the run (T7).
+        warmup_steps: 20,
+        refresh_every: 10,
+        patience: 20,
+        batch_size: 64,
         holdout: 1000,
         ..PruneConfig::default()
     };

@@ -110,7 +110,10 @@ fn main() -> Result<()> {
     println!("data set          {}", job.dataset);
     println!("gamma             {:.3e}", r.gamma);
     for c in &r.kept_per_layer {
-        println!("layer {:<3}         {} -> {} units", c.layer, c.before, c.after);
+        println!(
+            "layer {:<3}         {} -> {} units",
+            c.layer, c.before, c.after
+        );
     }
     println!(
         "accuracy          dense {:.4}  pruned {:.4}  fine-tuned {:.4}",

@@ -45,7 +45,10 @@ fn dominated_units_really_do_not_pay_for_their_cost() {
     let mut dominated = 0;
     for c in certs {
         assert!((c.margin - (c.cost - c.benefit)).abs() < 1e-12);
-        assert!(c.cost >= gamma && c.cost_bound >= gamma && c.cost_bound <= c.cost + 1e-12 || c.cost_bound > c.cost);
+        assert!(
+            c.cost >= gamma && c.cost_bound >= gamma && c.cost_bound <= c.cost + 1e-12
+                || c.cost_bound > c.cost
+        );
         // Independent benefit: −(L(s_i = h) − L(0)) / h on the held-out data.
         let mut m = gated.clone();
         m.gate_mut(c.layer).unwrap()[c.unit] = FD_STEP;
@@ -58,7 +61,11 @@ fn dominated_units_really_do_not_pay_for_their_cost() {
         );
         if c.t3 {
             assert!(c.dominated);
-            assert!(fd < gamma, "T3 unit {}: benefit {fd} >= gamma {gamma}", c.unit);
+            assert!(
+                fd < gamma,
+                "T3 unit {}: benefit {fd} >= gamma {gamma}",
+                c.unit
+            );
         }
         if c.dominated {
             dominated += 1;
@@ -72,5 +79,8 @@ fn dominated_units_really_do_not_pay_for_their_cost() {
             assert!(c.benefit >= c.cost_bound);
         }
     }
-    assert!(dominated > 0, "some removed unit should be provably dominated");
+    assert!(
+        dominated > 0,
+        "some removed unit should be provably dominated"
+    );
 }

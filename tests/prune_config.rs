@@ -26,7 +26,13 @@ fn defaults_are_valid() {
 fn each_invalid_value_is_rejected_by_name() {
     let d = PruneConfig::default;
     rejected(PruneConfig { alpha: -1.0, ..d() }, "alpha");
-    rejected(PruneConfig { beta: f64::NAN, ..d() }, "beta");
+    rejected(
+        PruneConfig {
+            beta: f64::NAN,
+            ..d()
+        },
+        "beta",
+    );
     rejected(
         PruneConfig {
             gamma: f64::INFINITY,
@@ -34,8 +40,20 @@ fn each_invalid_value_is_rejected_by_name() {
         },
         "gamma",
     );
-    rejected(PruneConfig { gate_lr: 0.0, ..d() }, "gate_lr");
-    rejected(PruneConfig { gate_lr: -0.5, ..d() }, "gate_lr");
+    rejected(
+        PruneConfig {
+            gate_lr: 0.0,
+            ..d()
+        },
+        "gate_lr",
+    );
+    rejected(
+        PruneConfig {
+            gate_lr: -0.5,
+            ..d()
+        },
+        "gate_lr",
+    );
     rejected(
         PruneConfig {
             refresh_every: 0,

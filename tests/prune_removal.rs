@@ -104,9 +104,12 @@ fn cnn_filter_removal_drops_next_input_channels_and_preserves_outputs() {
     let run = PruneRun::new(model, PruneConfig::default()).unwrap();
     let (pruned, pruner) = run.finish(&data).unwrap();
     let removed = pruner.certificates().len();
-    assert_eq!(removed, (0..32).filter(|i| i % 3 == 1).count()
-        + (0..64).filter(|i| i % 3 == 1).count()
-        + (0..128).filter(|i| i % 3 == 1).count());
+    assert_eq!(
+        removed,
+        (0..32).filter(|i| i % 3 == 1).count()
+            + (0..64).filter(|i| i % 3 == 1).count()
+            + (0..128).filter(|i| i % 3 == 1).count()
+    );
     let exported = pruned.exported().unwrap();
     match (&exported.layers()[0], &exported.layers()[3]) {
         (Layer::Conv2d(a), Layer::Conv2d(b)) => {

@@ -41,7 +41,9 @@ fn resumed_run_equals_uninterrupted_run() {
     drop(first);
     let mut resumed = PruneRun::resume(dir.path(), &config()).unwrap();
     assert_eq!(resumed.epochs_done(), 2);
-    resumed.run(&tr, &ho, Some(&test), Some(dir.path())).unwrap();
+    resumed
+        .run(&tr, &ho, Some(&test), Some(dir.path()))
+        .unwrap();
     let (res_model, res_pruner) = resumed.finish(&ho).unwrap();
 
     assert!(

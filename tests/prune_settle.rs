@@ -29,8 +29,11 @@ fn run(symmetry: ScaleSymmetry) -> Outcome {
         ..PruneConfig::teacher_default()
     };
     let (tr, ho) = split_holdout(&train, cfg.holdout).unwrap();
-    let model = Model::mlp(&[teacher.inputs, 4 * teacher.width, teacher.classes], cfg.seed)
-        .unwrap();
+    let model = Model::mlp(
+        &[teacher.inputs, 4 * teacher.width, teacher.classes],
+        cfg.seed,
+    )
+    .unwrap();
     let mut run = PruneRun::new(model, cfg).unwrap();
     run.run(&tr, &ho, None, None).unwrap();
     let evals = run.pruner().evaluations().to_vec();

@@ -138,7 +138,12 @@ pub fn prune_to_counts(model: &Model, scores: &[Vec<f64>], counts: &[usize]) -> 
 }
 
 /// Trains `model`'s weights for `epochs` epochs (gates folded first, then fixed at 1).
-pub fn finetune(model: &Model, train: &Dataset, config: &PruneConfig, epochs: usize) -> Result<Model> {
+pub fn finetune(
+    model: &Model,
+    train: &Dataset,
+    config: &PruneConfig,
+    epochs: usize,
+) -> Result<Model> {
     let mut m = model.clone();
     m.fold_gates()?;
     if epochs == 0 {

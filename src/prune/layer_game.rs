@@ -10,6 +10,7 @@ use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
 use super::config::Redundancy;
+use crate::dominance::{iterated_elimination, provably_pruned, EliminationOptions};
 use crate::error::{Error, Result};
 use crate::game::{nash_gap, natural_residual, Competition, Game, PruningGame};
 use crate::nn::surgery::ColumnMap;
@@ -214,71 +215,34 @@ pub fn layer_gap(layer: usize, game: &PruningGame, profile: &[f64]) -> LayerGap 
     }
 }
 
-/// Best response of player `i` to pressure `p`, for a bound: `upper_side` resolves the
-/// `a_i = 0`, zero-slope tie to `u_i` (an upper bound must cover every best response).
-fn bound_response(game: &PruningGame, i: usize, p: f64, upper_side: bool) -> f64 {
-    let slope = game.net_benefit()[i] - p;
-    let a = game.self_cost()[i];
-    let u = game.upper_bounds()[i];
-    if a > 0.0 {
-        (slope / a).clamp(0.0, u)
-    } else if slope > 0.0 || (slope == 0.0 && upper_side) {
-        u
-    } else {
-        0.0
-    }
-}
-
 /// T3/T4 analysis of a layer's game.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Dominance {
     /// `q_i < 0` (T3).
     pub t3: Vec<bool>,
-    /// `b_i < γ + Σ_j C_ij L_j`: the best response to the least competition any equilibrium
-    /// can offer is 0 with a strictly negative slope (T4; includes T3).
+    /// Pruned in every equilibrium by T3 or T4 ([`crate::dominance::provably_pruned`]).
     pub dominated: Vec<bool>,
-    /// `γ + Σ_j C_ij L_j`, the smallest cost the unit faces in any equilibrium.
+    /// `γ + Σ_j C_ij L_j` with `L` the T4 lower bounds: the smallest cost the unit faces in
+    /// any equilibrium.
     pub cost_bound: Vec<f64>,
 }
 
-/// Which units T3 (`q_i < 0`) and T4 (iterated elimination) prove pruned in every
-/// equilibrium.
-///
-/// With `C ≥ 0` participations are strategic substitutes, so from `L = 0, U = u` the maps
-/// `U' = BR(L)`, `L' = BR(U)` give bounds that bracket every equilibrium (DESIGN T4); the
-/// lower bounds only grow, so the last `L` gives the strongest test.
-pub(crate) fn dominated(game: &PruningGame, max_rounds: usize) -> Dominance {
+/// T3/T4 from the dominance module, plus each unit's equilibrium cost bound.
+pub(crate) fn dominated(game: &PruningGame) -> Result<Dominance> {
     let n = game.num_players();
     let q = game.net_benefit();
-    let mut lo = vec![0.0; n];
-    let mut hi: Vec<f64> = game.upper_bounds().iter().copied().collect();
-    for _ in 0..max_rounds {
-        let p_lo = game.competition_pressure(&lo);
-        let p_hi = game.competition_pressure(&hi);
-        let new_hi: Vec<f64> = (0..n)
-            .map(|i| bound_response(game, i, p_lo[i], true))
-            .collect();
-        let new_lo: Vec<f64> = (0..n)
-            .map(|i| bound_response(game, i, p_hi[i], false))
-            .collect();
-        let moved = new_hi
-            .iter()
-            .zip(&hi)
-            .chain(new_lo.iter().zip(&lo))
-            .any(|(a, b)| (a - b).abs() > 1e-15);
-        hi = new_hi;
-        lo = new_lo;
-        if !moved {
-            break;
-        }
+    let mut dominated = vec![false; n];
+    for i in provably_pruned(game) {
+        dominated[i] = true;
     }
-    let p_lo = game.competition_pressure(&lo);
+    let bounds = iterated_elimination(game, &EliminationOptions::default())?;
+    let p_lo = game.competition_pressure(&bounds.lower);
     let gamma = game.participation_cost();
-    Dominance {
+    Ok(Dominance {
         t3: (0..n).map(|i| q[i] < 0.0).collect(),
-        dominated: (0..n).map(|i| q[i] - p_lo[i] < 0.0).collect(),
+        dominated,
         cost_bound: (0..n).map(|i| gamma[i] + p_lo[i]).collect(),
-    }
+    })
 }
 
 /// An approximate equilibrium by projected gradient play `s ← Π(s − τF(s))` with

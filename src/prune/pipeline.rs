@@ -240,7 +240,10 @@ pub fn run_job(
 ) -> Result<Report> {
     job.config.check()?;
     if !(job.slimming_lambda.is_finite() && job.slimming_lambda >= 0.0) {
-        return Err(Error::invalid("slimming_lambda", "must be a finite number >= 0"));
+        return Err(Error::invalid(
+            "slimming_lambda",
+            "must be a finite number >= 0",
+        ));
     }
     let t0 = Instant::now();
     let files = RunFiles {
@@ -267,7 +270,13 @@ pub fn run_job(
     let counts = layer_counts(&initial, &gated);
 
     // Dense reference (the baselines' starting point).
-    let dense = dense_reference(&initial, &train, cfg, &files.path("dense.ckpt.safetensors"), resume)?;
+    let dense = dense_reference(
+        &initial,
+        &train,
+        cfg,
+        &files.path("dense.ckpt.safetensors"),
+        resume,
+    )?;
     let dense_stats = evaluate(&dense, test, 500)?;
 
     let mut baselines = Vec::new();
@@ -278,7 +287,13 @@ pub fn run_job(
         } else {
             dense.clone()
         };
-        let s = scores(b, &source, &holdout, cfg.batch_size, cfg.seed.wrapping_add(7))?;
+        let s = scores(
+            b,
+            &source,
+            &holdout,
+            cfg.batch_size,
+            cfg.seed.wrapping_add(7),
+        )?;
         let pruned = prune_to_counts(&source, &s, &kept)?;
         let before = evaluate(&pruned, test, 500)?;
         let tuned = finetune(&pruned, &train, cfg, cfg.finetune_epochs)?;

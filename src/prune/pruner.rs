@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use super::certificate::{GuardRecord, UnitCertificate};
 use super::config::{PruneConfig, ScaleSymmetry};
 use super::layer_game::{
-    approximate_equilibrium, dominated, layer_game, layer_gap, measure_benefits,
-    outgoing_norms_sq, redundancy, unit_norms_sq, LayerGap,
+    approximate_equilibrium, dominated, layer_game, layer_gap, measure_benefits, outgoing_norms_sq,
+    redundancy, unit_norms_sq, LayerGap,
 };
 use crate::error::{Error, Result};
 use crate::io::write_json_atomic;
@@ -31,8 +31,6 @@ use crate::nn::{evaluate, Dataset, Model, Trainer};
 const CALIBRATION_ITERATIONS: usize = 300;
 /// Bisection rounds on `γ` in target mode.
 const CALIBRATION_ROUNDS: usize = 30;
-/// Rounds of T4 iterated elimination.
-const ELIMINATION_ROUNDS: usize = 200;
 /// Samples of the held-out probe batch for activation correlation.
 const PROBE_ROWS: usize = 256;
 
@@ -525,7 +523,7 @@ impl EquilibriumPruner {
             if candidates.is_empty() {
                 continue;
             }
-            let dom = dominated(game, ELIMINATION_ROUNDS);
+            let dom = dominated(game)?;
             let mut keep: Vec<usize> = (0..s.len()).filter(|i| !candidates.contains(i)).collect();
             if keep.is_empty() {
                 // Layer-collapse guard: keep the unit with the largest benefit − cost.
@@ -807,8 +805,13 @@ impl PruneRun {
         }
         self.epoch += 1;
         let probe = train.take(holdout.len());
-        self.pruner
-            .evaluate(self.trainer.model(), holdout, Some(&probe), test, self.epoch)
+        self.pruner.evaluate(
+            self.trainer.model(),
+            holdout,
+            Some(&probe),
+            test,
+            self.epoch,
+        )
     }
 
     /// Runs the remaining epochs, saving a checkpoint in `dir` after each (if given).
@@ -913,7 +916,9 @@ mod tests {
             let g: Vec<f32> = (0..n).map(|i| [0.0, 0.3, 0.9, 0.6][i % 4]).collect();
             model.set_gate(layer, &g).unwrap();
         }
-        let x: Vec<f32> = (0..4 * 5).map(|k| ((k * 7 % 11) as f32 - 5.0) / 3.0).collect();
+        let x: Vec<f32> = (0..4 * 5)
+            .map(|k| ((k * 7 % 11) as f32 - 5.0) / 3.0)
+            .collect();
         let before = model.predict(&x, 4).unwrap();
         for l in &pruner.layers {
             normalize_units(&mut model, l).unwrap();

@@ -30,7 +30,11 @@ pub fn layer_counts(before: &Model, after: &Model) -> Vec<LayerCount> {
         .map(|&l| LayerCount {
             layer: l,
             before: before.gate(l).map_or(0, |g| g.len()),
-            after: after.layers().get(l).and_then(|x| x.params()).map_or(0, |(w, _)| w.nrows()),
+            after: after
+                .layers()
+                .get(l)
+                .and_then(|x| x.params())
+                .map_or(0, |(w, _)| w.nrows()),
         })
         .collect()
 }
