@@ -197,7 +197,7 @@ impl PruneConfig {
         PruneConfig {
             epochs: 40,
             finetune_epochs: 2,
-            gamma: 3e-3,
+            gamma: 4e-3,
             beta: 2e-3,
             warmup_steps: 100,
             refresh_every: 20,
