@@ -2,13 +2,18 @@
 //! and seconds per epoch. Falls back to the teacher–student task if the data are absent.
 //!
 //! `cargo run --release --example train_mlp -- [--epochs N] [--seed S] [--data-dir DIR]
-//!  [--batch B] [--lr LR] [--out model.safetensors] [--checkpoint ck.safetensors] [--quiet]`
+//!  [--batch B] [--lr LR] [--constant-lr] [--out model.safetensors]
+//!  [--checkpoint ck.safetensors] [--quiet]`
+//!
+//! The learning rate follows a cosine decay to 0 over the run unless `--constant-lr`.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use pruning_game::nn::data::{fashion_mnist, load_idx_dir, teacher_student, TeacherConfig};
-use pruning_game::nn::{Dataset, InputSpec, Model, OptimizerConfig, TrainConfig, Trainer};
+use pruning_game::nn::{
+    Dataset, InputSpec, LrSchedule, Model, OptimizerConfig, TrainConfig, Trainer,
+};
 
 /// Command-line options shared by the training examples.
 pub struct Args {
@@ -20,6 +25,7 @@ pub struct Args {
     pub out: Option<PathBuf>,
     pub checkpoint: Option<PathBuf>,
     pub quiet: bool,
+    pub cosine: bool,
 }
 
 pub fn parse_args(default_epochs: usize) -> Result<Args> {
@@ -32,6 +38,7 @@ pub fn parse_args(default_epochs: usize) -> Result<Args> {
         out: None,
         checkpoint: None,
         quiet: false,
+        cosine: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -45,6 +52,7 @@ pub fn parse_args(default_epochs: usize) -> Result<Args> {
             "--out" => a.out = Some(val()?.into()),
             "--checkpoint" => a.checkpoint = Some(val()?.into()),
             "--quiet" => a.quiet = true,
+            "--constant-lr" => a.cosine = false,
             other => bail!("unknown flag {other}"),
         }
     }
@@ -89,6 +97,11 @@ pub fn train(model: Model, args: &Args, train: &Dataset, test: &Dataset) -> Resu
         progress: !args.quiet,
         checkpoint: args.checkpoint.clone(),
         checkpoint_every: None,
+        schedule: if args.cosine {
+            LrSchedule::Cosine
+        } else {
+            LrSchedule::Constant
+        },
     };
     let mut trainer = match &args.checkpoint {
         Some(p) if p.exists() => {

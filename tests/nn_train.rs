@@ -3,8 +3,8 @@
 
 use pruning_game::nn::data::{fashion_mnist, teacher_student, TeacherConfig};
 use pruning_game::nn::{
-    evaluate, DataSource, Dataset, History, InputSpec, Model, Observer, OptimizerConfig,
-    StepContext, TrainConfig, Trainer,
+    evaluate, DataSource, Dataset, History, InputSpec, LrSchedule, Model, Observer,
+    OptimizerConfig, StepContext, TrainConfig, Trainer,
 };
 use pruning_game::Error;
 
@@ -53,9 +53,12 @@ fn nn_mlp_learns_the_teacher_student_task() {
     );
 }
 
-fn resume_matches(optimizer: OptimizerConfig) {
+fn resume_matches(optimizer: OptimizerConfig, schedule: LrSchedule) {
     let (train, _) = task(1000, 3);
-    let cfg = config(3, 48, optimizer);
+    let cfg = TrainConfig {
+        schedule,
+        ..config(3, 48, optimizer)
+    };
     let model = Model::mlp(&[20, 16, 8, 4], 2).expect("mlp");
     let mut full = Trainer::new(model.clone(), cfg.clone()).expect("trainer");
     full.run(&train, None, &mut ()).expect("train");
@@ -82,12 +85,12 @@ fn resume_matches(optimizer: OptimizerConfig) {
 
 #[test]
 fn nn_resume_from_checkpoint_is_exact_with_adam() {
-    resume_matches(OptimizerConfig::adam(1e-3));
+    resume_matches(OptimizerConfig::adam(1e-3), LrSchedule::Constant);
 }
 
 #[test]
-fn nn_resume_from_checkpoint_is_exact_with_sgd_momentum() {
-    resume_matches(OptimizerConfig::sgd(0.05, 0.9));
+fn nn_resume_from_checkpoint_is_exact_with_sgd_momentum_and_cosine_schedule() {
+    resume_matches(OptimizerConfig::sgd(0.05, 0.9), LrSchedule::Cosine);
 }
 
 #[test]
@@ -204,4 +207,35 @@ fn nn_mlp_reaches_80_percent_on_fashion_mnist_subset_in_one_epoch() {
         rec[0].seconds
     );
     assert!(acc >= 0.80, "test accuracy {acc}");
+}
+
+#[test]
+fn nn_cosine_schedule_changes_the_trajectory_and_ends_with_tiny_steps() {
+    let (train, _) = task(640, 8);
+    let model = Model::mlp(&[20, 16, 4], 3).expect("mlp");
+    let run = |schedule| {
+        let cfg = TrainConfig {
+            schedule,
+            ..config(2, 64, OptimizerConfig::sgd(0.1, 0.0))
+        };
+        let mut t = Trainer::new(model.clone(), cfg).expect("trainer");
+        let mut before = t.model().clone();
+        let mut last_change = 0.0f32;
+        while !t.finished() {
+            t.step(&train).expect("step");
+            let (w1, _) = t.model().layers()[0].params().expect("linear");
+            let (w0, _) = before.layers()[0].params().expect("linear");
+            last_change = (w1 - w0).amax();
+            before = t.model().clone();
+        }
+        (t.into_model(), last_change)
+    };
+    let (constant, c_last) = run(LrSchedule::Constant);
+    let (cosine, k_last) = run(LrSchedule::Cosine);
+    assert_ne!(constant, cosine);
+    // The last of 20 steps has scale (1 + cos(19π/20)) / 2 ≈ 0.006.
+    assert!(
+        k_last < 0.05 * c_last,
+        "cosine last step {k_last} vs constant {c_last}"
+    );
 }

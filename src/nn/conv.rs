@@ -1,12 +1,14 @@
 //! Convolution by im2col + GEMM, and max pooling, over NCHW batches.
 //!
-//! A batch of `B` images becomes one column matrix `cols` of shape `[B * P, C * k * k]`
-//! (`P` output positions per image), so the whole batch is a single large GEMM that
-//! `matrixmultiply` threads; the layout shuffles around it run per sample under rayon.
+//! A batch of `B` images becomes a column matrix `cols` of shape `[B * P, C * k * k]`
+//! (`P` output positions per image). It is processed in chunks of a few samples whose block
+//! of `cols` fits in cache: each rayon task does im2col, one single-threaded GEMM and the
+//! layout change for its chunk, so the large im2col matrix is not streamed through memory
+//! between those steps. Weight gradients are summed from per-chunk partials in a fixed order.
 
 use rayon::prelude::*;
 
-use super::gemm::{gemm, View, ViewMut};
+use super::gemm::{gemm_serial, View, ViewMut};
 use super::layers::Conv2d;
 
 /// Geometry of one convolution call.
@@ -99,8 +101,23 @@ fn col2im_one(g: &ConvGeom, dcols: &[f32], dx: &mut [f32]) {
     }
 }
 
+/// Samples per chunk: the chunk's im2col block (`S * P * C*k*k` floats) stays near 1 MiB, so
+/// it is written, packed by the GEMM and read back while still in cache.
+pub(crate) fn chunk_samples(g: &ConvGeom) -> usize {
+    (CHUNK_FLOATS / (g.positions() * g.patch()).max(1)).max(1)
+}
+
+const CHUNK_FLOATS: usize = 1 << 18;
+
+/// Number of chunks for `batch` samples.
+pub(crate) fn chunks(g: &ConvGeom, batch: usize) -> usize {
+    batch.div_ceil(chunk_samples(g))
+}
+
 /// Forward convolution of `batch` images: `y = conv(x) + b` in NCHW.
 /// `cols` (`B*P*C*k*k`) and `tmp` (`B*P*O`) are workspaces; `cols` is kept for backward.
+/// The batch is processed in cache-sized chunks of samples, one rayon task per chunk, each
+/// doing im2col, a single-threaded GEMM and the layout change back to NCHW.
 pub(crate) fn conv_forward(
     conv: &Conv2d,
     g: &ConvGeom,
@@ -110,52 +127,78 @@ pub(crate) fn conv_forward(
     cols: &mut [f32],
     tmp: &mut [f32],
 ) {
+    conv_forward_chunked(conv, g, batch, chunk_samples(g), x, y, cols, tmp)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv_forward_chunked(
+    conv: &Conv2d,
+    g: &ConvGeom,
+    batch: usize,
+    s: usize,
+    x: &[f32],
+    y: &mut [f32],
+    cols: &mut [f32],
+    tmp: &mut [f32],
+) {
     let (p, kk, o) = (g.positions(), g.patch(), conv.out_channels());
     let in_len = g.c * g.h * g.w;
-    cols[..batch * p * kk]
-        .par_chunks_mut(p * kk)
-        .zip(x[..batch * in_len].par_chunks(in_len))
-        .for_each(|(c, xi)| im2col_one(g, xi, c));
-    // tmp[(b,p), o] = sum_j cols[(b,p), j] W[o, j]
-    gemm(
-        batch * p,
-        kk,
-        o,
-        1.0,
-        View {
-            data: &cols[..batch * p * kk],
-            rs: kk,
-            cs: 1,
-        },
-        View {
-            data: conv.weight.as_slice(),
-            rs: o,
-            cs: 1,
-        },
-        0.0,
-        ViewMut {
-            data: &mut tmp[..batch * p * o],
-            rs: o,
-            cs: 1,
-        },
-    );
     let bias = conv.bias.as_slice();
-    y[..batch * o * p]
-        .par_chunks_mut(o * p)
-        .zip(tmp[..batch * p * o].par_chunks(p * o))
-        .for_each(|(yb, tb)| {
-            for (ch, yc) in yb.chunks_mut(p).enumerate() {
-                let bch = bias[ch];
-                for (pos, v) in yc.iter_mut().enumerate() {
-                    *v = tb[pos * o + ch] + bch;
+    let w = conv.weight.as_slice();
+    cols[..batch * p * kk]
+        .par_chunks_mut(s * p * kk)
+        .zip(tmp[..batch * p * o].par_chunks_mut(s * p * o))
+        .zip(
+            x[..batch * in_len]
+                .par_chunks(s * in_len)
+                .zip(y[..batch * o * p].par_chunks_mut(s * o * p)),
+        )
+        .for_each(|((cc, tc), (xc, yc))| {
+            let n = xc.len() / in_len;
+            for (c, xi) in cc.chunks_mut(p * kk).zip(xc.chunks(in_len)) {
+                im2col_one(g, xi, c);
+            }
+            // tmp[(b,p), o] = sum_j cols[(b,p), j] W[o, j]
+            gemm_serial(
+                n * p,
+                kk,
+                o,
+                1.0,
+                View {
+                    data: cc,
+                    rs: kk,
+                    cs: 1,
+                },
+                View {
+                    data: w,
+                    rs: o,
+                    cs: 1,
+                },
+                0.0,
+                ViewMut {
+                    data: tc,
+                    rs: o,
+                    cs: 1,
+                },
+            );
+            for (yb, tb) in yc.chunks_mut(o * p).zip(tc.chunks(p * o)) {
+                for (ch, ych) in yb.chunks_mut(p).enumerate() {
+                    let bch = bias[ch];
+                    for (pos, v) in ych.iter_mut().enumerate() {
+                        *v = tb[pos * o + ch] + bch;
+                    }
                 }
             }
         });
 }
 
+/// One chunk's `((cols, tmp), (dy, partial gradients))` in the backward pass.
+type ChunkArgs<'a> = ((&'a mut [f32], &'a mut [f32]), (&'a [f32], &'a mut [f32]));
+
 /// Backward convolution. `dy` is NCHW; writes weight and bias gradients, and `dx` if given.
 /// Uses `cols` from the forward pass (overwritten with patch gradients), `tmp`, and
-/// `dw_scratch` (`out * in*k*k`) for the second half of the weight-gradient reduction.
+/// `scratch` (`chunks * (O*C*k*k + O)`) for per-chunk partial weight and bias gradients,
+/// which are summed in chunk order so results do not depend on the thread count.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_backward(
     conv: &Conv2d,
@@ -165,102 +208,145 @@ pub(crate) fn conv_backward(
     cols: &mut [f32],
     tmp: &mut [f32],
     dw: &mut [f32],
-    dw_scratch: &mut [f32],
+    scratch: &mut [f32],
+    db: &mut [f32],
+    dx: Option<&mut [f32]>,
+) {
+    conv_backward_chunked(
+        conv,
+        g,
+        batch,
+        chunk_samples(g),
+        dy,
+        cols,
+        tmp,
+        dw,
+        scratch,
+        db,
+        dx,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv_backward_chunked(
+    conv: &Conv2d,
+    g: &ConvGeom,
+    batch: usize,
+    s: usize,
+    dy: &[f32],
+    cols: &mut [f32],
+    tmp: &mut [f32],
+    dw: &mut [f32],
+    scratch: &mut [f32],
     db: &mut [f32],
     dx: Option<&mut [f32]>,
 ) {
     let (p, kk, o) = (g.positions(), g.patch(), conv.out_channels());
-    // NCHW -> [(b,p), o]
-    tmp[..batch * p * o]
-        .par_chunks_mut(p * o)
-        .zip(dy[..batch * o * p].par_chunks(o * p))
-        .for_each(|(tb, yb)| {
-            for (ch, yc) in yb.chunks(p).enumerate() {
-                for (pos, v) in yc.iter().enumerate() {
+    let in_len = g.c * g.h * g.w;
+    let nchunks = batch.div_ceil(s);
+    let part = o * kk + o;
+    let w = conv.weight.as_slice();
+    let want_dx = dx.is_some();
+    // Without an input gradient the dx slices are empty placeholders.
+    let mut empty: [f32; 0] = [];
+    let dx_all: &mut [f32] = match dx {
+        Some(d) => &mut d[..batch * in_len],
+        None => &mut empty,
+    };
+    let dx_chunk = if want_dx { s * in_len } else { 1 };
+    let dx_iter = dx_all.par_chunks_mut(dx_chunk);
+    let body = |((cc, tc), (yc, sc)): ChunkArgs<'_>, dxc: Option<&mut [f32]>| {
+        let n = yc.len() / (o * p);
+        // NCHW -> [(b,p), o]
+        for (tb, yb) in tc.chunks_mut(p * o).zip(yc.chunks(o * p)) {
+            for (ch, ych) in yb.chunks(p).enumerate() {
+                for (pos, v) in ych.iter().enumerate() {
                     tb[pos * o + ch] = *v;
                 }
             }
-        });
+        }
+        let (dwc, dbc) = sc.split_at_mut(o * kk);
+        dbc.fill(0.0);
+        for row in tc.chunks(o) {
+            for (d, v) in dbc.iter_mut().zip(row) {
+                *d += v;
+            }
+        }
+        // dW_c[o, j] = sum_r tmp[r, o] cols[r, j], column-major [o, kk].
+        gemm_serial(
+            o,
+            n * p,
+            kk,
+            1.0,
+            View {
+                data: tc,
+                rs: 1,
+                cs: o,
+            },
+            View {
+                data: cc,
+                rs: kk,
+                cs: 1,
+            },
+            0.0,
+            ViewMut {
+                data: dwc,
+                rs: 1,
+                cs: o,
+            },
+        );
+        if let Some(dxc) = dxc {
+            // dcols[r, j] = sum_o tmp[r, o] W[o, j], then scatter back to the images.
+            gemm_serial(
+                n * p,
+                o,
+                kk,
+                1.0,
+                View {
+                    data: tc,
+                    rs: o,
+                    cs: 1,
+                },
+                View {
+                    data: w,
+                    rs: 1,
+                    cs: o,
+                },
+                0.0,
+                ViewMut {
+                    data: cc,
+                    rs: kk,
+                    cs: 1,
+                },
+            );
+            for (dxi, dc) in dxc.chunks_mut(in_len).zip(cc.chunks(p * kk)) {
+                col2im_one(g, dc, dxi);
+            }
+        }
+    };
+    let main = cols[..batch * p * kk]
+        .par_chunks_mut(s * p * kk)
+        .zip(tmp[..batch * p * o].par_chunks_mut(s * p * o))
+        .zip(
+            dy[..batch * o * p]
+                .par_chunks(s * o * p)
+                .zip(scratch[..nchunks * part].par_chunks_mut(part)),
+        );
+    if want_dx {
+        main.zip(dx_iter).for_each(|(a, dxc)| body(a, Some(dxc)));
+    } else {
+        main.for_each(|a| body(a, None));
+    }
+    dw.fill(0.0);
     db.fill(0.0);
-    for row in tmp[..batch * p * o].chunks(o) {
-        for (d, v) in db.iter_mut().zip(row) {
+    for sc in scratch[..nchunks * part].chunks(part) {
+        let (dwc, dbc) = sc.split_at(o * kk);
+        for (d, v) in dw.iter_mut().zip(dwc) {
             *d += v;
         }
-    }
-    // dW[o, j] = sum_r tmp[r, o] cols[r, j]; dW is column-major [o, kk]. The reduction over
-    // r = (b, p) is split in two halves on two threads (the second into `dw_scratch`), so
-    // neither thread packs the other's share of the large `tmp` and `cols` matrices.
-    let rows = batch * p;
-    let half = if rayon::current_num_threads() > 1 && rows >= 256 {
-        rows / 2
-    } else {
-        rows
-    };
-    let dw_part = |r0: usize, r1: usize, out: &mut [f32]| {
-        gemm(
-            o,
-            r1 - r0,
-            kk,
-            1.0,
-            View {
-                data: &tmp[r0 * o..r1 * o],
-                rs: 1,
-                cs: o,
-            },
-            View {
-                data: &cols[r0 * kk..r1 * kk],
-                rs: kk,
-                cs: 1,
-            },
-            0.0,
-            ViewMut {
-                data: out,
-                rs: 1,
-                cs: o,
-            },
-        )
-    };
-    if half < rows {
-        let scratch = &mut dw_scratch[..o * kk];
-        rayon::join(
-            || dw_part(0, half, &mut *dw),
-            || dw_part(half, rows, &mut *scratch),
-        );
-        for (d, s) in dw.iter_mut().zip(scratch.iter()) {
-            *d += s;
+        for (d, v) in db.iter_mut().zip(dbc) {
+            *d += v;
         }
-    } else {
-        dw_part(0, rows, dw);
-    }
-    if let Some(dx) = dx {
-        // dcols[r, j] = sum_o tmp[r, o] W[o, j]
-        gemm(
-            batch * p,
-            o,
-            kk,
-            1.0,
-            View {
-                data: &tmp[..batch * p * o],
-                rs: o,
-                cs: 1,
-            },
-            View {
-                data: conv.weight.as_slice(),
-                rs: 1,
-                cs: o,
-            },
-            0.0,
-            ViewMut {
-                data: &mut cols[..batch * p * kk],
-                rs: kk,
-                cs: 1,
-            },
-        );
-        let in_len = g.c * g.h * g.w;
-        dx[..batch * in_len]
-            .par_chunks_mut(in_len)
-            .zip(cols[..batch * p * kk].par_chunks(p * kk))
-            .for_each(|(dxi, dc)| col2im_one(g, dc, dxi));
     }
 }
 
@@ -333,4 +419,116 @@ pub(crate) fn pool_backward(
                 dxp[a as usize] += d;
             }
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use nalgebra::{DMatrix, DVector};
+
+    use super::*;
+
+    /// Direct-loop convolution and its gradients, the reference for the chunked im2col path.
+    #[allow(clippy::type_complexity)]
+    fn naive(
+        conv: &Conv2d,
+        g: &ConvGeom,
+        batch: usize,
+        x: &[f32],
+        dy: &[f32],
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+        let (o, k, p) = (conv.out_channels(), g.k, g.positions());
+        let mut y = vec![0.0; batch * o * p];
+        let mut dw = vec![0.0; o * g.patch()];
+        let mut db = vec![0.0; o];
+        let mut dx = vec![0.0; batch * g.c * g.h * g.w];
+        for b in 0..batch {
+            for oc in 0..o {
+                for oy in 0..g.ho {
+                    for ox in 0..g.wo {
+                        let yi = ((b * o + oc) * g.ho + oy) * g.wo + ox;
+                        let mut acc = conv.bias[oc];
+                        db[oc] += dy[yi];
+                        for c in 0..g.c {
+                            for ky in 0..k {
+                                for kx in 0..k {
+                                    let iy = (oy * g.stride + ky) as isize - g.pad as isize;
+                                    let ix = (ox * g.stride + kx) as isize - g.pad as isize;
+                                    if iy < 0 || ix < 0 || iy as usize >= g.h || ix as usize >= g.w
+                                    {
+                                        continue;
+                                    }
+                                    let xi =
+                                        ((b * g.c + c) * g.h + iy as usize) * g.w + ix as usize;
+                                    let j = (c * k + ky) * k + kx;
+                                    acc += conv.weight[(oc, j)] * x[xi];
+                                    dw[oc + j * o] += dy[yi] * x[xi];
+                                    dx[xi] += dy[yi] * conv.weight[(oc, j)];
+                                }
+                            }
+                        }
+                        y[yi] = acc;
+                    }
+                }
+            }
+        }
+        (y, dw, db, dx)
+    }
+
+    #[test]
+    fn chunked_conv_matches_direct_loops_across_many_chunks() {
+        let (c, o, k, stride, pad, h, w, batch) = (3, 5, 3, 2, 1, 23, 21, 9);
+        let conv = Conv2d::new(
+            c,
+            k,
+            stride,
+            pad,
+            DMatrix::from_fn(o, c * k * k, |i, j| {
+                ((i * 31 + j * 17) % 23) as f32 / 23.0 - 0.5
+            }),
+            DVector::from_fn(o, |i, _| i as f32 * 0.1 - 0.2),
+            None,
+        )
+        .expect("valid conv");
+        let g = ConvGeom::new(&conv, h, w);
+        let x: Vec<f32> = (0..batch * c * h * w)
+            .map(|i| ((i * 7919) % 101) as f32 / 101.0 - 0.5)
+            .collect();
+        let dy: Vec<f32> = (0..batch * o * g.positions())
+            .map(|i| ((i * 104729) % 97) as f32 / 97.0 - 0.5)
+            .collect();
+        let (y0, dw0, db0, dx0) = naive(&conv, &g, batch, &x, &dy);
+        for chunk in [1usize, 2, 4, 9] {
+            let (p, kk) = (g.positions(), g.patch());
+            let mut y = vec![0.0; batch * o * p];
+            let mut cols = vec![0.0; batch * p * kk];
+            let mut tmp = vec![0.0; batch * p * o];
+            conv_forward_chunked(&conv, &g, batch, chunk, &x, &mut y, &mut cols, &mut tmp);
+            let mut dw = vec![0.0; o * kk];
+            let mut db = vec![0.0; o];
+            let mut dx = vec![0.0; x.len()];
+            let mut scratch = vec![0.0; batch.div_ceil(chunk) * (o * kk + o)];
+            conv_backward_chunked(
+                &conv,
+                &g,
+                batch,
+                chunk,
+                &dy,
+                &mut cols,
+                &mut tmp,
+                &mut dw,
+                &mut scratch,
+                &mut db,
+                Some(&mut dx),
+            );
+            let close = |a: &[f32], b: &[f32]| {
+                a.iter()
+                    .zip(b)
+                    .all(|(u, v)| (u - v).abs() <= 1e-4 * (1.0 + v.abs()))
+            };
+            assert!(close(&y, &y0), "forward, chunk {chunk}");
+            assert!(close(&dw, &dw0), "weight gradient, chunk {chunk}");
+            assert!(close(&db, &db0), "bias gradient, chunk {chunk}");
+            assert!(close(&dx, &dx0), "input gradient, chunk {chunk}");
+        }
+    }
 }

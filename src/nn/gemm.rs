@@ -138,8 +138,9 @@ pub(crate) fn gemm(
     }
 }
 
+/// Single-threaded `C = alpha * A B + beta * C` (bounds-checked).
 #[allow(clippy::too_many_arguments)]
-fn gemm_serial(
+pub(crate) fn gemm_serial(
     m: usize,
     k: usize,
     n: usize,

@@ -30,5 +30,6 @@ pub use optim::{Optimizer, OptimizerConfig};
 pub use safetensors_io::ArchEntry;
 pub use surgery::ColumnMap;
 pub use train::{
-    evaluate, EpochRecord, History, Observer, StepContext, StepRecord, TrainConfig, Trainer,
+    evaluate, EpochRecord, History, LrSchedule, Observer, StepContext, StepRecord, TrainConfig,
+    Trainer,
 };

@@ -204,7 +204,11 @@ impl Workspace {
                     let g = ConvGeom::new(c, h, w);
                     cols[i] = vec![0.0; cap * g.positions() * g.patch()];
                     tmp[i] = vec![0.0; cap * g.positions() * c.out_channels()];
-                    dw_scratch[i] = vec![0.0; c.weight.len()];
+                    dw_scratch[i] = vec![
+                        0.0;
+                        super::conv::chunks(&g, cap)
+                            * (c.weight.len() + c.out_channels())
+                    ];
                 }
                 (Layer::MaxPool2d(_), _) => arg[i] = vec![0; cap * shapes[i + 1].numel()],
                 (Layer::Relu, _) if i > 0 => {
@@ -477,7 +481,7 @@ impl Model {
     }
 
     /// Mutable gates of `layer` as a slice (its length is fixed; removal goes through
-    /// [`Model::remove_units`]).
+    /// [`Model::remove_units`]). Keep them finite and >= 0 (see [`Model::set_gate`]).
     pub fn gate_mut(&mut self, layer: usize) -> Result<&mut [f32]> {
         self.gated(layer)?;
         match self.layers[layer].gate_mut() {
@@ -489,8 +493,20 @@ impl Model {
         }
     }
 
-    /// Overwrites the gates of `layer`.
+    /// Overwrites the gates of `layer`. Gates must be finite and >= 0: gate folding and the
+    /// max-pool right derivative at `s = 0` rely on `s relu(z) = relu(s z)`.
     pub fn set_gate(&mut self, layer: usize, values: &[f32]) -> Result<()> {
+        if let Some((index, &v)) = values
+            .iter()
+            .enumerate()
+            .find(|(_, v)| !(v.is_finite() && **v >= 0.0))
+        {
+            return Err(Error::NonFinite {
+                field: format!("layer{layer}.gate"),
+                index,
+                value: v as f64,
+            });
+        }
         let g = self.gate_mut(layer)?;
         check_len("gate", g.len(), values.len())?;
         g.copy_from_slice(values);

@@ -105,6 +105,7 @@ pub struct Moments {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Optimizer {
     pub(crate) config: OptimizerConfig,
+    pub(crate) lr_scale: f32,
     pub(crate) step: u64,
     pub(crate) moments: Vec<Option<Moments>>,
 }
@@ -135,6 +136,7 @@ impl Optimizer {
             .collect();
         Ok(Optimizer {
             config,
+            lr_scale: 1.0,
             step: 0,
             moments,
         })
@@ -143,6 +145,11 @@ impl Optimizer {
     /// The configuration.
     pub fn config(&self) -> &OptimizerConfig {
         &self.config
+    }
+
+    /// Multiplies the configured learning rate by `scale` from the next step on (schedules).
+    pub fn set_lr_scale(&mut self, scale: f32) {
+        self.lr_scale = scale;
     }
 
     /// Steps taken so far.
@@ -160,6 +167,7 @@ impl Optimizer {
         }
         self.step += 1;
         let t = self.step as i32;
+        let scale = self.lr_scale;
         for ((layer, g), m) in model
             .layers
             .iter_mut()
@@ -182,6 +190,7 @@ impl Optimizer {
                     momentum,
                     weight_decay,
                 } => {
+                    let lr = lr * scale;
                     sgd(
                         w.as_mut_slice(),
                         g.weight.as_slice(),
@@ -205,6 +214,7 @@ impl Optimizer {
                     beta2,
                     eps,
                 } => {
+                    let lr = lr * scale;
                     let c1 = 1.0 - beta1.powi(t);
                     let c2 = 1.0 - beta2.powi(t);
                     let h = AdamStep {

@@ -26,6 +26,18 @@ use super::safetensors_io::{parse, read_f32, row_major_bytes};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
 
+/// Learning-rate schedule over the whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// The configured rate throughout.
+    #[default]
+    Constant,
+    /// Cosine decay from the configured rate to 0 over `epochs` epochs:
+    /// `η_t = η (1 + cos(π t / T)) / 2`.
+    Cosine,
+}
+
 /// Training settings (saved inside checkpoints).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -43,6 +55,9 @@ pub struct TrainConfig {
     pub checkpoint: Option<PathBuf>,
     /// Extra checkpoint interval in optimiser steps.
     pub checkpoint_every: Option<usize>,
+    /// Learning-rate schedule.
+    #[serde(default)]
+    pub schedule: LrSchedule,
 }
 
 impl Default for TrainConfig {
@@ -55,6 +70,7 @@ impl Default for TrainConfig {
             progress: true,
             checkpoint: None,
             checkpoint_every: None,
+            schedule: LrSchedule::Constant,
         }
     }
 }
@@ -332,6 +348,12 @@ impl Trainer {
                 step: self.step_in_epoch,
                 what: what.into(),
             });
+        }
+        if self.config.schedule == LrSchedule::Cosine {
+            let total = (self.config.epochs * n.div_ceil(b)).max(1) as f64;
+            let t = (self.global_step as f64 / total).min(1.0);
+            self.optimizer
+                .set_lr_scale((0.5 * (1.0 + (std::f64::consts::PI * t).cos())) as f32);
         }
         self.optimizer.step(&mut self.model, &self.grads)?;
         self.running.loss += stats.loss * m as f64;
