@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Parser;
 use pruning_game::nn::data::{fashion_mnist, teacher_student, TeacherConfig};
+use pruning_game::nn::train::LrSchedule;
 use pruning_game::prune::pipeline::{split_holdout, Architecture};
 use pruning_game::prune::report::{write_evaluations, write_trajectories};
 use pruning_game::prune::{PruneConfig, PruneRun, ScaleSymmetry};
@@ -22,6 +23,9 @@ struct Args {
     /// Seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Cosine learning-rate decay of the weights (default: constant).
+    #[arg(long)]
+    cosine: bool,
     /// Force the teacher–student task.
     #[arg(long)]
     teacher: bool,
@@ -49,6 +53,11 @@ fn main() -> Result<()> {
             epochs: args.epochs,
             seed: args.seed,
             symmetry,
+            schedule: if args.cosine {
+                LrSchedule::Cosine
+            } else {
+                LrSchedule::Constant
+            },
             ..base.clone()
         };
         let (tr, ho) = split_holdout(&train, config.holdout)?;

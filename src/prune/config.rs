@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::nn::train::LrSchedule;
 use crate::nn::{OptimizerConfig, TrainConfig};
 
 /// How the redundancy `R_ij ∈ [0, 1]` between two units of a layer is measured.
@@ -81,6 +82,9 @@ pub struct PruneConfig {
     pub batch_size: usize,
     /// Weight optimiser.
     pub optimizer: OptimizerConfig,
+    /// Weight learning-rate schedule over the pruning epochs (a decaying rate lets the
+    /// weights, and with them the gates, come to rest).
+    pub schedule: LrSchedule,
     /// Seed of the initial weights, shuffling and baselines.
     pub seed: u64,
 }
@@ -107,6 +111,7 @@ impl Default for PruneConfig {
             finetune_epochs: 1,
             batch_size: 128,
             optimizer: OptimizerConfig::adam(1e-3),
+            schedule: LrSchedule::Constant,
             seed: 42,
         }
     }
@@ -179,6 +184,7 @@ impl PruneConfig {
             progress: false,
             checkpoint: None,
             checkpoint_every: None,
+            schedule: self.schedule,
         }
     }
 
