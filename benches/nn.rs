@@ -26,9 +26,9 @@ fn bench_model(c: &mut Criterion, name: &str, mut model: Model) {
     let mut ws = Workspace::new(&model, BATCH);
     let mut grads = Gradients::new(&model);
     let mut opt = Optimizer::new(OptimizerConfig::adam(1e-4), &model).expect("adam");
-    let flops = 6.0 * model.macs_per_sample() as f64 * BATCH as f64;
+    let flops = model.train_flops_per_sample() as f64 * BATCH as f64;
     eprintln!(
-        "{name}: {:.1} MFLOP per training step (6 × MACs × batch)",
+        "{name}: {:.1} MFLOP per training step (GEMMs: forward, weight and input gradients)",
         flops / 1e6
     );
     let mut g = c.benchmark_group(name);

@@ -199,6 +199,23 @@ pub enum Error {
         /// What is wrong (tensor name, expected and found shapes).
         message: String,
     },
+    // --- sim ---
+    /// An output folder or shard belongs to a different sweep, or shards overlap.
+    #[error("{path}: {reason}")]
+    SweepMismatch {
+        /// The folder or file.
+        path: PathBuf,
+        /// What does not match.
+        reason: String,
+    },
+    /// A figure could not be drawn.
+    #[error("plot {path}: {reason}")]
+    Plot {
+        /// The output file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
     // --- prune ---
     /// A saved pruning run does not match the requested one or its own checkpoint.
     #[error("{path}: cannot resume: {message}")]

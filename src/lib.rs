@@ -8,6 +8,8 @@ pub mod error;
 pub mod game;
 pub mod io;
 pub mod nn;
+pub mod plot;
 pub mod prune;
+pub mod sim;
 
 pub use error::{Error, Result};

@@ -2,7 +2,10 @@
 
 mod analyze;
 mod generate;
+mod merge;
+mod plot;
 mod prune;
+mod simulate;
 mod solve;
 
 use clap::{Parser, Subcommand};
@@ -24,18 +27,13 @@ enum Command {
     /// Dominance, iterated-elimination bounds, uniqueness and potential of a game file.
     Analyze(analyze::Args),
     /// Run a sweep of synthetic games in parallel.
-    Simulate(NotBuilt),
+    Simulate(simulate::Args),
+    /// Combine the output folders of a sharded sweep.
+    Merge(merge::Args),
     /// Train a network and prune it with the equilibrium-driven pruner.
     Prune(prune::Args),
     /// Render figures from result files.
-    Plot(NotBuilt),
-}
-
-/// Arguments of a subcommand that is not available yet: accepted and reported, never run.
-#[derive(Debug, clap::Args)]
-struct NotBuilt {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
+    Plot(plot::Args),
 }
 
 /// Runs the parsed command line.
@@ -44,14 +42,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => generate::run(args),
         Command::Solve(args) => solve::run(args),
         Command::Analyze(args) => analyze::run(args),
-        Command::Simulate(_) => not_built("simulate"),
+        Command::Simulate(args) => simulate::run(args),
+        Command::Merge(args) => merge::run(args),
         Command::Prune(args) => prune::run(args),
-        Command::Plot(_) => not_built("plot"),
+        Command::Plot(args) => plot::run(args),
     }
-}
-
-fn not_built(name: &str) -> anyhow::Result<()> {
-    anyhow::bail!("`pruning-game {name}` is not available in this version yet")
 }
 
 /// An error and its causes on one line.

@@ -196,7 +196,9 @@ pub fn uniqueness_and_convergence(
         Uniqueness::Unique {
             by: UniquenessTest::RowDiagonalDominance,
         }
-    } else if jacobi.is_some_and(|j| j.1 < 1.0) {
+    } else if a.iter().all(|&v| v > 0.0) && jacobi.is_some_and(|j| j.1 < 1.0) {
+        // With some a_i = 0 (and no competitors) ρ can be < 1 while player i is indifferent
+        // (q_i = 0): the best-response map is then not single-valued and nothing is unique.
         Uniqueness::Unique {
             by: UniquenessTest::JacobiContraction,
         }
@@ -370,6 +372,22 @@ mod tests {
                 by: UniquenessTest::RowDiagonalDominance
             }
         );
+    }
+
+    #[test]
+    fn indifferent_player_is_not_declared_unique() {
+        // Player 0 has a = 0, q = 0 and no competitors: every s_0 ∈ [0, 1] is an equilibrium
+        // strategy. ρ(D⁻¹C) = 0 here, so the Jacobi test must not claim uniqueness.
+        let g = PruningGame::with_uniform_cost(
+            dvector![0.0, 1.0],
+            dvector![0.0, 1.0],
+            0.0,
+            Competition::None,
+        )
+        .unwrap();
+        let (u, c) = uniqueness_and_convergence(&g, &SpectralOptions::default());
+        assert_eq!(c.jacobi_radius_upper, Some(0.0));
+        assert_eq!(u.verdict, Uniqueness::Unknown);
     }
 
     #[test]

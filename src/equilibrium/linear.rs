@@ -13,8 +13,11 @@ use rayon::prelude::*;
 
 use crate::game::{Competition, PruningGame};
 
-/// Largest free block factorised densely (its cost is `k³/3` flops).
+/// Largest free block factorised densely without trying an iterative solve first (its cost
+/// is `k³/3` flops).
 pub(crate) const DIRECT_LIMIT: usize = 1200;
+/// Iterations of the iterative try on a large dense block before factorising it.
+const DENSE_ITERATIONS: usize = 300;
 
 /// The free block `M_II` of a quadratic game.
 pub(crate) struct FreeBlock<'a> {
@@ -60,21 +63,60 @@ impl FreeBlock<'_> {
         symmetric: bool,
         max_iterations: usize,
     ) -> bool {
-        if let Competition::Dense(m) = self.game.competition() {
-            let index: Vec<usize> = (0..self.free.len()).filter(|&i| self.free[i]).collect();
-            if index.len() <= DIRECT_LIMIT {
-                if let Some(solution) = self.direct(m, &index, rhs, symmetric) {
-                    for (k, &i) in index.iter().enumerate() {
-                        x[i] = solution[k];
-                    }
-                    return true;
-                }
+        let dense = match self.game.competition() {
+            Competition::Dense(m) => Some(m),
+            _ => None,
+        };
+        let index = || -> Vec<usize> { (0..self.free.len()).filter(|&i| self.free[i]).collect() };
+        if let Some(m) = dense {
+            let index = index();
+            if index.len() <= DIRECT_LIMIT && self.direct_into(m, &index, rhs, x, symmetric) {
+                return true;
             }
         }
-        if symmetric && self.conjugate_gradient(rhs, x, tolerance, max_iterations) {
+        // Dense blocks too large to factorise cheaply get a short iterative try first: well
+        // conditioned blocks converge in a few dozen products, ill-conditioned ones are then
+        // factorised after all.
+        let budget = if dense.is_some() {
+            DENSE_ITERATIONS.min(max_iterations)
+        } else {
+            max_iterations
+        };
+        let converged = if symmetric {
+            self.conjugate_gradient(rhs, x, tolerance, budget)
+        } else {
+            self.bicgstab(rhs, x, tolerance, budget)
+        };
+        if converged {
             return true;
         }
-        self.bicgstab(rhs, x, tolerance, max_iterations)
+        match dense {
+            Some(m) => {
+                let index = index();
+                index.len() > DIRECT_LIMIT && self.direct_into(m, &index, rhs, x, symmetric)
+            }
+            None => false,
+        }
+    }
+
+    /// Factorises the block and writes the solution into `x`; `false` if it is singular.
+    fn direct_into(
+        &self,
+        m: &DMatrix<f64>,
+        index: &[usize],
+        rhs: &[f64],
+        x: &mut [f64],
+        symmetric: bool,
+    ) -> bool {
+        match self.direct(m, index, rhs, symmetric) {
+            Some(solution) => {
+                for (k, &i) in index.iter().enumerate() {
+                    x[i] = solution[k];
+                }
+                true
+            }
+            None => false,
+        }
     }
 
     fn direct(

@@ -1,6 +1,6 @@
 //! Nash equilibria of continuous games, each returned with its certificate.
 //!
-//! Every solver is one step ([`executor`]'s `Algorithm`) run by one executor that owns the
+//! Every solver is one step (an `Algorithm` in `executor.rs`) run by one executor that owns the
 //! loop: the iteration budget, the tolerance on the natural residual
 //! `‖s − Π(s − F(s))‖_∞`, divergence, stall and NaN detection, and the final [`Certificate`](crate::game::Certificate)
 //! (Nash gap and natural residual, recomputed from the game). Termination is a value
@@ -8,10 +8,10 @@
 //!
 //! | [`SolverKind`] | update rule | requires | module |
 //! |---|---|---|---|
-//! | `best-response` | `s ← s + ω(BR(s) − s)`, Jacobi or Gauss–Seidel | concave utilities; converges for `ρ(D⁻¹C) < 1` or potential games | [`best_response`] |
-//! | `projection` | `s ← Π(s − τF(s))`, fixed `τ` or golden-ratio adaptive | `F` (strongly) monotone | [`projection`] |
-//! | `extragradient` | `y = Π(s − τF(s))`, `s ← Π(s − τF(y))` | `F` monotone, `τ < 1/L` or backtracking | [`extragradient`] |
-//! | `newton` | semismooth Newton / primal–dual active set on the box LCP | the quadratic [`PruningGame`] | [`newton`] |
+//! | `best-response` | `s ← s + ω(BR(s) − s)`, Jacobi or Gauss–Seidel | concave utilities; converges for `ρ(D⁻¹C) < 1` or potential games | `best_response.rs` |
+//! | `projection` | `s ← Π(s − τF(s))`, fixed `τ` or golden-ratio adaptive | `F` (strongly) monotone | `projection.rs` |
+//! | `extragradient` | `y = Π(s − τF(s))`, `s ← Π(s − τF(y))` | `F` monotone, `τ < 1/L` or backtracking | `extragradient.rs` |
+//! | `newton` | semismooth Newton / primal–dual active set on the box LCP | the quadratic [`PruningGame`] | `newton.rs` |
 //!
 //! [`solve`] runs any solver on a [`PruningGame`] (closed-form best responses, safe steps from
 //! bounds on `‖M‖₂` and on monotonicity); [`solve_game`] runs the first three on any [`Game`].

@@ -8,8 +8,9 @@
 //! * the free set `I` solves `M_II s_I = q_I − M_IU u_U` (Cholesky/LU for small dense blocks,
 //!   preconditioned CG/BiCGSTAB otherwise, to a forcing tolerance `min(0.1, r)·r`).
 //!
-//! Globalisation: the Newton point (projected on the box) is accepted when it lowers the merit
-//! `‖s − Π(s − F(s))‖₂` by a sufficient amount, otherwise the path `s + t(s_N − s)` is searched
+//! Globalisation: the Newton point (projected on the box) is accepted when its merit
+//! `‖s − Π(s − F(s))‖₂` is sufficiently below the largest of the last eight merits
+//! (non-monotone), otherwise the path `s + t(s_N − s)` is searched
 //! with `t = 1/2, 1/4, …`; if that fails too, one safe projected-gradient step is taken (T6),
 //! so progress never depends on the active-set guess. Once the active set is right the Newton
 //! point is the exact equilibrium up to the linear solve: local convergence is finite
@@ -36,6 +37,8 @@ const ARMIJO: f64 = 1e-4;
 const LINE_SEARCH_STEPS: usize = 8;
 /// Iteration cap of one inner linear solve.
 const INNER_ITERATIONS: usize = 5_000;
+/// Merits remembered by the non-monotone acceptance test of the full Newton step.
+const MEMORY: usize = 8;
 
 /// Where the active-set guess puts a player.
 #[derive(Clone, Copy, PartialEq)]
@@ -61,6 +64,8 @@ pub(crate) struct Newton {
     solution: Vec<f64>,
     trial: Vec<f64>,
     trial_gradient: Vec<f64>,
+    /// Merits of the latest iterates, for the non-monotone test.
+    recent: std::collections::VecDeque<f64>,
 }
 
 impl Newton {
@@ -84,6 +89,7 @@ impl Newton {
             solution: vec![0.0; n],
             trial: vec![0.0; n],
             trial_gradient: vec![0.0; n],
+            recent: std::collections::VecDeque::with_capacity(MEMORY),
         }
     }
 }
@@ -171,8 +177,17 @@ impl Algorithm<PruningGame> for Newton {
             }
         });
         let current = merit(game, s, &self.gradient);
+        if self.recent.len() == MEMORY {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(current);
+        // The full step is tested against the worst of the latest merits (Grippo–Lampariello–
+        // Lucidi): active-set steps may raise the residual once on their way to the solution;
+        // shorter steps must decrease it.
+        let reference = self.recent.iter().fold(current, |m, &v| m.max(v));
         let mut t = 1.0;
-        for _ in 0..=LINE_SEARCH_STEPS {
+        for step in 0..=LINE_SEARCH_STEPS {
+            let reference = if step == 0 { reference } else { current };
             let target = &self.target;
             self.trial
                 .par_iter_mut()
@@ -180,7 +195,7 @@ impl Algorithm<PruningGame> for Newton {
                 .for_each(|(i, x)| *x = s[i] + t * (target[i] - s[i]));
             game.pseudo_gradient(&self.trial, &mut self.trial_gradient);
             let value = merit(game, &self.trial, &self.trial_gradient);
-            if value <= (1.0 - ARMIJO * t) * current {
+            if value <= (1.0 - ARMIJO * t) * reference {
                 s.copy_from_slice(&self.trial);
                 std::mem::swap(&mut self.gradient, &mut self.trial_gradient);
                 self.fresh = true;

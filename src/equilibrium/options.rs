@@ -160,3 +160,55 @@ impl SolveOptions {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn solver_names_round_trip() {
+        for kind in SolverKind::ALL {
+            assert_eq!(kind.to_string().parse::<SolverKind>().unwrap(), kind);
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.name()));
+        }
+        assert!(matches!(
+            "newtonian".parse::<SolverKind>(),
+            Err(Error::InvalidParameter { .. })
+        ));
+    }
+
+    #[test]
+    fn check_rejects_each_bad_field() {
+        assert!(SolveOptions::default().check().is_ok());
+        let bad = [
+            SolveOptions {
+                tolerance: f64::NAN,
+                ..Default::default()
+            },
+            SolveOptions {
+                tolerance: -1.0,
+                ..Default::default()
+            },
+            SolveOptions {
+                damping: 1.5,
+                ..Default::default()
+            },
+            SolveOptions {
+                step: Some(0.0),
+                ..Default::default()
+            },
+            SolveOptions {
+                divergence_factor: 1.0,
+                ..Default::default()
+            },
+            SolveOptions {
+                stall_window: Some(0),
+                ..Default::default()
+            },
+        ];
+        for options in bad {
+            assert!(options.check().is_err(), "{options:?}");
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! The `analyze` subcommand: readable report, JSON that matches the library's analysis, and
+//! the error contract (one line on stderr, non-zero exit, no panic).
+
+use std::process::Command;
+
+use pruning_game::dominance::{analyze, Analysis, AnalysisOptions, Uniqueness};
+use pruning_game::game::PruningGame;
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pruning-game"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn generate(dir: &std::path::Path, players: &str, extra: &[&str]) -> std::path::PathBuf {
+    let path = dir.join("game.json");
+    let mut args = vec![
+        "generate",
+        "--players",
+        players,
+        "--seed",
+        "5",
+        "--out",
+        path.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = run(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
+#[test]
+fn json_output_matches_the_library() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = generate(dir.path(), "400", &["--sparse", "8", "--symmetric"]);
+    let out = run(&["analyze", "--game", path.to_str().unwrap(), "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Analysis = serde_json::from_slice(&out.stdout).expect("valid analysis JSON");
+    let game = PruningGame::read_json(&path).unwrap();
+    let direct = analyze(&game, &AnalysisOptions::default()).unwrap();
+    assert_eq!(printed.players, 400);
+    assert_eq!(printed.storage, "sparse");
+    assert_eq!(printed.provably_pruned, direct.provably_pruned);
+    assert_eq!(printed.dominance.dominated, direct.dominance.dominated);
+    assert!(printed.potential.exact_potential);
+    // δ = 1.5 by default: the generator guarantees a unique equilibrium.
+    assert!(matches!(
+        printed.uniqueness.verdict,
+        Uniqueness::Unique { .. }
+    ));
+    assert!(printed.provably_pruned.len() >= printed.dominance.dominated.len());
+}
+
+#[test]
+fn readable_report_names_every_theorem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = generate(dir.path(), "400", &[]);
+    let out = run(&["analyze", "--game", path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    for needle in [
+        "T3 dominance",
+        "T4 iterated elimination",
+        "T2 uniqueness",
+        "T5 potential",
+        "T6 convergence",
+        "provably pruned without solving",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+}
+
+#[test]
+fn potential_at_a_given_equilibrium_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = generate(dir.path(), "3", &["--symmetric"]);
+    let at = dir.path().join("eq.json");
+    std::fs::write(&at, r#"{"participation": [0.0, 0.5, 1.0], "other": 1}"#).unwrap();
+    let out = run(&[
+        "analyze",
+        "--game",
+        path.to_str().unwrap(),
+        "--at",
+        at.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Analysis = serde_json::from_slice(&out.stdout).unwrap();
+    let game = PruningGame::read_json(&path).unwrap();
+    let expected = game.potential(&[0.0, 0.5, 1.0]);
+    assert!((printed.potential.value.unwrap() - expected).abs() <= 1e-12);
+    assert_eq!(printed.potential.at, "given profile");
+}
+
+/// Bad input: one line on stderr, exit status 1, nothing on stdout.
+#[test]
+fn errors_are_one_line_without_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = generate(dir.path(), "3", &[]);
+    let short = dir.path().join("short.json");
+    std::fs::write(&short, r#"{"participation": [0.5]}"#).unwrap();
+    let garbage = dir.path().join("garbage.json");
+    std::fs::write(&garbage, "{ not json").unwrap();
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["analyze", "--game", "/nonexistent/game.json"],
+        vec!["analyze", "--game", garbage.to_str().unwrap()],
+        vec![
+            "analyze",
+            "--game",
+            path.to_str().unwrap(),
+            "--at",
+            short.to_str().unwrap(),
+        ],
+        vec!["analyze", "--game", path.to_str().unwrap(), "--tol", "-1"],
+        vec!["analyze"],
+    ];
+    for args in cases {
+        let out = run(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
