@@ -216,6 +216,15 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    // --- prune ---
+    /// A saved pruning run does not match the requested one or its own checkpoint.
+    #[error("{path}: cannot resume: {message}")]
+    ResumeMismatch {
+        /// The state file.
+        path: PathBuf,
+        /// What differs.
+        message: String,
+    },
 }
 
 /// Shorthand for results with [`Error`].

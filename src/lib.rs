@@ -9,6 +9,7 @@ pub mod game;
 pub mod io;
 pub mod nn;
 pub mod plot;
+pub mod prune;
 pub mod sim;
 
 pub use error::{Error, Result};

@@ -4,6 +4,7 @@ mod analyze;
 mod generate;
 mod merge;
 mod plot;
+mod prune;
 mod simulate;
 mod solve;
 
@@ -30,16 +31,9 @@ enum Command {
     /// Combine the output folders of a sharded sweep.
     Merge(merge::Args),
     /// Train a network and prune it with the equilibrium-driven pruner.
-    Prune(NotBuilt),
+    Prune(prune::Args),
     /// Render figures from result files.
     Plot(plot::Args),
-}
-
-/// Arguments of a subcommand that is not available yet: accepted and reported, never run.
-#[derive(Debug, clap::Args)]
-struct NotBuilt {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
 }
 
 /// Runs the parsed command line.
@@ -50,13 +44,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Analyze(args) => analyze::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Merge(args) => merge::run(args),
-        Command::Prune(_) => not_built("prune"),
+        Command::Prune(args) => prune::run(args),
         Command::Plot(args) => plot::run(args),
     }
-}
-
-fn not_built(name: &str) -> anyhow::Result<()> {
-    anyhow::bail!("`pruning-game {name}` is not available in this version yet")
 }
 
 /// An error and its causes on one line.

@@ -504,7 +504,13 @@ impl Trainer {
             step_in_epoch: self.step_in_epoch,
             global_step: self.global_step,
             optimizer_steps: self.optimizer.step,
-            epoch_rng_pos: self.epoch_rng_pos.to_string(),
+            // At an epoch boundary the next epoch's shuffle starts from the current position
+            // (prune: without this a run resumed at an epoch end replays the last epoch's order).
+            epoch_rng_pos: if self.step_in_epoch == 0 {
+                self.rng.get_word_pos().to_string()
+            } else {
+                self.epoch_rng_pos.to_string()
+            },
             running: self.running,
             seconds: self.seconds,
         };

@@ -1,0 +1,218 @@
+//! `pruning-game prune`: train a gated network, prune it with the equilibrium-driven pruner,
+//! fine-tune and write `RUN/pruned.safetensors`, `RUN/report.json`, `RUN/certificates.json`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::ValueEnum;
+use pruning_game::nn::data::{
+    fashion_mnist, load_idx_dir, teacher_student, TeacherConfig, FASHION_MNIST_DIR,
+};
+use pruning_game::nn::model::InputSpec;
+use pruning_game::prune::pipeline::{run_job, Architecture, Job};
+use pruning_game::prune::{Baseline, PruneConfig, Redundancy, ScaleSymmetry};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ModelArg {
+    Mlp,
+    Cnn,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DatasetArg {
+    FashionMnist,
+    Teacher,
+    Idx,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SymmetryArg {
+    Normalize,
+    WeightDecay,
+    Unbroken,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RedundancyArg {
+    WeightCosine,
+    ActivationCorrelation,
+}
+
+/// Options of `prune`. Unset hyper-parameters take the library defaults
+/// (`PruneConfig::default`, or `PruneConfig::teacher_default` for the teacher task).
+#[derive(Debug, clap::Args)]
+#[command(allow_negative_numbers = true)]
+pub struct Args {
+    /// Network: MLP (hidden widths from --hidden) or the small CNN.
+    #[arg(long, value_enum, default_value = "mlp")]
+    model: ModelArg,
+    /// Data set: Fashion-MNIST (installed IDX files), the embedded teacher–student task, or
+    /// any IDX folder given by --data-dir.
+    #[arg(long, value_enum, default_value = "teacher")]
+    dataset: DatasetArg,
+    /// Folder with the four IDX files (for --dataset idx or a non-default Fashion-MNIST).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// MLP hidden widths, comma separated (default 512,256; 32 for the teacher task).
+    #[arg(long, value_delimiter = ',')]
+    hidden: Option<Vec<usize>>,
+    /// Participation cost γ.
+    #[arg(long)]
+    gamma: Option<f64>,
+    /// Competition scale β.
+    #[arg(long)]
+    beta: Option<f64>,
+    /// Self-cost scale α.
+    #[arg(long)]
+    alpha: Option<f64>,
+    /// Gate step size η_s.
+    #[arg(long)]
+    gate_lr: Option<f64>,
+    /// Refresh R and check removals every K steps.
+    #[arg(long)]
+    refresh_every: Option<usize>,
+    /// Steps at exactly 0 before a unit is removed.
+    #[arg(long)]
+    patience: Option<usize>,
+    /// Redundancy measure.
+    #[arg(long, value_enum)]
+    redundancy: Option<RedundancyArg>,
+    /// How the ReLU scale symmetry is broken.
+    #[arg(long, value_enum)]
+    symmetry: Option<SymmetryArg>,
+    /// Training epochs with gate play.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Fine-tuning epochs after removal.
+    #[arg(long)]
+    finetune_epochs: Option<usize>,
+    /// Seed of weights, shuffling and baselines.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Keep about this fraction of hidden units (γ calibrated on the measured game).
+    #[arg(long, value_name = "F")]
+    target_kept: Option<f64>,
+    /// Also run every baseline at the same per-layer kept counts.
+    #[arg(long)]
+    baselines: bool,
+    /// Continue from the checkpoints in --out.
+    #[arg(long)]
+    resume: bool,
+    /// Run folder.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let teacher = TeacherConfig::default();
+    let (name, (train, test)) = match args.dataset {
+        DatasetArg::Teacher => (
+            format!("teacher-student (teacher width {})", teacher.width),
+            teacher_student(&teacher)?,
+        ),
+        DatasetArg::FashionMnist => match &args.data_dir {
+            Some(dir) => (
+                "fashion-mnist".into(),
+                load_idx_dir(dir, &InputSpec::fashion_mnist())?,
+            ),
+            None => (
+                "fashion-mnist".into(),
+                fashion_mnist()?.with_context(|| {
+                    format!("Fashion-MNIST is not installed in {FASHION_MNIST_DIR} (apt install dataset-fashion-mnist, or pass --data-dir)")
+                })?,
+            ),
+        },
+        DatasetArg::Idx => {
+            let dir = args
+                .data_dir
+                .as_ref()
+                .context("--dataset idx needs --data-dir DIR")?;
+            (
+                format!("idx:{}", dir.display()),
+                load_idx_dir(dir, &InputSpec::fashion_mnist())?,
+            )
+        }
+    };
+    let is_teacher = matches!(args.dataset, DatasetArg::Teacher);
+    let mut c = if is_teacher {
+        PruneConfig::teacher_default()
+    } else {
+        PruneConfig::default()
+    };
+    macro_rules! set {
+        ($field:ident) => {
+            if let Some(v) = args.$field {
+                c.$field = v;
+            }
+        };
+    }
+    set!(gamma);
+    set!(beta);
+    set!(alpha);
+    set!(gate_lr);
+    set!(refresh_every);
+    set!(patience);
+    set!(epochs);
+    set!(finetune_epochs);
+    if let Some(r) = args.redundancy {
+        c.redundancy = match r {
+            RedundancyArg::WeightCosine => Redundancy::WeightCosine,
+            RedundancyArg::ActivationCorrelation => Redundancy::ActivationCorrelation,
+        };
+    }
+    if let Some(s) = args.symmetry {
+        c.symmetry = match s {
+            SymmetryArg::Normalize => ScaleSymmetry::Normalize,
+            SymmetryArg::WeightDecay => ScaleSymmetry::WeightDecay,
+            SymmetryArg::Unbroken => ScaleSymmetry::Unbroken,
+        };
+    }
+    c.seed = args.seed;
+    c.target_kept = args.target_kept;
+    c.check().context("invalid configuration")?;
+    let architecture = match args.model {
+        ModelArg::Mlp => Architecture::Mlp {
+            hidden: args.hidden.clone().unwrap_or(if is_teacher {
+                vec![4 * teacher.width]
+            } else {
+                vec![512, 256]
+            }),
+        },
+        ModelArg::Cnn => Architecture::Cnn,
+    };
+    if let Architecture::Mlp { hidden } = &architecture {
+        if hidden.is_empty() || hidden.contains(&0) {
+            anyhow::bail!("invalid --hidden: need at least one width, all > 0");
+        }
+    }
+    let job = Job {
+        architecture,
+        config: c,
+        baselines: if args.baselines {
+            Baseline::ALL.to_vec()
+        } else {
+            Vec::new()
+        },
+        slimming_lambda: 1e-4,
+        dataset: name,
+    };
+    let r = run_job(&job, &train, &test, &args.out, args.resume)
+        .with_context(|| format!("pruning run in {}", args.out.display()))?;
+    let kept: Vec<String> = r
+        .kept_per_layer
+        .iter()
+        .map(|k| format!("{}->{}", k.before, k.after))
+        .collect();
+    eprintln!(
+        "kept {} (gamma {:.3e}); accuracy dense {:.4}, pruned {:.4}, fine-tuned {:.4}; params {} -> {}; wrote {}",
+        kept.join(", "),
+        r.gamma,
+        r.dense_accuracy,
+        r.pruned_accuracy,
+        r.finetuned_accuracy,
+        r.params_before,
+        r.params_after,
+        args.out.display()
+    );
+    Ok(())
+}

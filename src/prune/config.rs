@@ -1,0 +1,216 @@
+//! Hyper-parameters of the equilibrium-driven pruner, validated once by [`PruneConfig::check`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::nn::train::LrSchedule;
+use crate::nn::{OptimizerConfig, TrainConfig};
+
+/// How the redundancy `R_ij ∈ [0, 1]` between two units of a layer is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Redundancy {
+    /// `|cos|` of the incoming weight vectors (filters for conv layers); cheap, data-free.
+    #[default]
+    WeightCosine,
+    /// `|corr|` of the gated activations on one held-out batch (every spatial position of a
+    /// filter counts as a sample).
+    ActivationCorrelation,
+}
+
+/// How the ReLU scale symmetry `(s_i, w_out,i) → (s_i/c, c·w_out,i)` is broken
+/// (`proofs/S1-scale-symmetry.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScaleSymmetry {
+    /// After every step, a function-preserving rescaling moves each unit's scale into its
+    /// gate: incoming row (with bias) and outgoing weights go back to their initial norms and
+    /// `s_i` absorbs the ratio (the excess stays in the outgoing weights when `s_i` would
+    /// pass 1). The gate is then the unit's only free scale.
+    #[default]
+    Normalize,
+    /// Decoupled weight decay `θ ← θ(1 − η_w λ)` on every weight and gated bias.
+    WeightDecay,
+    /// Nothing: the plain game, which has no interior equilibrium (gates drift to 0 while
+    /// outgoing weights grow).
+    Unbroken,
+}
+
+/// Everything that defines a pruning run; saved next to every result (the seed included).
+///
+/// The gate step is `s_i ← Π_[0,1](s_i + η_s(b̂_i − a_i s_i − γ − β Σ_{j≠i} R_ij s_j))` with
+/// `b̂_i` an exponential average of `−∂L/∂s_i` and `a_i = α(‖w_in,i‖² + b_i² + ‖w_out,i‖²)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PruneConfig {
+    /// Self-cost scale `α ≥ 0`.
+    pub alpha: f64,
+    /// Competition scale `β ≥ 0`.
+    pub beta: f64,
+    /// Participation cost `γ ≥ 0` (replaced by the calibrated value in target mode).
+    pub gamma: f64,
+    /// Gate step size `η_s > 0`.
+    pub gate_lr: f64,
+    /// Refresh `R` and look for removable units every `K` steps.
+    pub refresh_every: usize,
+    /// Steps a gate must stay at exactly 0 before its unit is removed.
+    pub patience: usize,
+    /// Redundancy measure.
+    pub redundancy: Redundancy,
+    /// How the ReLU scale symmetry is broken.
+    pub symmetry: ScaleSymmetry,
+    /// Decoupled weight decay `λ` (`θ ← θ(1 − η_w λ)`) for [`ScaleSymmetry::WeightDecay`].
+    pub weight_decay: f64,
+    /// Averaging factor in `[0, 1)` of the benefit estimate `b̂` (0 = raw batch gradient).
+    pub benefit_momentum: f64,
+    /// Optimiser steps before gates start to play (dense warm-up).
+    pub warmup_steps: usize,
+    /// Keep about this fraction of hidden units: `γ` is calibrated on the game measured at the
+    /// end of the warm-up (bisection), then fixed.
+    pub target_kept: Option<f64>,
+    /// Remove units structurally during training (`false`: gates only, as network slimming).
+    pub remove: bool,
+    /// Held-out samples carved from the end of the training set for benefit measurements.
+    pub holdout: usize,
+    /// Record gate trajectories every this many steps.
+    pub record_every: usize,
+    /// Training epochs with gate play.
+    pub epochs: usize,
+    /// Fine-tuning epochs after removal (gates folded, weights only).
+    pub finetune_epochs: usize,
+    /// Minibatch size.
+    pub batch_size: usize,
+    /// Weight optimiser.
+    pub optimizer: OptimizerConfig,
+    /// Weight learning-rate schedule over the pruning epochs (a decaying rate lets the
+    /// weights, and with them the gates, come to rest).
+    pub schedule: LrSchedule,
+    /// Seed of the initial weights, shuffling and baselines.
+    pub seed: u64,
+}
+
+impl Default for PruneConfig {
+    fn default() -> Self {
+        PruneConfig {
+            alpha: 1e-4,
+            beta: 1e-4,
+            gamma: 2e-3,
+            gate_lr: 1.0,
+            refresh_every: 50,
+            patience: 100,
+            redundancy: Redundancy::WeightCosine,
+            symmetry: ScaleSymmetry::Normalize,
+            weight_decay: 0.1,
+            benefit_momentum: 0.9,
+            warmup_steps: 200,
+            target_kept: None,
+            remove: true,
+            holdout: 2000,
+            record_every: 25,
+            epochs: 5,
+            finetune_epochs: 1,
+            batch_size: 128,
+            optimizer: OptimizerConfig::adam(1e-3),
+            schedule: LrSchedule::Constant,
+            seed: 42,
+        }
+    }
+}
+
+fn finite_non_negative(name: &str, v: f64) -> Result<()> {
+    if !v.is_finite() || v < 0.0 {
+        return Err(Error::invalid(
+            name,
+            format!("{v}: must be a finite number >= 0"),
+        ));
+    }
+    Ok(())
+}
+
+impl PruneConfig {
+    /// Checks every range; the error names the parameter and the allowed range.
+    pub fn check(&self) -> Result<()> {
+        finite_non_negative("alpha", self.alpha)?;
+        finite_non_negative("beta", self.beta)?;
+        finite_non_negative("gamma", self.gamma)?;
+        finite_non_negative("weight_decay", self.weight_decay)?;
+        if !(self.gate_lr.is_finite() && self.gate_lr > 0.0) {
+            return Err(Error::invalid(
+                "gate_lr",
+                format!("{}: must be a finite number > 0", self.gate_lr),
+            ));
+        }
+        for (name, v) in [
+            ("refresh_every", self.refresh_every),
+            ("patience", self.patience),
+            ("record_every", self.record_every),
+            ("epochs", self.epochs),
+            ("batch_size", self.batch_size),
+        ] {
+            if v == 0 {
+                return Err(Error::invalid(name, "must be >= 1"));
+            }
+        }
+        if !(0.0..1.0).contains(&self.benefit_momentum) {
+            return Err(Error::invalid(
+                "benefit_momentum",
+                format!("{}: must be in [0, 1)", self.benefit_momentum),
+            ));
+        }
+        if self.symmetry == ScaleSymmetry::WeightDecay && self.weight_decay <= 0.0 {
+            return Err(Error::invalid(
+                "weight_decay",
+                "must be > 0 with symmetry = weight-decay (it is what breaks the symmetry)",
+            ));
+        }
+        if let Some(f) = self.target_kept {
+            if !(f.is_finite() && f > 0.0 && f <= 1.0) {
+                return Err(Error::invalid(
+                    "target_kept",
+                    format!("{f}: must be a fraction in (0, 1]"),
+                ));
+            }
+        }
+        self.train_config(self.epochs).check()
+    }
+
+    /// The trainer settings for `epochs` epochs (no progress bar, no trainer-owned checkpoint).
+    pub fn train_config(&self, epochs: usize) -> TrainConfig {
+        TrainConfig {
+            epochs,
+            batch_size: self.batch_size,
+            optimizer: self.optimizer,
+            seed: self.seed,
+            progress: false,
+            checkpoint: None,
+            checkpoint_every: None,
+            schedule: self.schedule,
+        }
+    }
+
+    /// The weight optimiser's learning rate (scales the decoupled weight decay).
+    pub fn weight_lr(&self) -> f64 {
+        match self.optimizer {
+            OptimizerConfig::Sgd { lr, .. } | OptimizerConfig::Adam { lr, .. } => lr as f64,
+        }
+    }
+}
+
+impl PruneConfig {
+    /// Settings for the small teacher–student task (8000 samples, a few hundred steps per
+    /// run): shorter refresh, patience and warm-up, more epochs.
+    pub fn teacher_default() -> Self {
+        PruneConfig {
+            epochs: 40,
+            finetune_epochs: 2,
+            gamma: 4e-3,
+            beta: 2e-3,
+            warmup_steps: 100,
+            refresh_every: 20,
+            patience: 40,
+            holdout: 1000,
+            record_every: 10,
+            ..PruneConfig::default()
+        }
+    }
+}

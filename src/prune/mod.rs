@@ -1,0 +1,37 @@
+//! The equilibrium-driven pruner, its baselines, structural removal and certificates.
+//!
+//! Each hidden unit (MLP neuron or CNN filter) is a player with gate `s_i ∈ [0, 1]` and
+//! utility `U_i = b_i s_i − (a_i/2) s_i² − γ s_i − s_i β Σ_{j≠i} R_ij s_j` (DESIGN 1.2,
+//! 1.4), where `b_i = −∂L/∂s_i` (T8). After every weight step the gates take a projected
+//! gradient step on their own utility ([`EquilibriumPruner`]); a unit whose gate stays at 0
+//! for a patience window has made zero participation its best response and is removed
+//! structurally, with a [`UnitCertificate`] (benefit, cost, margin, T3/T4 dominance in the
+//! layer's measured [`PruningGame`](crate::game::PruningGame)).
+//!
+//! The ReLU scale symmetry `(s_i, W_next[:, i]) → (s_i/c, c W_next[:, i])` is broken by
+//! normalisation ([`ScaleSymmetry::Normalize`], `proofs/S1-scale-symmetry.md`): after every
+//! step each unit's incoming and outgoing weights return to their initial norms and the gate
+//! absorbs the scale, so the gate is the unit's only free scale. Without it gates drift to 0
+//! while outgoing weights grow, and no interior equilibrium exists.
+//!
+//! Layer-collapse guard: a layer never loses its last unit. If every remaining unit of a
+//! layer is due for removal, the one with the largest `benefit − cost` stays, its gate is set
+//! to 1 and frozen (it stops playing), and a [`GuardRecord`] goes into the report.
+//!
+//! [`pipeline`] runs the whole job (dense reference, pruning, fine-tune, baselines, reports)
+//! for the CLI and the examples; [`baselines`] holds magnitude, L1-gate (slimming), random and
+//! Taylor pruning at equal per-layer kept counts.
+
+pub mod baselines;
+mod certificate;
+mod config;
+pub mod layer_game;
+mod nan_serde;
+pub mod pipeline;
+mod pruner;
+pub mod report;
+
+pub use baselines::Baseline;
+pub use certificate::{GuardRecord, UnitCertificate};
+pub use config::{PruneConfig, Redundancy, ScaleSymmetry};
+pub use pruner::{Calibration, EquilibriumPruner, Evaluation, PruneRun, TrajectoryPoint};

@@ -1,0 +1,352 @@
+//! The whole pruning job behind `pruning-game prune` and the examples: dense reference,
+//! equilibrium pruning (resumable), fine-tune, baselines at equal per-layer kept counts,
+//! reports and the exported model.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::baselines::{finetune, prune_to_counts, scores, train_slimming, Baseline};
+use super::certificate::{GuardRecord, UnitCertificate};
+use super::config::PruneConfig;
+use super::pruner::{Calibration, Evaluation, PruneRun};
+use super::report::{
+    kept_fraction, latency_ms, layer_counts, write_evaluations, write_trajectories, LayerCount,
+};
+use crate::error::{Error, Result};
+use crate::io::write_json_atomic;
+use crate::nn::{evaluate, DataSource, Dataset, Model, Trainer};
+
+/// Network architecture of a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Architecture {
+    /// MLP with these hidden widths (input and output from the data).
+    Mlp {
+        /// Hidden widths.
+        hidden: Vec<usize>,
+    },
+    /// The small CNN of [`Model::small_cnn`].
+    Cnn,
+}
+
+impl Architecture {
+    /// A fresh gated model for `data`, weights seeded by `seed`.
+    pub fn build(&self, data: &Dataset, seed: u64) -> Result<Model> {
+        let model = match self {
+            Architecture::Mlp { hidden } => {
+                let mut widths = vec![data.sample_len()];
+                widths.extend(hidden);
+                widths.push(data.classes());
+                Model::mlp(&widths, seed)?
+            }
+            Architecture::Cnn => {
+                if data.shape().len() != 3 {
+                    return Err(Error::invalid(
+                        "model",
+                        "the CNN needs image data ([c, h, w]); use --model mlp",
+                    ));
+                }
+                Model::small_cnn(data.shape(), data.classes(), seed)?
+            }
+        };
+        model.with_input(data.input_spec().clone())
+    }
+}
+
+/// Splits off the last `n` training samples as the held-out set for benefit measurements
+/// (at most a fifth of the data).
+pub fn split_holdout(train: &Dataset, n: usize) -> Result<(Dataset, Dataset)> {
+    let n = n.clamp(1, (train.len() / 5).max(1));
+    let keep = train.len() - n;
+    let d = train.sample_len();
+    let part = |from: usize, to: usize| {
+        Dataset::new(
+            train.inputs()[from * d..to * d].to_vec(),
+            train.labels()[from..to].to_vec(),
+            train.shape().to_vec(),
+            train.classes(),
+            train.input_spec().clone(),
+            DataSource::Subset {
+                parent: Box::new(train.source().clone()),
+                len: to - from,
+            },
+        )
+    };
+    Ok((part(0, keep)?, part(keep, train.len())?))
+}
+
+/// A pruning job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Network.
+    pub architecture: Architecture,
+    /// Pruner and training settings (seed inside).
+    pub config: PruneConfig,
+    /// Baselines to run at the game's per-layer kept counts.
+    pub baselines: Vec<Baseline>,
+    /// L1 strength of the slimming baseline.
+    pub slimming_lambda: f64,
+    /// Human-readable data set name.
+    pub dataset: String,
+}
+
+/// A baseline's result at the game's per-layer kept counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselineResult {
+    /// Baseline name.
+    pub method: String,
+    /// Kept units per layer.
+    pub kept_per_layer: Vec<LayerCount>,
+    /// Test accuracy right after pruning.
+    pub pruned_accuracy: f64,
+    /// Test accuracy after the same fine-tune as the game.
+    pub finetuned_accuracy: f64,
+}
+
+/// Everything `report.json` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Which variant of the algorithm ran.
+    pub variant: String,
+    /// The job (architecture, data set, full configuration, baselines).
+    pub job: Job,
+    /// Seed of the run.
+    pub seed: u64,
+    /// `γ` used (calibrated in target mode).
+    pub gamma: f64,
+    /// Target-mode calibration.
+    pub calibration: Option<Calibration>,
+    /// Test accuracy of the dense network trained with the same budget.
+    pub dense_accuracy: f64,
+    /// Test accuracy of the game's network after removal, before fine-tuning.
+    pub pruned_accuracy: f64,
+    /// Test accuracy of the exported network (after fine-tuning).
+    pub finetuned_accuracy: f64,
+    /// Test loss of the dense network.
+    pub dense_loss: f64,
+    /// Test loss of the pruned network before fine-tuning.
+    pub pruned_loss: f64,
+    /// Test loss of the exported network.
+    pub finetuned_loss: f64,
+    /// Units per gated layer before and after.
+    pub kept_per_layer: Vec<LayerCount>,
+    /// Fraction of hidden units kept.
+    pub kept_fraction: f64,
+    /// Parameters of the dense network.
+    pub params_before: usize,
+    /// Parameters of the exported network.
+    pub params_after: usize,
+    /// FLOPs per sample (2 × multiply-accumulates) before.
+    pub flops_before: usize,
+    /// FLOPs per sample after.
+    pub flops_after: usize,
+    /// Best-of-9 forward latency (ms) over 2000 test samples in batches of 250, dense.
+    pub latency_ms_before: f64,
+    /// Same for the exported network.
+    pub latency_ms_after: f64,
+    /// `latency_ms_before / latency_ms_after`.
+    pub speedup: f64,
+    /// Units removed, with certificates in `certificates.json`.
+    pub removed: usize,
+    /// Removed units proved dominated by T3/T4.
+    pub dominated: usize,
+    /// Removed units satisfying the KKT condition `benefit ≤ cost` on held-out data.
+    pub kkt_satisfied: usize,
+    /// Units kept by the layer-collapse guard.
+    pub guards: Vec<GuardRecord>,
+    /// Loss, accuracy and equilibrium gaps after every epoch.
+    pub evaluations: Vec<Evaluation>,
+    /// Baselines at the same per-layer kept counts.
+    pub baselines: Vec<BaselineResult>,
+    /// Wall-clock seconds of the whole job.
+    pub seconds: f64,
+}
+
+/// A one-line description of the algorithm variant in `config`.
+pub fn variant(config: &PruneConfig) -> String {
+    format!(
+        "projected gradient play on gates after each weight step; benefit = EMA({}) of -dL/ds; \
+         redundancy {:?} refreshed every {} steps; scale symmetry {}; warm-up {} steps; \
+         removal after {} steps at 0; {}",
+        config.benefit_momentum,
+        config.redundancy,
+        config.refresh_every,
+        match config.symmetry {
+            crate::prune::ScaleSymmetry::Normalize =>
+                "broken by moving each unit's weight scale into its gate (norms held)".to_string(),
+            crate::prune::ScaleSymmetry::WeightDecay =>
+                format!("broken by decoupled weight decay {}", config.weight_decay),
+            crate::prune::ScaleSymmetry::Unbroken => "left unbroken".into(),
+        },
+        config.warmup_steps,
+        config.patience,
+        match config.target_kept {
+            Some(f) => format!(
+                "gamma for kept fraction {f}: initial value from the measured games, then price-adjusted until 80% of training"
+            ),
+            None => format!("fixed gamma {}", config.gamma),
+        }
+    )
+}
+
+/// Files of a run folder.
+pub struct RunFiles {
+    /// The folder.
+    pub dir: PathBuf,
+}
+
+impl RunFiles {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// Trains the dense reference (resumable from its checkpoint in `dir`).
+fn dense_reference(
+    model: &Model,
+    train: &Dataset,
+    config: &PruneConfig,
+    checkpoint: &Path,
+    resume: bool,
+) -> Result<Model> {
+    let mut tc = config.train_config(config.epochs);
+    tc.checkpoint = Some(checkpoint.to_path_buf());
+    let mut t = if resume && checkpoint.is_file() {
+        let t = Trainer::resume(checkpoint)?;
+        if t.config() != &tc {
+            return Err(Error::ResumeMismatch {
+                path: checkpoint.to_path_buf(),
+                message: "the dense reference was trained with other settings".into(),
+            });
+        }
+        t
+    } else {
+        Trainer::new(model.clone(), tc)?
+    };
+    t.run(train, None, &mut ())?;
+    Ok(t.into_model())
+}
+
+/// Runs `job` on `(train, test)`, writing everything into `out`; with `resume`, continues
+/// from the checkpoints found there. Returns the report (also written as `report.json`).
+pub fn run_job(
+    job: &Job,
+    train: &Dataset,
+    test: &Dataset,
+    out: &Path,
+    resume: bool,
+) -> Result<Report> {
+    job.config.check()?;
+    if !(job.slimming_lambda.is_finite() && job.slimming_lambda >= 0.0) {
+        return Err(Error::invalid(
+            "slimming_lambda",
+            "must be a finite number >= 0",
+        ));
+    }
+    let t0 = Instant::now();
+    let files = RunFiles {
+        dir: out.to_path_buf(),
+    };
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    write_json_atomic(&files.path("config.json"), job)?;
+    let cfg = &job.config;
+    let (train, holdout) = split_holdout(train, cfg.holdout)?;
+    let initial = job.architecture.build(&train, cfg.seed)?;
+
+    // The game.
+    let game_dir = files.path("game");
+    let mut run = if resume && PruneRun::has_checkpoint(&game_dir) {
+        PruneRun::resume(&game_dir, cfg)?
+    } else {
+        PruneRun::new(initial.clone(), cfg.clone())?
+    };
+    run.run(&train, &holdout, Some(test), Some(&game_dir))?;
+    let (gated, pruner) = run.finish(&holdout)?;
+    let pruned_stats = evaluate(&gated, test, 500)?;
+    let finetuned = finetune(&gated, &train, cfg, cfg.finetune_epochs)?.exported()?;
+    let final_stats = evaluate(&finetuned, test, 500)?;
+    let counts = layer_counts(&initial, &gated);
+
+    // Dense reference (the baselines' starting point).
+    let dense = dense_reference(
+        &initial,
+        &train,
+        cfg,
+        &files.path("dense.ckpt.safetensors"),
+        resume,
+    )?;
+    let dense_stats = evaluate(&dense, test, 500)?;
+
+    let mut baselines = Vec::new();
+    let kept: Vec<usize> = counts.iter().map(|c| c.after.max(1)).collect();
+    for &b in &job.baselines {
+        let source = if b == Baseline::L1Gates {
+            train_slimming(initial.clone(), &train, &holdout, cfg, job.slimming_lambda)?
+        } else {
+            dense.clone()
+        };
+        let s = scores(
+            b,
+            &source,
+            &holdout,
+            cfg.batch_size,
+            cfg.seed.wrapping_add(7),
+        )?;
+        let pruned = prune_to_counts(&source, &s, &kept)?;
+        let before = evaluate(&pruned, test, 500)?;
+        let tuned = finetune(&pruned, &train, cfg, cfg.finetune_epochs)?;
+        let after = evaluate(&tuned, test, 500)?;
+        baselines.push(BaselineResult {
+            method: b.name().into(),
+            kept_per_layer: layer_counts(&initial, &pruned),
+            pruned_accuracy: before.accuracy(),
+            finetuned_accuracy: after.accuracy(),
+        });
+    }
+
+    let dense_export = dense.exported()?;
+    // Interleaved, best of all rounds, so load from other processes hits both alike.
+    let (mut lat_before, mut lat_after) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..3 {
+        lat_before = lat_before.min(latency_ms(&dense_export, test, 2000, 250, 3)?);
+        lat_after = lat_after.min(latency_ms(&finetuned, test, 2000, 250, 3)?);
+    }
+    let certs: &[UnitCertificate] = pruner.certificates();
+    finetuned.save(&files.path("pruned.safetensors"))?;
+    write_json_atomic(&files.path("certificates.json"), &certs)?;
+    write_trajectories(&files.path("trajectories.csv"), pruner.trajectory())?;
+    write_evaluations(&files.path("equilibrium.csv"), pruner.evaluations())?;
+    let report = Report {
+        variant: variant(cfg),
+        job: job.clone(),
+        seed: cfg.seed,
+        gamma: pruner.gamma(),
+        calibration: pruner.calibration().cloned(),
+        dense_accuracy: dense_stats.accuracy(),
+        pruned_accuracy: pruned_stats.accuracy(),
+        finetuned_accuracy: final_stats.accuracy(),
+        dense_loss: dense_stats.loss,
+        pruned_loss: pruned_stats.loss,
+        finetuned_loss: final_stats.loss,
+        kept_fraction: kept_fraction(&counts),
+        kept_per_layer: counts,
+        params_before: initial.parameter_count(),
+        params_after: finetuned.parameter_count(),
+        flops_before: 2 * initial.macs_per_sample(),
+        flops_after: 2 * finetuned.macs_per_sample(),
+        latency_ms_before: lat_before,
+        latency_ms_after: lat_after,
+        speedup: lat_before / lat_after.max(1e-12),
+        removed: certs.len(),
+        dominated: certs.iter().filter(|c| c.dominated).count(),
+        kkt_satisfied: certs.iter().filter(|c| c.margin >= 0.0).count(),
+        guards: pruner.guards().to_vec(),
+        evaluations: pruner.evaluations().to_vec(),
+        baselines,
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    write_json_atomic(&files.path("report.json"), &report)?;
+    Ok(report)
+}

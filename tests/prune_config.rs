@@ -1,0 +1,161 @@
+//! Invalid pruner hyper-parameters are rejected with errors that name the parameter.
+
+use std::process::Command;
+
+use pruning_game::nn::{Model, OptimizerConfig};
+use pruning_game::prune::{EquilibriumPruner, PruneConfig, ScaleSymmetry};
+use pruning_game::Error;
+
+fn rejected(config: PruneConfig, name: &str) {
+    match config.check() {
+        Err(Error::InvalidParameter { name: n, reason }) => {
+            assert_eq!(n, name, "wrong parameter named ({reason})");
+            assert!(!reason.is_empty());
+        }
+        other => panic!("{name}: expected InvalidParameter, got {other:?}"),
+    }
+}
+
+#[test]
+fn defaults_are_valid() {
+    PruneConfig::default().check().unwrap();
+    PruneConfig::teacher_default().check().unwrap();
+}
+
+#[test]
+fn each_invalid_value_is_rejected_by_name() {
+    let d = PruneConfig::default;
+    rejected(PruneConfig { alpha: -1.0, ..d() }, "alpha");
+    rejected(
+        PruneConfig {
+            beta: f64::NAN,
+            ..d()
+        },
+        "beta",
+    );
+    rejected(
+        PruneConfig {
+            gamma: f64::INFINITY,
+            ..d()
+        },
+        "gamma",
+    );
+    rejected(
+        PruneConfig {
+            gate_lr: 0.0,
+            ..d()
+        },
+        "gate_lr",
+    );
+    rejected(
+        PruneConfig {
+            gate_lr: -0.5,
+            ..d()
+        },
+        "gate_lr",
+    );
+    rejected(
+        PruneConfig {
+            refresh_every: 0,
+            ..d()
+        },
+        "refresh_every",
+    );
+    rejected(PruneConfig { patience: 0, ..d() }, "patience");
+    rejected(PruneConfig { epochs: 0, ..d() }, "epochs");
+    rejected(
+        PruneConfig {
+            batch_size: 0,
+            ..d()
+        },
+        "batch_size",
+    );
+    rejected(
+        PruneConfig {
+            benefit_momentum: 1.0,
+            ..d()
+        },
+        "benefit_momentum",
+    );
+    rejected(
+        PruneConfig {
+            target_kept: Some(0.0),
+            ..d()
+        },
+        "target_kept",
+    );
+    rejected(
+        PruneConfig {
+            target_kept: Some(1.5),
+            ..d()
+        },
+        "target_kept",
+    );
+    rejected(
+        PruneConfig {
+            symmetry: ScaleSymmetry::WeightDecay,
+            weight_decay: 0.0,
+            ..d()
+        },
+        "weight_decay",
+    );
+    assert!(PruneConfig {
+        optimizer: OptimizerConfig::adam(-1.0),
+        ..d()
+    }
+    .check()
+    .is_err());
+}
+
+#[test]
+fn pruner_rejects_bad_config_and_models_without_gates() {
+    let model = Model::mlp(&[4, 6, 3], 1).unwrap();
+    assert!(EquilibriumPruner::new(
+        PruneConfig {
+            gamma: -0.1,
+            ..PruneConfig::default()
+        },
+        &model
+    )
+    .is_err());
+    let ungated = Model::mlp(&[4, 3], 1).unwrap();
+    assert!(matches!(
+        EquilibriumPruner::new(PruneConfig::default(), &ungated),
+        Err(Error::NotPrunable { .. })
+    ));
+}
+
+#[test]
+fn config_round_trips_through_json_with_its_seed() {
+    let c = PruneConfig {
+        seed: 1234,
+        target_kept: Some(0.3),
+        ..PruneConfig::default()
+    };
+    let text = serde_json::to_string(&c).unwrap();
+    let back: PruneConfig = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, c);
+    assert!(text.contains("1234"));
+}
+
+#[test]
+fn cli_reports_invalid_hyper_parameters_without_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    for (flag, value, name) in [
+        ("--gamma", "-1", "gamma"),
+        ("--gate-lr", "0", "gate_lr"),
+        ("--patience", "0", "patience"),
+        ("--target-kept", "2", "target_kept"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_pruning-game"))
+            .args(["prune", flag, value, "--out"])
+            .arg(dir.path().join("run"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(name), "{flag} {value}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}

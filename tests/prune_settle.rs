@@ -1,0 +1,66 @@
+//! Gates settle once the ReLU scale symmetry is broken, and do not when it is left unbroken
+//! (proofs/S1-scale-symmetry.md). On the teacher–student task the pruner keeps a width
+//! within ±20% of the teacher's from a student four times wider.
+
+use pruning_game::nn::data::{teacher_student, TeacherConfig};
+use pruning_game::nn::Model;
+use pruning_game::prune::pipeline::split_holdout;
+use pruning_game::prune::{Evaluation, PruneConfig, PruneRun, ScaleSymmetry};
+
+/// Evaluations (one per epoch) averaged at the end of the run.
+const TAIL: usize = 10;
+
+struct Outcome {
+    residual: f64,
+    drift: f64,
+    kept: usize,
+}
+
+fn tail_mean(evals: &[Evaluation], f: impl Fn(&Evaluation) -> f64) -> f64 {
+    let tail = &evals[evals.len() - TAIL..];
+    tail.iter().map(f).sum::<f64>() / TAIL as f64
+}
+
+fn run(symmetry: ScaleSymmetry) -> Outcome {
+    let teacher = TeacherConfig::default();
+    let (train, _) = teacher_student(&teacher).unwrap();
+    let cfg = PruneConfig {
+        symmetry,
+        ..PruneConfig::teacher_default()
+    };
+    let (tr, ho) = split_holdout(&train, cfg.holdout).unwrap();
+    let model = Model::mlp(
+        &[teacher.inputs, 4 * teacher.width, teacher.classes],
+        cfg.seed,
+    )
+    .unwrap();
+    let mut run = PruneRun::new(model, cfg).unwrap();
+    run.run(&tr, &ho, None, None).unwrap();
+    let evals = run.pruner().evaluations().to_vec();
+    let (model, _) = run.finish(&ho).unwrap();
+    Outcome {
+        residual: tail_mean(&evals, |e| e.layers[0].natural_residual_train),
+        drift: tail_mean(&evals, |e| e.layers[0].drift),
+        kept: model.gate(0).unwrap().len(),
+    }
+}
+
+#[test]
+fn gates_settle_only_when_the_scale_symmetry_is_broken() {
+    let broken = run(ScaleSymmetry::Normalize);
+    let plain = run(ScaleSymmetry::Unbroken);
+    eprintln!(
+        "normalize: residual {:.3e} drift {:.3e} kept {}; unbroken: residual {:.3e} drift {:.3e} kept {}",
+        broken.residual, broken.drift, broken.kept, plain.residual, plain.drift, plain.kept
+    );
+    assert!(broken.residual < 1e-2, "residual {}", broken.residual);
+    assert!(broken.residual < 0.5 * plain.residual);
+    assert!(broken.drift < 0.5 * plain.drift);
+    // Teacher width 8: keep 8 ± 20%.
+    let width = TeacherConfig::default().width as f64;
+    assert!(
+        (broken.kept as f64 - width).abs() <= 0.2 * width,
+        "kept {} units for a teacher of width {width}",
+        broken.kept
+    );
+}
