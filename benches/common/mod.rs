@@ -9,8 +9,7 @@ use clarabel::solver::{DefaultSettingsBuilder, DefaultSolver, IPSolver, Nonnegat
 use nalgebra::{DMatrix, DVector};
 use pruning_game::equilibrium::{SolveOptions, SolverKind};
 use pruning_game::game::{
-    generate, natural_residual, BenefitSpec, Competition, Game, GeneratorConfig, PruningGame,
-    Topology,
+    generate, natural_residual, Competition, Game, GeneratorConfig, PruningGame, Topology,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -48,7 +47,8 @@ pub fn game(players: usize, sparse: bool, variant: Variant) -> PruningGame {
     }
 }
 
-/// The generator's symmetric (potential) game: dense, or a ring with 16 neighbours.
+/// The generator's default game made symmetric (a potential game): dense, or a ring with
+/// 16 neighbours.
 pub fn config(players: usize, sparse: bool) -> GeneratorConfig {
     GeneratorConfig {
         players,
@@ -59,14 +59,8 @@ pub fn config(players: usize, sparse: bool) -> GeneratorConfig {
             Topology::Dense { density: 1.0 }
         },
         symmetric: true,
-        competition_scale: 0.1,
-        participation_cost: 0.1,
-        benefit: BenefitSpec::Split {
-            negative_fraction: 0.3,
-            scale: 1.0,
-        },
-        diagonal_dominance: 1.5,
-        self_cost: 1.0,
+        // β = γ = 0.1, α = 1, δ = 1.5, 30% of players with q_i < 0.
+        ..GeneratorConfig::default()
     }
 }
 
