@@ -179,7 +179,6 @@ pub struct Workspace {
     acts: Vec<Vec<f32>>,
     dacts: Vec<Vec<f32>>,
     cols: Vec<Vec<f32>>,
-    tmp: Vec<Vec<f32>>,
     arg: Vec<Vec<u32>>,
     gate_scratch: Vec<Vec<f32>>,
     dw_scratch: Vec<Vec<f32>>,
@@ -194,7 +193,6 @@ impl Workspace {
         let acts = shapes.iter().map(|s| vec![0.0; cap * s.numel()]).collect();
         let dacts = shapes.iter().map(|s| vec![0.0; cap * s.numel()]).collect();
         let mut cols = vec![Vec::new(); n];
-        let mut tmp = vec![Vec::new(); n];
         let mut arg = vec![Vec::new(); n];
         let mut gate_scratch = vec![Vec::new(); n];
         let mut dw_scratch = vec![Vec::new(); n];
@@ -203,7 +201,6 @@ impl Workspace {
                 (Layer::Conv2d(c), Shape::Image { h, w, .. }) => {
                     let g = ConvGeom::new(c, h, w);
                     cols[i] = vec![0.0; cap * g.positions() * g.patch()];
-                    tmp[i] = vec![0.0; cap * g.positions() * c.out_channels()];
                     dw_scratch[i] = vec![
                         0.0;
                         super::conv::chunks(&g, cap)
@@ -226,7 +223,6 @@ impl Workspace {
             acts,
             dacts,
             cols,
-            tmp,
             arg,
             gate_scratch,
             dw_scratch,
@@ -614,7 +610,7 @@ impl Model {
                         continue;
                     };
                     let g = ConvGeom::new(c, h, w);
-                    conv_forward(c, &g, batch, inp, out, &mut ws.cols[i], &mut ws.tmp[i]);
+                    conv_forward(c, &g, batch, inp, out, &mut ws.cols[i]);
                 }
                 Layer::Relu => {
                     let gate = if i > 0 {
@@ -729,7 +725,6 @@ impl Model {
                         batch,
                         dy,
                         &mut ws.cols[i],
-                        &mut ws.tmp[i],
                         g.weight.as_mut_slice(),
                         &mut ws.dw_scratch[i],
                         g.bias.as_mut_slice(),
