@@ -127,6 +127,25 @@ fn col2im_one(g: &ConvGeom, dcols: &[f32], dx: &mut [f32]) {
     }
 }
 
+/// Independent accumulators for long reductions (a multiple of the f32 SIMD width).
+pub(crate) const LANES: usize = 8;
+
+/// Sum of `x` in `LANES` interleaved partial sums: a single running sum is bound by the
+/// latency of the add chain, while independent lanes vectorise. Only reassociates the sum.
+fn lane_sum(x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let mut it = x.chunks_exact(LANES);
+    for c in &mut it {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    for v in it.remainder() {
+        acc[0] += v;
+    }
+    acc.iter().sum()
+}
+
 /// Samples per chunk: the chunk's im2col block (`S * P * C*k*k` floats) stays near 1 MiB, so
 /// it is written, packed by the GEMM and read back while still in cache.
 pub(crate) fn chunk_samples(g: &ConvGeom) -> usize {
@@ -177,13 +196,17 @@ fn conv_forward_chunked(
                 .zip(y[..batch * o * p].par_chunks_mut(s * o * p)),
         )
         .for_each(|(cc, (xc, yc))| {
-            for (c, xi) in cc.chunks_mut(p * kk).zip(xc.chunks(in_len)) {
-                im2col_one(g, xi, c);
-            }
             // Per image, y_b[o, pos] = b[o] + sum_j W[o, j] cols_b[pos, j]: reading `cols_b`
             // transposed through strides writes NCHW directly, with no [(b,p), o] buffer to
             // transpose afterwards. The bias is pre-filled and the GEMM accumulates (beta = 1).
-            for (yb, cb) in yc.chunks_mut(o * p).zip(cc.chunks(p * kk)) {
+            // im2col runs image by image just before its GEMM, so the image's block of `cols`
+            // is still in cache when the GEMM packs it.
+            for ((yb, cb), xi) in yc
+                .chunks_mut(o * p)
+                .zip(cc.chunks_mut(p * kk))
+                .zip(xc.chunks(in_len))
+            {
+                im2col_one(g, xi, cb);
                 for (ych, &bch) in yb.chunks_mut(p).zip(bias) {
                     ych.fill(bch);
                 }
@@ -280,7 +303,7 @@ fn conv_backward_chunked(
         dbc.fill(0.0);
         for yb in yc.chunks(o * p) {
             for (d, ych) in dbc.iter_mut().zip(yb.chunks(p)) {
-                *d += ych.iter().sum::<f32>();
+                *d += lane_sum(ych);
             }
         }
         // dW_c[o, j] = sum_b sum_pos dy_b[o, pos] cols_b[pos, j], column-major [o, kk];

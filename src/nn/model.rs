@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::conv::{conv_backward, conv_forward, pool_backward, pool_forward, ConvGeom};
+use super::conv::{conv_backward, conv_forward, pool_backward, pool_forward, ConvGeom, LANES};
 use super::gemm::{gemm, View, ViewMut};
 use super::layers::{check_len, Conv2d, Layer, Linear, MaxPool2d, Shape};
 use crate::error::{Error, Result};
@@ -848,16 +848,41 @@ fn gated_relu_backward(
         .with_min_len(PAR_MIN.div_ceil(chunk))
         .for_each(|((bd, (ba, bz)), part)| {
             for (u, (&su, p)) in s.iter().zip(part.iter_mut()).enumerate() {
-                let mut acc = 0.0f32;
-                for ((d, &g), &zv) in bd[u * per..][..per]
-                    .iter_mut()
-                    .zip(&ba[u * per..][..per])
-                    .zip(&bz[u * per..][..per])
+                let (bd, ba, bz) = (
+                    &mut bd[u * per..][..per],
+                    &ba[u * per..][..per],
+                    &bz[u * per..][..per],
+                );
+                if per < LANES {
+                    // Dense layers (per = 1): the lanes below would only add overhead.
+                    let mut acc = 0.0f32;
+                    for ((d, &g), &zv) in bd.iter_mut().zip(ba).zip(bz) {
+                        acc += g * zv.max(0.0);
+                        *d = if zv > 0.0 { g * su } else { 0.0 };
+                    }
+                    *p = acc;
+                    continue;
+                }
+                // LANES independent partial sums: one serial accumulator would make this
+                // loop latency-bound on the add chain (per = H*W is in the hundreds for conv
+                // layers); several let it vectorise. This only reassociates the sum.
+                let mut acc = [0.0f32; LANES];
+                let split = per - per % LANES;
+                for ((d, g), z) in bd[..split]
+                    .chunks_exact_mut(LANES)
+                    .zip(ba[..split].chunks_exact(LANES))
+                    .zip(bz[..split].chunks_exact(LANES))
                 {
-                    acc += g * zv.max(0.0);
+                    for l in 0..LANES {
+                        acc[l] += g[l] * z[l].max(0.0);
+                        d[l] = if z[l] > 0.0 { g[l] * su } else { 0.0 };
+                    }
+                }
+                for ((d, &g), &zv) in bd[split..].iter_mut().zip(&ba[split..]).zip(&bz[split..]) {
+                    acc[0] += g * zv.max(0.0);
                     *d = if zv > 0.0 { g * su } else { 0.0 };
                 }
-                *p = acc;
+                *p = acc.iter().sum();
             }
         });
     ds.fill(0.0);
