@@ -2,9 +2,10 @@
 //!
 //! A batch of `B` images becomes a column matrix `cols` of shape `[B * P, C * k * k]`
 //! (`P` output positions per image). It is processed in chunks of a few samples whose block
-//! of `cols` fits in cache: each rayon task does im2col, one single-threaded GEMM and the
-//! layout change for its chunk, so the large im2col matrix is not streamed through memory
-//! between those steps. Weight gradients are summed from per-chunk partials in a fixed order.
+//! of `cols` fits in cache: each rayon task does im2col and single-threaded per-image GEMMs
+//! for its chunk, so the large im2col matrix is not streamed through memory between those
+//! steps. The GEMMs read and write NCHW activations through strides, so no layout-change
+//! copies are needed. Weight gradients are summed from per-chunk partials in a fixed order.
 
 use rayon::prelude::*;
 
@@ -51,25 +52,36 @@ impl ConvGeom {
 }
 
 /// Fills `cols` (`[P, C*k*k]` for one image) from `x` (`[C, H, W]`).
+///
+/// The `k` taps of one kernel row are contiguous in both `x` and `cols` whatever the stride,
+/// so a kernel row that lies inside the image is one slice copy; only rows that touch the
+/// padding go element by element. This keeps im2col a memcpy-like pass instead of a branch
+/// per element.
 fn im2col_one(g: &ConvGeom, x: &[f32], cols: &mut [f32]) {
-    let kk = g.patch();
+    let (kk, k) = (g.patch(), g.k);
     for oy in 0..g.ho {
         for ox in 0..g.wo {
             let row = &mut cols[(oy * g.wo + ox) * kk..][..kk];
-            let mut idx = 0;
+            let ix0 = (ox * g.stride) as isize - g.pad as isize;
+            let x_inside = ix0 >= 0 && ix0 as usize + k <= g.w;
             for ch in 0..g.c {
                 let plane = &x[ch * g.h * g.w..][..g.h * g.w];
-                for ky in 0..g.k {
+                for ky in 0..k {
+                    let dst = &mut row[(ch * k + ky) * k..][..k];
                     let iy = (oy * g.stride + ky) as isize - g.pad as isize;
-                    for kx in 0..g.k {
-                        let ix = (ox * g.stride + kx) as isize - g.pad as isize;
-                        row[idx] =
-                            if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
+                    if iy < 0 || iy as usize >= g.h {
+                        dst.fill(0.0);
+                    } else if x_inside {
+                        dst.copy_from_slice(&plane[iy as usize * g.w + ix0 as usize..][..k]);
+                    } else {
+                        for (kx, d) in dst.iter_mut().enumerate() {
+                            let ix = ix0 + kx as isize;
+                            *d = if ix >= 0 && (ix as usize) < g.w {
                                 plane[iy as usize * g.w + ix as usize]
                             } else {
                                 0.0
                             };
-                        idx += 1;
+                        }
                     }
                 }
             }
@@ -78,27 +90,60 @@ fn im2col_one(g: &ConvGeom, x: &[f32], cols: &mut [f32]) {
 }
 
 /// Adds the patch gradients `dcols` (`[P, C*k*k]`) back onto `dx` (`[C, H, W]`, zeroed first).
+/// Same contiguous-kernel-row fast path as [`im2col_one`]; the additions happen in the same
+/// order as an element-by-element scatter, so results are unchanged.
 fn col2im_one(g: &ConvGeom, dcols: &[f32], dx: &mut [f32]) {
     dx.fill(0.0);
-    let kk = g.patch();
+    let (kk, k) = (g.patch(), g.k);
     for oy in 0..g.ho {
         for ox in 0..g.wo {
             let row = &dcols[(oy * g.wo + ox) * kk..][..kk];
-            let mut idx = 0;
+            let ix0 = (ox * g.stride) as isize - g.pad as isize;
+            let x_inside = ix0 >= 0 && ix0 as usize + k <= g.w;
             for ch in 0..g.c {
-                for ky in 0..g.k {
+                let plane = &mut dx[ch * g.h * g.w..][..g.h * g.w];
+                for ky in 0..k {
+                    let src = &row[(ch * k + ky) * k..][..k];
                     let iy = (oy * g.stride + ky) as isize - g.pad as isize;
-                    for kx in 0..g.k {
-                        let ix = (ox * g.stride + kx) as isize - g.pad as isize;
-                        if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
-                            dx[ch * g.h * g.w + iy as usize * g.w + ix as usize] += row[idx];
+                    if iy < 0 || iy as usize >= g.h {
+                        continue;
+                    }
+                    if x_inside {
+                        let dst = &mut plane[iy as usize * g.w + ix0 as usize..][..k];
+                        for (d, v) in dst.iter_mut().zip(src) {
+                            *d += v;
                         }
-                        idx += 1;
+                    } else {
+                        for (kx, v) in src.iter().enumerate() {
+                            let ix = ix0 + kx as isize;
+                            if ix >= 0 && (ix as usize) < g.w {
+                                plane[iy as usize * g.w + ix as usize] += v;
+                            }
+                        }
                     }
                 }
             }
         }
     }
+}
+
+/// Independent accumulators for long reductions (a multiple of the f32 SIMD width).
+pub(crate) const LANES: usize = 8;
+
+/// Sum of `x` in `LANES` interleaved partial sums: a single running sum is bound by the
+/// latency of the add chain, while independent lanes vectorise. Only reassociates the sum.
+fn lane_sum(x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let mut it = x.chunks_exact(LANES);
+    for c in &mut it {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    for v in it.remainder() {
+        acc[0] += v;
+    }
+    acc.iter().sum()
 }
 
 /// Samples per chunk: the chunk's im2col block (`S * P * C*k*k` floats) stays near 1 MiB, so
@@ -115,7 +160,7 @@ pub(crate) fn chunks(g: &ConvGeom, batch: usize) -> usize {
 }
 
 /// Forward convolution of `batch` images: `y = conv(x) + b` in NCHW.
-/// `cols` (`B*P*C*k*k`) and `tmp` (`B*P*O`) are workspaces; `cols` is kept for backward.
+/// `cols` (`B*P*C*k*k`) is a workspace kept for backward.
 /// The batch is processed in cache-sized chunks of samples, one rayon task per chunk, each
 /// doing im2col, a single-threaded GEMM and the layout change back to NCHW.
 pub(crate) fn conv_forward(
@@ -125,9 +170,8 @@ pub(crate) fn conv_forward(
     x: &[f32],
     y: &mut [f32],
     cols: &mut [f32],
-    tmp: &mut [f32],
 ) {
-    conv_forward_chunked(conv, g, batch, chunk_samples(g), x, y, cols, tmp)
+    conv_forward_chunked(conv, g, batch, chunk_samples(g), x, y, cols)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -139,7 +183,6 @@ fn conv_forward_chunked(
     x: &[f32],
     y: &mut [f32],
     cols: &mut [f32],
-    tmp: &mut [f32],
 ) {
     let (p, kk, o) = (g.positions(), g.patch(), conv.out_channels());
     let in_len = g.c * g.h * g.w;
@@ -147,58 +190,59 @@ fn conv_forward_chunked(
     let w = conv.weight.as_slice();
     cols[..batch * p * kk]
         .par_chunks_mut(s * p * kk)
-        .zip(tmp[..batch * p * o].par_chunks_mut(s * p * o))
         .zip(
             x[..batch * in_len]
                 .par_chunks(s * in_len)
                 .zip(y[..batch * o * p].par_chunks_mut(s * o * p)),
         )
-        .for_each(|((cc, tc), (xc, yc))| {
-            let n = xc.len() / in_len;
-            for (c, xi) in cc.chunks_mut(p * kk).zip(xc.chunks(in_len)) {
-                im2col_one(g, xi, c);
-            }
-            // tmp[(b,p), o] = sum_j cols[(b,p), j] W[o, j]
-            gemm_serial(
-                n * p,
-                kk,
-                o,
-                1.0,
-                View {
-                    data: cc,
-                    rs: kk,
-                    cs: 1,
-                },
-                View {
-                    data: w,
-                    rs: o,
-                    cs: 1,
-                },
-                0.0,
-                ViewMut {
-                    data: tc,
-                    rs: o,
-                    cs: 1,
-                },
-            );
-            for (yb, tb) in yc.chunks_mut(o * p).zip(tc.chunks(p * o)) {
-                for (ch, ych) in yb.chunks_mut(p).enumerate() {
-                    let bch = bias[ch];
-                    for (pos, v) in ych.iter_mut().enumerate() {
-                        *v = tb[pos * o + ch] + bch;
-                    }
+        .for_each(|(cc, (xc, yc))| {
+            // Per image, y_b[o, pos] = b[o] + sum_j W[o, j] cols_b[pos, j]: reading `cols_b`
+            // transposed through strides writes NCHW directly, with no [(b,p), o] buffer to
+            // transpose afterwards. The bias is pre-filled and the GEMM accumulates (beta = 1).
+            // im2col runs image by image just before its GEMM, so the image's block of `cols`
+            // is still in cache when the GEMM packs it.
+            for ((yb, cb), xi) in yc
+                .chunks_mut(o * p)
+                .zip(cc.chunks_mut(p * kk))
+                .zip(xc.chunks(in_len))
+            {
+                im2col_one(g, xi, cb);
+                for (ych, &bch) in yb.chunks_mut(p).zip(bias) {
+                    ych.fill(bch);
                 }
+                gemm_serial(
+                    o,
+                    kk,
+                    p,
+                    1.0,
+                    View {
+                        data: w,
+                        rs: 1,
+                        cs: o,
+                    },
+                    View {
+                        data: cb,
+                        rs: 1,
+                        cs: kk,
+                    },
+                    1.0,
+                    ViewMut {
+                        data: yb,
+                        rs: p,
+                        cs: 1,
+                    },
+                );
             }
         });
 }
 
-/// One chunk's `((cols, tmp), (dy, partial gradients))` in the backward pass.
-type ChunkArgs<'a> = ((&'a mut [f32], &'a mut [f32]), (&'a [f32], &'a mut [f32]));
+/// One chunk's `(cols, (dy, partial gradients))` in the backward pass.
+type ChunkArgs<'a> = (&'a mut [f32], (&'a [f32], &'a mut [f32]));
 
 /// Backward convolution. `dy` is NCHW; writes weight and bias gradients, and `dx` if given.
-/// Uses `cols` from the forward pass (overwritten with patch gradients), `tmp`, and
-/// `scratch` (`chunks * (O*C*k*k + O)`) for per-chunk partial weight and bias gradients,
-/// which are summed in chunk order so results do not depend on the thread count.
+/// Uses `cols` from the forward pass (overwritten with patch gradients) and `scratch`
+/// (`chunks * (O*C*k*k + O)`) for per-chunk partial weight and bias gradients, which are
+/// summed in chunk order so results do not depend on the thread count.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_backward(
     conv: &Conv2d,
@@ -206,7 +250,6 @@ pub(crate) fn conv_backward(
     batch: usize,
     dy: &[f32],
     cols: &mut [f32],
-    tmp: &mut [f32],
     dw: &mut [f32],
     scratch: &mut [f32],
     db: &mut [f32],
@@ -219,7 +262,6 @@ pub(crate) fn conv_backward(
         chunk_samples(g),
         dy,
         cols,
-        tmp,
         dw,
         scratch,
         db,
@@ -235,7 +277,6 @@ fn conv_backward_chunked(
     s: usize,
     dy: &[f32],
     cols: &mut [f32],
-    tmp: &mut [f32],
     dw: &mut [f32],
     scratch: &mut [f32],
     db: &mut [f32],
@@ -255,83 +296,80 @@ fn conv_backward_chunked(
     };
     let dx_chunk = if want_dx { s * in_len } else { 1 };
     let dx_iter = dx_all.par_chunks_mut(dx_chunk);
-    let body = |((cc, tc), (yc, sc)): ChunkArgs<'_>, dxc: Option<&mut [f32]>| {
-        let n = yc.len() / (o * p);
-        // NCHW -> [(b,p), o]
-        for (tb, yb) in tc.chunks_mut(p * o).zip(yc.chunks(o * p)) {
-            for (ch, ych) in yb.chunks(p).enumerate() {
-                for (pos, v) in ych.iter().enumerate() {
-                    tb[pos * o + ch] = *v;
-                }
-            }
-        }
+    // Every product reads `dy` in its NCHW layout (`dy_b` is `[O, P]` row-major per image)
+    // through strides, so no transposed copy of `dy` is made.
+    let body = |(cc, (yc, sc)): ChunkArgs<'_>, dxc: Option<&mut [f32]>| {
         let (dwc, dbc) = sc.split_at_mut(o * kk);
         dbc.fill(0.0);
-        for row in tc.chunks(o) {
-            for (d, v) in dbc.iter_mut().zip(row) {
-                *d += v;
+        for yb in yc.chunks(o * p) {
+            for (d, ych) in dbc.iter_mut().zip(yb.chunks(p)) {
+                *d += lane_sum(ych);
             }
         }
-        // dW_c[o, j] = sum_r tmp[r, o] cols[r, j], column-major [o, kk].
-        gemm_serial(
-            o,
-            n * p,
-            kk,
-            1.0,
-            View {
-                data: tc,
-                rs: 1,
-                cs: o,
-            },
-            View {
-                data: cc,
-                rs: kk,
-                cs: 1,
-            },
-            0.0,
-            ViewMut {
-                data: dwc,
-                rs: 1,
-                cs: o,
-            },
-        );
-        if let Some(dxc) = dxc {
-            // dcols[r, j] = sum_o tmp[r, o] W[o, j], then scatter back to the images.
+        // dW_c[o, j] = sum_b sum_pos dy_b[o, pos] cols_b[pos, j], column-major [o, kk];
+        // the first image overwrites (beta = 0), later ones accumulate.
+        for (i, (yb, cb)) in yc.chunks(o * p).zip(cc.chunks(p * kk)).enumerate() {
             gemm_serial(
-                n * p,
                 o,
+                p,
                 kk,
                 1.0,
                 View {
-                    data: tc,
-                    rs: o,
+                    data: yb,
+                    rs: p,
                     cs: 1,
                 },
                 View {
-                    data: w,
-                    rs: 1,
-                    cs: o,
-                },
-                0.0,
-                ViewMut {
-                    data: cc,
+                    data: cb,
                     rs: kk,
                     cs: 1,
                 },
+                if i == 0 { 0.0 } else { 1.0 },
+                ViewMut {
+                    data: dwc,
+                    rs: 1,
+                    cs: o,
+                },
             );
-            for (dxi, dc) in dxc.chunks_mut(in_len).zip(cc.chunks(p * kk)) {
-                col2im_one(g, dc, dxi);
+        }
+        if let Some(dxc) = dxc {
+            // dcols_b[pos, j] = sum_o dy_b[o, pos] W[o, j], then scatter back to the image.
+            for ((dxi, cb), yb) in dxc
+                .chunks_mut(in_len)
+                .zip(cc.chunks_mut(p * kk))
+                .zip(yc.chunks(o * p))
+            {
+                gemm_serial(
+                    p,
+                    o,
+                    kk,
+                    1.0,
+                    View {
+                        data: yb,
+                        rs: 1,
+                        cs: p,
+                    },
+                    View {
+                        data: w,
+                        rs: 1,
+                        cs: o,
+                    },
+                    0.0,
+                    ViewMut {
+                        data: cb,
+                        rs: kk,
+                        cs: 1,
+                    },
+                );
+                col2im_one(g, cb, dxi);
             }
         }
     };
-    let main = cols[..batch * p * kk]
-        .par_chunks_mut(s * p * kk)
-        .zip(tmp[..batch * p * o].par_chunks_mut(s * p * o))
-        .zip(
-            dy[..batch * o * p]
-                .par_chunks(s * o * p)
-                .zip(scratch[..nchunks * part].par_chunks_mut(part)),
-        );
+    let main = cols[..batch * p * kk].par_chunks_mut(s * p * kk).zip(
+        dy[..batch * o * p]
+            .par_chunks(s * o * p)
+            .zip(scratch[..nchunks * part].par_chunks_mut(part)),
+    );
     if want_dx {
         main.zip(dx_iter).for_each(|(a, dxc)| body(a, Some(dxc)));
     } else {
@@ -501,8 +539,7 @@ mod tests {
             let (p, kk) = (g.positions(), g.patch());
             let mut y = vec![0.0; batch * o * p];
             let mut cols = vec![0.0; batch * p * kk];
-            let mut tmp = vec![0.0; batch * p * o];
-            conv_forward_chunked(&conv, &g, batch, chunk, &x, &mut y, &mut cols, &mut tmp);
+            conv_forward_chunked(&conv, &g, batch, chunk, &x, &mut y, &mut cols);
             let mut dw = vec![0.0; o * kk];
             let mut db = vec![0.0; o];
             let mut dx = vec![0.0; x.len()];
@@ -514,7 +551,6 @@ mod tests {
                 chunk,
                 &dy,
                 &mut cols,
-                &mut tmp,
                 &mut dw,
                 &mut scratch,
                 &mut db,

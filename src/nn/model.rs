@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::conv::{conv_backward, conv_forward, pool_backward, pool_forward, ConvGeom};
+use super::conv::{conv_backward, conv_forward, pool_backward, pool_forward, ConvGeom, LANES};
 use super::gemm::{gemm, View, ViewMut};
 use super::layers::{check_len, Conv2d, Layer, Linear, MaxPool2d, Shape};
 use crate::error::{Error, Result};
@@ -179,7 +179,6 @@ pub struct Workspace {
     acts: Vec<Vec<f32>>,
     dacts: Vec<Vec<f32>>,
     cols: Vec<Vec<f32>>,
-    tmp: Vec<Vec<f32>>,
     arg: Vec<Vec<u32>>,
     gate_scratch: Vec<Vec<f32>>,
     dw_scratch: Vec<Vec<f32>>,
@@ -194,7 +193,6 @@ impl Workspace {
         let acts = shapes.iter().map(|s| vec![0.0; cap * s.numel()]).collect();
         let dacts = shapes.iter().map(|s| vec![0.0; cap * s.numel()]).collect();
         let mut cols = vec![Vec::new(); n];
-        let mut tmp = vec![Vec::new(); n];
         let mut arg = vec![Vec::new(); n];
         let mut gate_scratch = vec![Vec::new(); n];
         let mut dw_scratch = vec![Vec::new(); n];
@@ -203,7 +201,6 @@ impl Workspace {
                 (Layer::Conv2d(c), Shape::Image { h, w, .. }) => {
                     let g = ConvGeom::new(c, h, w);
                     cols[i] = vec![0.0; cap * g.positions() * g.patch()];
-                    tmp[i] = vec![0.0; cap * g.positions() * c.out_channels()];
                     dw_scratch[i] = vec![
                         0.0;
                         super::conv::chunks(&g, cap)
@@ -226,7 +223,6 @@ impl Workspace {
             acts,
             dacts,
             cols,
-            tmp,
             arg,
             gate_scratch,
             dw_scratch,
@@ -614,7 +610,7 @@ impl Model {
                         continue;
                     };
                     let g = ConvGeom::new(c, h, w);
-                    conv_forward(c, &g, batch, inp, out, &mut ws.cols[i], &mut ws.tmp[i]);
+                    conv_forward(c, &g, batch, inp, out, &mut ws.cols[i]);
                 }
                 Layer::Relu => {
                     let gate = if i > 0 {
@@ -729,7 +725,6 @@ impl Model {
                         batch,
                         dy,
                         &mut ws.cols[i],
-                        &mut ws.tmp[i],
                         g.weight.as_mut_slice(),
                         &mut ws.dw_scratch[i],
                         g.bias.as_mut_slice(),
@@ -853,16 +848,41 @@ fn gated_relu_backward(
         .with_min_len(PAR_MIN.div_ceil(chunk))
         .for_each(|((bd, (ba, bz)), part)| {
             for (u, (&su, p)) in s.iter().zip(part.iter_mut()).enumerate() {
-                let mut acc = 0.0f32;
-                for ((d, &g), &zv) in bd[u * per..][..per]
-                    .iter_mut()
-                    .zip(&ba[u * per..][..per])
-                    .zip(&bz[u * per..][..per])
+                let (bd, ba, bz) = (
+                    &mut bd[u * per..][..per],
+                    &ba[u * per..][..per],
+                    &bz[u * per..][..per],
+                );
+                if per < LANES {
+                    // Dense layers (per = 1): the lanes below would only add overhead.
+                    let mut acc = 0.0f32;
+                    for ((d, &g), &zv) in bd.iter_mut().zip(ba).zip(bz) {
+                        acc += g * zv.max(0.0);
+                        *d = if zv > 0.0 { g * su } else { 0.0 };
+                    }
+                    *p = acc;
+                    continue;
+                }
+                // LANES independent partial sums: one serial accumulator would make this
+                // loop latency-bound on the add chain (per = H*W is in the hundreds for conv
+                // layers); several let it vectorise. This only reassociates the sum.
+                let mut acc = [0.0f32; LANES];
+                let split = per - per % LANES;
+                for ((d, g), z) in bd[..split]
+                    .chunks_exact_mut(LANES)
+                    .zip(ba[..split].chunks_exact(LANES))
+                    .zip(bz[..split].chunks_exact(LANES))
                 {
-                    acc += g * zv.max(0.0);
+                    for l in 0..LANES {
+                        acc[l] += g[l] * z[l].max(0.0);
+                        d[l] = if z[l] > 0.0 { g[l] * su } else { 0.0 };
+                    }
+                }
+                for ((d, &g), &zv) in bd[split..].iter_mut().zip(&ba[split..]).zip(&bz[split..]) {
+                    acc[0] += g * zv.max(0.0);
                     *d = if zv > 0.0 { g * su } else { 0.0 };
                 }
-                *p = acc;
+                *p = acc.iter().sum();
             }
         });
     ds.fill(0.0);
