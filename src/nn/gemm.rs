@@ -29,15 +29,14 @@ fn last_index(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
     }
 }
 
-/// `C = alpha * A B + beta * C` with `A` of shape `m × k`, `B` of shape `k × n`.
-///
-/// Panics if a view is too short for its shape: views are built by this crate from buffers it
-/// sized itself, so a short view is a bug, never bad user input.
 /// Products below this many multiply-adds run on one thread.
 const PAR_MACS: usize = 1 << 18;
 
 /// `C = alpha * A B + beta * C` with `A` of shape `m × k`, `B` of shape `k × n`, split over
 /// rayon threads for large products.
+///
+/// Panics if a view is too short for its shape: views are built by this crate from buffers it
+/// sized itself, so a short view is a bug, never bad user input.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm(
     m: usize,

@@ -432,7 +432,7 @@ impl Trainer {
                 if let (Some(every), Some(_)) =
                     (self.config.checkpoint_every, &self.config.checkpoint)
                 {
-                    if self.global_step % every as u64 == 0 && !record.epoch_done {
+                    if self.global_step.is_multiple_of(every as u64) && !record.epoch_done {
                         self.save_configured_checkpoint()?;
                     }
                 }

@@ -254,7 +254,7 @@ impl EquilibriumPruner {
             }
             ScaleSymmetry::Unbroken => {}
         }
-        let refresh = step % self.config.refresh_every as u64 == 0;
+        let refresh = step.is_multiple_of(self.config.refresh_every as u64);
         if refresh {
             self.refresh_redundancy(trainer.model(), holdout)?;
         }
@@ -284,7 +284,7 @@ impl EquilibriumPruner {
             }
             self.play(trainer.model_mut())?;
         }
-        if step % self.config.record_every as u64 == 0 {
+        if step.is_multiple_of(self.config.record_every as u64) {
             self.record(trainer.model())?;
         }
         if playing && refresh && step > self.config.warmup_steps as u64 {
