@@ -30,6 +30,30 @@ const TITLE: u32 = 26;
 const LABEL: u32 = 20;
 const TICK: u32 = 16;
 
+/// Draws the legend box at `position`, in one style for every figure.
+fn draw_legend<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> std::result::Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font(("sans-serif", TICK))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .d()
+}
+
+/// A legend sample for a line series: a short stroke in `style`.
+fn legend_line(style: ShapeStyle) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style)
+}
+
 /// Viridis, by linear interpolation between five of its anchor colours; `t` in `[0, 1]`.
 fn viridis(t: f64) -> RGBColor {
     const ANCHORS: [(f64, f64, f64); 5] = [
@@ -320,9 +344,7 @@ impl Figure for Scatter {
             ))
             .d()?
             .label("observed = predicted")
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 24, y)], grey.stroke_width(2))
-            });
+            .legend(legend_line(grey.stroke_width(2)));
         let blue = PALETTE[0];
         chart
             .draw_series(
@@ -343,14 +365,7 @@ impl Figure for Scatter {
             .d()?
             .label("iterated elimination (T3 ∪ T4)")
             .legend(move |(x, y)| TriangleMarker::new((x + 12, y), 6, orange.filled()));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font(("sans-serif", TICK))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .d()
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
     }
 }
 
@@ -421,18 +436,9 @@ impl Figure for Convergence<'_> {
                     t.label,
                     t.residuals.len().saturating_sub(1)
                 ))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(3))
-                });
+                .legend(legend_line(colour.stroke_width(3)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font(("sans-serif", TICK))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .d()
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
     }
 }
 
@@ -529,19 +535,12 @@ impl Figure for Trajectories {
                 None
             };
             if let Some(label) = label {
-                series.label(label).legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(3))
-                });
+                series
+                    .label(label)
+                    .legend(legend_line(colour.stroke_width(3)));
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font(("sans-serif", TICK))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .d()
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
     }
 }
 
@@ -621,18 +620,9 @@ impl Figure for Frontier {
                 ))
                 .d()?
                 .label(method.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(3))
-                });
+                .legend(legend_line(colour.stroke_width(3)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font(("sans-serif", TICK))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .d()
+        draw_legend(&mut chart, SeriesLabelPosition::LowerRight)
     }
 }
 
