@@ -145,6 +145,18 @@ fn iteration_budget(game: &PruningGame) -> usize {
     }
 }
 
+/// Two identical players with net benefit `q`, self cost `a` and symmetric competition `c`:
+/// with `q < a < c` the symmetric part of `M` is indefinite and the game has three equilibria.
+fn two_competing_players(q: f64, a: f64, c: f64) -> PruningGame {
+    PruningGame::with_uniform_cost(
+        DVector::from_element(2, q),
+        DVector::from_element(2, a),
+        0.0,
+        Competition::dense(DMatrix::from_row_slice(2, 2, &[0.0, c, c, 0.0])).unwrap(),
+    )
+    .unwrap()
+}
+
 fn certified(game: &PruningGame, profile: &[f64]) -> bool {
     nash_gap(game, profile) <= CERTIFIED && natural_residual(game, profile) <= CERTIFIED
 }
@@ -500,12 +512,7 @@ proptest! {
             // (the idle player faces slope q − c u < 0), and so is the interior q/(a + c).
             let q = a * fraction;
             let c = a + extra;
-            let game = PruningGame::with_uniform_cost(
-                DVector::from_element(2, q),
-                DVector::from_element(2, a),
-                0.0,
-                Competition::dense(DMatrix::from_row_slice(2, 2, &[0.0, c, c, 0.0])).unwrap(),
-            ).unwrap();
+            let game = two_competing_players(q, a, c);
             let u = q / a;
             prop_assert!(certified(&game, &[u, 0.0]));
             prop_assert!(certified(&game, &[0.0, u]));
@@ -703,13 +710,7 @@ proptest! {
         in_pool(|| -> Result<(), TestCaseError> {
             let q = a * fraction;
             let c = a + extra;
-            let game = PruningGame::with_uniform_cost(
-                DVector::from_element(2, q),
-                DVector::from_element(2, a),
-                0.0,
-                Competition::dense(DMatrix::from_row_slice(2, 2, &[0.0, c, c, 0.0])).unwrap(),
-            )
-            .unwrap();
+            let game = two_competing_players(q, a, c);
             let interior = [q / (a + c), q / (a + c)];
             let pure = [q / a, 0.0];
             prop_assert!(certified(&game, &interior) && certified(&game, &pure));
