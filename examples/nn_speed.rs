@@ -4,7 +4,8 @@
 //! most robust figure on a shared machine). Criterion (`cargo bench --bench nn`) gives the
 //! same measurements with confidence intervals.
 //!
-//! `cargo run --release --example nn_speed [-- reps]`
+//! `cargo run --release --example nn_speed [-- reps [mlp|cnn]]` (the second argument limits
+//! the probe to one model, e.g. for a profiler).
 
 use std::time::Instant;
 
@@ -70,20 +71,29 @@ fn main() -> Result<()> {
         .map(|s| s.parse())
         .transpose()?
         .unwrap_or(50);
+    let only = std::env::args().nth(2);
+    let wanted = |name: &str| only.as_deref().is_none_or(|o| name.starts_with(o));
     println!(
         "rust/nalgebra+matrixmultiply, rayon threads {}",
         rayon::current_num_threads()
     );
-    probe(
-        "mlp_784_512_256_10",
-        Model::mlp(&[784, 512, 256, 10], 1)?,
-        reps,
-    )?;
-    probe(
-        "small_cnn",
-        Model::small_cnn(&[1, 28, 28], 10, 1)?,
-        reps / 2,
-    )?;
+    if wanted("mlp") {
+        probe(
+            "mlp_784_512_256_10",
+            Model::mlp(&[784, 512, 256, 10], 1)?,
+            reps,
+        )?;
+    }
+    if wanted("cnn") {
+        probe(
+            "small_cnn",
+            Model::small_cnn(&[1, 28, 28], 10, 1)?,
+            reps / 2,
+        )?;
+    }
+    if only.is_some() {
+        return Ok(());
+    }
     // GEMM peak through the backend's own path: one 1200x1200 linear layer on 1200 samples (not a power of two, which aliases in cache).
     let big = Model::mlp(&[1200, 1200], 1)?;
     let xb: Vec<f32> = (0..1200 * 1200).map(|i| ((i % 13) as f32) * 0.1).collect();

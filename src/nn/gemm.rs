@@ -1,9 +1,8 @@
 //! A bounds-checked, rayon-parallel wrapper around `matrixmultiply::sgemm`.
 //!
 //! Every product in the backend goes through [`gemm`]: strides express transposes and
-//! column-major nalgebra storage without copies. Large products are split into independent
-//! blocks of `C` (rows when `C` is row-major, columns when column-major) that run on rayon's
-//! pool, so the GEMMs and the element-wise loops share one set of threads instead of two
+//! column-major nalgebra storage without copies. Large products are split into one block of `C`
+//! per thread (rows or columns, whichever shares the smaller operand) on rayon's pool, so the GEMMs and the element-wise loops share one set of threads instead of two
 //! pools competing for the cores.
 
 /// A strided read-only matrix view: element `(r, c)` lives at `data[r * rs + c * cs]`.
@@ -32,6 +31,32 @@ fn last_index(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
 /// Products below this many multiply-adds run on one thread.
 const PAR_MACS: usize = 1 << 18;
 
+/// A matrix operand as the kernel sees it: a base pointer and two strides. Copied into rayon
+/// tasks, which is sound because every task reads `A`/`B` only and writes a block of `C`
+/// disjoint from every other task's block.
+#[derive(Clone, Copy)]
+struct Raw {
+    ptr: *mut f32,
+    rs: usize,
+    cs: usize,
+}
+
+// SAFETY: see `Raw`: the tasks of one product share read-only operands and write disjoint
+// blocks of the output; the caller's borrows outlive the `rayon::join` that uses them.
+unsafe impl Send for Raw {}
+unsafe impl Sync for Raw {}
+
+impl Raw {
+    /// The operand starting at element `(r, c)`.
+    fn at(self, r: usize, c: usize) -> Raw {
+        // SAFETY (of the callers): offsets stay inside the view bounds-checked in `gemm`.
+        Raw {
+            ptr: self.ptr.wrapping_add(r * self.rs + c * self.cs),
+            ..self
+        }
+    }
+}
+
 /// `C = alpha * A B + beta * C` with `A` of shape `m × k`, `B` of shape `k × n`, split over
 /// rayon threads for large products.
 ///
@@ -48,93 +73,143 @@ pub(crate) fn gemm(
     beta: f32,
     c: ViewMut<'_>,
 ) {
-    let split_rows = c.rs >= c.cs;
-    let (len, min_piece) = if split_rows { (m, 16) } else { (n, 8) };
-    if m * n * k < PAR_MACS || len < 2 * min_piece || rayon::current_num_threads() < 2 {
+    if m * n * k < PAR_MACS || rayon::current_num_threads() < 2 {
         return gemm_serial(m, k, n, alpha, a, b, beta, c);
     }
-    let half = (len / 2).div_ceil(min_piece) * min_piece;
-    if split_rows {
-        let (c1, c2) = c.data.split_at_mut(half * c.rs);
-        let a2 = View {
-            data: &a.data[half * a.rs..],
-            ..a
+    check_views(m, k, n, &a, &b, &c);
+    let raw = |data: *const f32, rs, cs| Raw {
+        ptr: data as *mut f32,
+        rs,
+        cs,
+    };
+    // SAFETY: `check_views` proved every element of the three shapes lies inside its slice;
+    // `c` is a unique borrow, so the output cannot alias the inputs.
+    unsafe {
+        gemm_split(
+            m,
+            k,
+            n,
+            alpha,
+            raw(a.data.as_ptr(), a.rs, a.cs),
+            raw(b.data.as_ptr(), b.rs, b.cs),
+            beta,
+            raw(c.data.as_mut_ptr(), c.rs, c.cs),
+            rayon::current_num_threads(),
+        )
+    }
+}
+
+/// Splits `C` into `pieces` blocks, one per thread, through nested `rayon::join`.
+///
+/// The kernel packs both operands of every call, so every block re-packs the operand it
+/// shares with the others: splitting the rows of `C` re-packs all of `B` (`k·n`), splitting
+/// its columns re-packs `A` (`m·k`). Hence one block per thread, never more, and the split
+/// that shares the smaller operand. Splitting down to a size threshold instead re-packed the
+/// shared operand dozens of times and made two threads slower than one at batch 128.
+///
+/// # Safety
+/// The three operands must be valid for their shapes and `C` must not alias `A` or `B`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_split(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: Raw,
+    b: Raw,
+    beta: f32,
+    c: Raw,
+    pieces: usize,
+) {
+    const MIN_ROWS: usize = 16;
+    const MIN_COLS: usize = 16;
+    let split_rows = n <= m;
+    let (len, min_piece) = if split_rows {
+        (m, MIN_ROWS)
+    } else {
+        (n, MIN_COLS)
+    };
+    if pieces < 2 || m * n * k < PAR_MACS || len < 2 * min_piece {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            matrixmultiply::sgemm(
+                m,
+                k,
+                n,
+                alpha,
+                a.ptr,
+                a.rs as isize,
+                a.cs as isize,
+                b.ptr,
+                b.rs as isize,
+                b.cs as isize,
+                beta,
+                c.ptr,
+                c.rs as isize,
+                c.cs as isize,
+            )
         };
+        return;
+    }
+    let first = pieces / 2;
+    let half = (len * first / pieces).div_ceil(min_piece) * min_piece;
+    let rest = pieces - first;
+    // SAFETY: both halves are sub-blocks of the caller's operands, and the two blocks of `C`
+    // are disjoint.
+    if split_rows {
         rayon::join(
-            || {
-                gemm(
-                    half,
-                    k,
-                    n,
-                    alpha,
-                    a,
-                    b,
-                    beta,
-                    ViewMut {
-                        data: c1,
-                        rs: c.rs,
-                        cs: c.cs,
-                    },
-                )
-            },
-            || {
-                gemm(
+            || unsafe { gemm_split(half, k, n, alpha, a, b, beta, c, first) },
+            || unsafe {
+                gemm_split(
                     m - half,
                     k,
                     n,
                     alpha,
-                    a2,
+                    a.at(half, 0),
                     b,
                     beta,
-                    ViewMut {
-                        data: c2,
-                        rs: c.rs,
-                        cs: c.cs,
-                    },
+                    c.at(half, 0),
+                    rest,
                 )
             },
         );
     } else {
-        let (c1, c2) = c.data.split_at_mut(half * c.cs);
-        let b2 = View {
-            data: &b.data[half * b.cs..],
-            ..b
-        };
         rayon::join(
-            || {
-                gemm(
-                    m,
-                    k,
-                    half,
-                    alpha,
-                    a,
-                    b,
-                    beta,
-                    ViewMut {
-                        data: c1,
-                        rs: c.rs,
-                        cs: c.cs,
-                    },
-                )
-            },
-            || {
-                gemm(
+            || unsafe { gemm_split(m, k, half, alpha, a, b, beta, c, first) },
+            || unsafe {
+                gemm_split(
                     m,
                     k,
                     n - half,
                     alpha,
                     a,
-                    b2,
+                    b.at(0, half),
                     beta,
-                    ViewMut {
-                        data: c2,
-                        rs: c.rs,
-                        cs: c.cs,
-                    },
+                    c.at(0, half),
+                    rest,
                 )
             },
         );
     }
+}
+
+/// Panics unless every element of the three shapes lies inside its view.
+fn check_views(m: usize, k: usize, n: usize, a: &View<'_>, b: &View<'_>, c: &ViewMut<'_>) {
+    assert!(
+        m * n == 0 || last_index(m, n, c.rs, c.cs) < c.data.len(),
+        "gemm: C view too short"
+    );
+    if m * n * k == 0 {
+        return;
+    }
+    assert!(
+        last_index(m, k, a.rs, a.cs) < a.data.len(),
+        "gemm: A view too short"
+    );
+    assert!(
+        last_index(k, n, b.rs, b.cs) < b.data.len(),
+        "gemm: B view too short"
+    );
 }
 
 /// Single-threaded `C = alpha * A B + beta * C` (bounds-checked).
@@ -152,10 +227,7 @@ pub(crate) fn gemm_serial(
     if m == 0 || n == 0 {
         return;
     }
-    assert!(
-        m * n == 0 || last_index(m, n, c.rs, c.cs) < c.data.len(),
-        "gemm: C view too short"
-    );
+    check_views(m, k, n, &a, &b, &c);
     if k == 0 {
         for r in 0..m {
             for col in 0..n {
@@ -165,15 +237,7 @@ pub(crate) fn gemm_serial(
         }
         return;
     }
-    assert!(
-        last_index(m, k, a.rs, a.cs) < a.data.len(),
-        "gemm: A view too short"
-    );
-    assert!(
-        last_index(k, n, b.rs, b.cs) < b.data.len(),
-        "gemm: B view too short"
-    );
-    // SAFETY: the asserts above guarantee every index the kernel touches is inside the
+    // SAFETY: `check_views` guarantees every index the kernel touches is inside the
     // slices; `c` is a unique borrow so it cannot alias `a` or `b`.
     unsafe {
         matrixmultiply::sgemm(
@@ -236,6 +300,73 @@ mod tests {
                 }
                 let want = 2.0 * s + 0.5;
                 assert!((c[r * n + col] - want).abs() < 1e-5);
+            }
+        }
+    }
+
+    /// Every layout of `A`, `B` and `C`, at shapes large enough to be split (rows or columns
+    /// first, with ragged last pieces), on a 3-thread pool so the splits really run: the
+    /// parallel product equals a naive f64 sum to f32 rounding (`k ≤ 160` terms of magnitude
+    /// ≤ 1: an absolute 1e-3 is over 100× the accumulated rounding error).
+    #[test]
+    fn split_products_match_naive_in_every_layout() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        for &(m, k, n) in &[(150, 70, 40), (40, 160, 150), (97, 131, 89)] {
+            assert!(m * k * n >= PAR_MACS);
+            let a: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 37 % 101) as f32) / 101.0 - 0.5)
+                .collect();
+            let b: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 53 % 97) as f32) / 97.0 - 0.5)
+                .collect();
+            for layout in 0..8 {
+                let (a_rm, b_rm, c_rm) = (layout & 1 == 1, layout & 2 == 2, layout & 4 == 4);
+                let av = if a_rm { (k, 1) } else { (1, m) };
+                let bv = if b_rm { (n, 1) } else { (1, k) };
+                let cv = if c_rm { (n, 1) } else { (1, m) };
+                let mut c = vec![0.25f32; m * n];
+                pool.install(|| {
+                    gemm(
+                        m,
+                        k,
+                        n,
+                        1.5,
+                        View {
+                            data: &a,
+                            rs: av.0,
+                            cs: av.1,
+                        },
+                        View {
+                            data: &b,
+                            rs: bv.0,
+                            cs: bv.1,
+                        },
+                        2.0,
+                        ViewMut {
+                            data: &mut c,
+                            rs: cv.0,
+                            cs: cv.1,
+                        },
+                    )
+                });
+                for r in 0..m {
+                    for col in 0..n {
+                        let dot: f64 = (0..k)
+                            .map(|t| {
+                                a[r * av.0 + t * av.1] as f64 * b[t * bv.0 + col * bv.1] as f64
+                            })
+                            .sum();
+                        let want = 1.5 * dot + 0.5;
+                        let got = c[r * cv.0 + col * cv.1] as f64;
+                        assert!(
+                            (got - want).abs() < 1e-3,
+                            "layout {layout} ({m},{k},{n}) at ({r},{col}): {got} vs {want}"
+                        );
+                    }
+                }
             }
         }
     }
