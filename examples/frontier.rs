@@ -36,6 +36,9 @@ struct Args {
     /// Force the teacher–student task.
     #[arg(long)]
     teacher: bool,
+    /// Configuration overrides `key=value` (keys as in `config.json`, e.g. `schedule=cosine`).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
     /// Output folder.
     #[arg(long, default_value = "runs/frontier")]
     out: PathBuf,
@@ -56,6 +59,7 @@ fn main() -> Result<()> {
             )
         }
     };
+    let base = base.with_overrides(&args.overrides)?;
     // method -> kept fraction bucket -> (kept fractions, accuracies)
     let mut acc: BTreeMap<(String, usize), (Vec<f64>, Vec<f64>)> = BTreeMap::new();
     for (fi, &f) in args.fractions.iter().enumerate() {

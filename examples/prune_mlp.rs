@@ -108,10 +108,9 @@ fn main() -> Result<()> {
     };
     let r = run_job(&job, &train, &test, &args.out, false)?;
     println!("data set          {}", job.dataset);
-    println!("gamma             {:.3e}", r.gamma);
-    for c in &r.kept_per_layer {
+    for (c, g) in r.kept_per_layer.iter().zip(&r.gamma_per_layer) {
         println!(
-            "layer {:<3}         {} -> {} units",
+            "layer {:<3}         {} -> {} units (gamma {g:.3e})",
             c.layer, c.before, c.after
         );
     }

@@ -37,13 +37,20 @@ fn dominated_units_really_do_not_pay_for_their_cost() {
     let mut run = PruneRun::new(model, cfg.clone()).unwrap();
     run.run(&tr, &ho, None, None).unwrap();
     let gated = run.model().clone();
-    let gamma = run.pruner().gamma();
+    let gamma_of: std::collections::HashMap<usize, f64> = run
+        .pruner()
+        .kept_units()
+        .iter()
+        .map(|(layer, _)| *layer)
+        .zip(run.pruner().gammas())
+        .collect();
     let (_, pruner) = run.finish(&ho).unwrap();
     let certs = pruner.certificates();
     assert!(!certs.is_empty(), "the run should remove units");
     let base = holdout_loss(&gated, &ho);
     let mut dominated = 0;
     for c in certs {
+        let gamma = gamma_of[&c.layer];
         assert!((c.margin - (c.cost - c.benefit)).abs() < 1e-12);
         assert!(
             c.cost >= gamma && c.cost_bound >= gamma && c.cost_bound <= c.cost + 1e-12

@@ -98,6 +98,10 @@ pub struct Args {
     /// Continue from the checkpoints in --out.
     #[arg(long)]
     resume: bool,
+    /// Any other configuration key, as named in the run's `config.json`
+    /// (`--set schedule=cosine --set warmup_steps=400`); repeatable, applied last.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
     /// Run folder.
     #[arg(long)]
     out: PathBuf,
@@ -169,7 +173,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     c.seed = args.seed;
     c.target_kept = args.target_kept;
-    c.check().context("invalid configuration")?;
+    let c = c
+        .with_overrides(&args.overrides)
+        .context("invalid configuration")?;
     let architecture = match args.model {
         ModelArg::Mlp => Architecture::Mlp {
             hidden: args.hidden.clone().unwrap_or(if is_teacher {
@@ -204,9 +210,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(|k| format!("{}->{}", k.before, k.after))
         .collect();
     eprintln!(
-        "kept {} (gamma {:.3e}); accuracy dense {:.4}, pruned {:.4}, fine-tuned {:.4}; params {} -> {}; wrote {}",
+        "kept {} (gamma {}); accuracy dense {:.4}, pruned {:.4}, fine-tuned {:.4}; params {} -> {}; wrote {}",
         kept.join(", "),
-        r.gamma,
+        r.gamma_per_layer
+            .iter()
+            .map(|g| format!("{g:.3e}"))
+            .collect::<Vec<_>>()
+            .join(", "),
         r.dense_accuracy,
         r.pruned_accuracy,
         r.finetuned_accuracy,

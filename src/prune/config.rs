@@ -36,6 +36,19 @@ pub enum ScaleSymmetry {
     Unbroken,
 }
 
+/// Which units target mode prices together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetScope {
+    /// One price for the whole network: the target holds for all hidden units together and
+    /// the layers' games decide how many each layer keeps.
+    #[default]
+    Network,
+    /// Every gated layer is its own game with its own price `γ_l`, adjusted so that the
+    /// layer keeps the target fraction (uniform per-layer sparsity, as most baselines use).
+    EachLayer,
+}
+
 /// Everything that defines a pruning run; saved next to every result (the seed included).
 ///
 /// The gate step is `s_i ← Π_[0,1](s_i + η_s(b̂_i − a_i s_i − γ − β Σ_{j≠i} R_ij s_j))` with
@@ -65,9 +78,18 @@ pub struct PruneConfig {
     pub benefit_momentum: f64,
     /// Optimiser steps before gates start to play (dense warm-up).
     pub warmup_steps: usize,
+    /// Steps over which the participation cost rises linearly from 0 to `γ` after the
+    /// warm-up, so units leave one by one in order of their net benefit instead of in one
+    /// burst while the benefits they leave behind have not been redistributed yet.
+    pub gamma_ramp_steps: usize,
     /// Keep about this fraction of hidden units: `γ` is calibrated on the game measured at the
     /// end of the warm-up (bisection), then fixed.
     pub target_kept: Option<f64>,
+    /// Which units share a price in target mode.
+    pub target_scope: TargetScope,
+    /// Fraction of the training steps during which target mode may adjust `γ`; after it `γ`
+    /// is fixed, so the remaining steps train the network that is left in one game.
+    pub control_fraction: f64,
     /// Remove units structurally during training (`false`: gates only, as network slimming).
     pub remove: bool,
     /// Held-out samples carved from the end of the training set for benefit measurements.
@@ -103,7 +125,10 @@ impl Default for PruneConfig {
             weight_decay: 0.1,
             benefit_momentum: 0.9,
             warmup_steps: 200,
+            gamma_ramp_steps: 0,
             target_kept: None,
+            target_scope: TargetScope::Network,
+            control_fraction: 0.8,
             remove: true,
             holdout: 2000,
             record_every: 25,
@@ -163,6 +188,12 @@ impl PruneConfig {
                 "must be > 0 with symmetry = weight-decay (it is what breaks the symmetry)",
             ));
         }
+        if !(self.control_fraction.is_finite() && (0.0..=1.0).contains(&self.control_fraction)) {
+            return Err(Error::invalid(
+                "control_fraction",
+                format!("{}: must be a fraction in [0, 1]", self.control_fraction),
+            ));
+        }
         if let Some(f) = self.target_kept {
             if !(f.is_finite() && f > 0.0 && f <= 1.0) {
                 return Err(Error::invalid(
@@ -197,6 +228,33 @@ impl PruneConfig {
 }
 
 impl PruneConfig {
+    /// This configuration with `key=value` overrides applied, keys named as in the saved
+    /// JSON (`schedule=cosine`, `gamma=0.003`, `optimizer.lr=0.0005`); a value is read as
+    /// JSON, else as a string. Unknown keys and ill-typed values are errors naming the key.
+    pub fn with_overrides(&self, overrides: &[String]) -> Result<PruneConfig> {
+        let mut value =
+            serde_json::to_value(self).map_err(|e| Error::invalid("config", e.to_string()))?;
+        for o in overrides {
+            let (key, raw) = o
+                .split_once('=')
+                .ok_or_else(|| Error::invalid("override", format!("{o:?}: expected key=value")))?;
+            let parsed = serde_json::from_str(raw)
+                .unwrap_or_else(|_| serde_json::Value::String(raw.to_string()));
+            let mut slot = &mut value;
+            for part in key.split('.') {
+                slot = slot
+                    .as_object_mut()
+                    .and_then(|m| m.get_mut(part))
+                    .ok_or_else(|| Error::invalid(key, "no such configuration key"))?;
+            }
+            *slot = parsed;
+        }
+        let config: PruneConfig =
+            serde_json::from_value(value).map_err(|e| Error::invalid("override", e.to_string()))?;
+        config.check()?;
+        Ok(config)
+    }
+
     /// Settings for the small teacher–student task (8000 samples, a few hundred steps per
     /// run): shorter refresh, patience and warm-up, more epochs.
     pub fn teacher_default() -> Self {

@@ -114,8 +114,8 @@ pub struct Report {
     pub job: Job,
     /// Seed of the run.
     pub seed: u64,
-    /// `γ` used (calibrated in target mode).
-    pub gamma: f64,
+    /// `γ` of each gated layer's game at the end (calibrated in target mode).
+    pub gamma_per_layer: Vec<f64>,
     /// Target-mode calibration.
     pub calibration: Option<Calibration>,
     /// Test accuracy of the dense network trained with the same budget.
@@ -184,7 +184,12 @@ pub fn variant(config: &PruneConfig) -> String {
         config.patience,
         match config.target_kept {
             Some(f) => format!(
-                "gamma for kept fraction {f}: initial value from the measured games, then price-adjusted until 80% of training"
+                "gamma for kept fraction {f} ({}): initial value from the measured games, then price-adjusted until {:.0}% of training",
+                match config.target_scope {
+                    crate::prune::TargetScope::EachLayer => "a price per layer",
+                    crate::prune::TargetScope::Network => "one price for the network",
+                },
+                100.0 * config.control_fraction
             ),
             None => format!("fixed gamma {}", config.gamma),
         }
@@ -322,7 +327,7 @@ pub fn run_job(
         variant: variant(cfg),
         job: job.clone(),
         seed: cfg.seed,
-        gamma: pruner.gamma(),
+        gamma_per_layer: pruner.gammas(),
         calibration: pruner.calibration().cloned(),
         dense_accuracy: dense_stats.accuracy(),
         pruned_accuracy: pruned_stats.accuracy(),

@@ -18,7 +18,7 @@ use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
 use super::certificate::{GuardRecord, UnitCertificate};
-use super::config::{PruneConfig, ScaleSymmetry};
+use super::config::{PruneConfig, ScaleSymmetry, TargetScope};
 use super::layer_game::{
     approximate_equilibrium, dominated, layer_game, layer_gap, measure_benefits, outgoing_norms_sq,
     redundancy, unit_norms_sq, LayerGap,
@@ -48,6 +48,9 @@ struct LayerState {
     redundancy: DMatrix<f64>,
     /// Original index of a unit kept by the collapse guard (its gate is frozen at 1).
     protected: Option<usize>,
+    /// Participation cost `γ` of this layer's game after the ramp (every layer shares the
+    /// configured `γ` unless target mode prices each layer on its own).
+    gamma: f64,
     /// Gates at the previous evaluation (NaN before the first).
     #[serde(with = "super::nan_serde::vector")]
     prev_gate: Vec<f64>,
@@ -93,18 +96,17 @@ pub struct Evaluation {
     pub layers: Vec<LayerGap>,
 }
 
-/// How target mode chose `γ`: an initial value, the larger of the configured `γ` and the
+/// How target mode chose `γ` (one per target group: each layer, or the network): an initial
 /// value for which the measured games at the end of the warm-up predict the target
-/// (bisection on their equilibria), then a price adjustment every `K`
-/// steps, `γ ← γ exp(κ clamp((active − F)/F, −1, 1))` with `active` the fraction of units
-/// whose gate is positive, until 80% of the training steps; `γ` is then fixed so the gates
-/// settle in one game.
+/// (bisection on their equilibria), then the clearing price every `K` steps (see
+/// `adjust_price`) until `control_fraction` of the training steps; `γ` is then fixed so the
+/// gates settle in one game.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
     /// Requested kept fraction.
     pub target_kept: f64,
-    /// `γ` from the measured games.
-    pub initial_gamma: f64,
+    /// `γ` of each gated layer from the measured games.
+    pub initial_gamma: Vec<f64>,
     /// Kept fraction the measured games predict at `initial_gamma`.
     pub predicted_kept: f64,
     /// Step at which the games were measured (end of warm-up).
@@ -117,13 +119,14 @@ pub struct Calibration {
 
 /// Gain `κ` of the price adjustment in target mode.
 const PRICE_GAIN: f64 = 0.5;
+/// Smallest price the adjustment multiplies (a price of 0 could never rise).
+const MIN_PRICE: f64 = 1e-6;
 
 /// The pruner: gate dynamics, removal, certificates and records. Serialisable, so a run can
 /// be resumed exactly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EquilibriumPruner {
     config: PruneConfig,
-    gamma: f64,
     step: u64,
     layers: Vec<LayerState>,
     certificates: Vec<UnitCertificate>,
@@ -149,6 +152,7 @@ impl EquilibriumPruner {
                 benefit: vec![0.0; n],
                 redundancy: DMatrix::zeros(n, n),
                 protected: None,
+                gamma: config.gamma,
                 rho_total: n,
                 prev_gate: vec![f64::NAN; n],
                 rho_in,
@@ -162,7 +166,6 @@ impl EquilibriumPruner {
             });
         }
         Ok(EquilibriumPruner {
-            gamma: config.gamma,
             config,
             step: 0,
             layers,
@@ -180,9 +183,29 @@ impl EquilibriumPruner {
         &self.config
     }
 
-    /// The participation cost in use (the calibrated one in target mode).
-    pub fn gamma(&self) -> f64 {
-        self.gamma
+    /// The participation cost of each gated layer after the ramp (the calibrated ones in
+    /// target mode).
+    pub fn gammas(&self) -> Vec<f64> {
+        self.layers.iter().map(|l| l.gamma).collect()
+    }
+
+    /// The factor in `[0, 1]` of the `γ` ramp that starts at the end of the warm-up.
+    fn ramp(&self) -> f64 {
+        let ramp = self.config.gamma_ramp_steps as f64;
+        let since = self.step.saturating_sub(self.config.warmup_steps as u64) as f64;
+        if ramp <= 0.0 {
+            1.0
+        } else {
+            (since / ramp).min(1.0)
+        }
+    }
+
+    /// The layers priced together in target mode (indices into `self.layers`).
+    fn target_groups(&self) -> Vec<Vec<usize>> {
+        match self.config.target_scope {
+            TargetScope::EachLayer => (0..self.layers.len()).map(|i| vec![i]).collect(),
+            TargetScope::Network => vec![(0..self.layers.len()).collect()],
+        }
     }
 
     /// Steps seen.
@@ -307,13 +330,14 @@ impl EquilibriumPruner {
 
     /// One projected gradient step of every gate on its own utility.
     fn play(&mut self, model: &mut Model) -> Result<()> {
-        let (alpha, beta, gamma, eta) = (
+        let (alpha, beta, eta, ramp) = (
             self.config.alpha,
             self.config.beta,
-            self.gamma,
             self.config.gate_lr,
+            self.ramp(),
         );
         for l in self.layers.iter_mut() {
+            let gamma = ramp * l.gamma;
             let norms = unit_norms_sq(model, l.layer)?;
             let s: Vec<f64> = model.gate(l.layer)?.iter().map(|&v| v as f64).collect();
             let pressure = if beta > 0.0 {
@@ -355,14 +379,15 @@ impl EquilibriumPruner {
         Ok(())
     }
 
-    /// The measured game of each layer at the current model, with measured benefits.
+    /// The measured game of each layer at the current model and step (benefits measured on
+    /// `data`, each layer's `γ` as ramped now).
     fn measured_games(
         &self,
         model: &Model,
-        holdout: &Dataset,
-        gamma: f64,
+        data: &Dataset,
     ) -> Result<(Vec<crate::game::PruningGame>, f64)> {
-        let (benefits, stats) = measure_benefits(model, holdout, self.config.batch_size)?;
+        let (benefits, stats) = measure_benefits(model, data, self.config.batch_size)?;
+        let ramp = self.ramp();
         let mut games = Vec::new();
         for (l, b) in self.layers.iter().zip(&benefits) {
             let norms = unit_norms_sq(model, l.layer)?;
@@ -370,7 +395,7 @@ impl EquilibriumPruner {
                 b,
                 &norms,
                 self.config.alpha,
-                gamma,
+                ramp * l.gamma,
                 self.config.beta,
                 &l.redundancy,
             )?);
@@ -378,7 +403,8 @@ impl EquilibriumPruner {
         Ok((games, stats.loss))
     }
 
-    /// Chooses `γ` so that the measured games' equilibria keep about `target` of the units.
+    /// Chooses each target group's `γ` so that the measured games' equilibria keep about
+    /// `target` of the group's units (bisection on the equilibria of the static games).
     fn calibrate(&mut self, model: &Model, holdout: &Dataset, target: f64) -> Result<()> {
         self.refresh_redundancy(model, holdout)?;
         let (benefits, _) = measure_benefits(model, holdout, self.config.batch_size)?;
@@ -386,46 +412,56 @@ impl EquilibriumPruner {
         for l in &self.layers {
             norms.push(unit_norms_sq(model, l.layer)?);
         }
-        let total: usize = benefits.iter().map(|b| b.len()).sum();
-        let kept_at = |gamma: f64| -> Result<f64> {
+        let kept_at = |group: &[usize], gamma: f64| -> Result<usize> {
             let mut kept = 0usize;
-            for ((l, b), n) in self.layers.iter().zip(&benefits).zip(&norms) {
-                let g = layer_game(
-                    b,
-                    n,
-                    self.config.alpha,
-                    gamma,
-                    self.config.beta,
-                    &l.redundancy,
-                )?;
+            for &li in group {
+                let l = &self.layers[li];
+                let (alpha, beta) = (self.config.alpha, self.config.beta);
+                let g = layer_game(&benefits[li], &norms[li], alpha, gamma, beta, &l.redundancy)?;
                 let s = approximate_equilibrium(&g, CALIBRATION_ITERATIONS);
                 kept += s.iter().filter(|&&v| v > 0.0).count();
             }
-            Ok(kept as f64 / total.max(1) as f64)
+            Ok(kept)
         };
-        let mut lo = 0.0;
-        let mut hi = benefits
-            .iter()
-            .flat_map(|b| b.iter().copied())
-            .fold(0.0f64, f64::max)
-            .max(1e-12)
-            * 2.0;
-        for _ in 0..CALIBRATION_ROUNDS {
-            let mid = 0.5 * (lo + hi);
-            if kept_at(mid)? > target {
-                lo = mid;
+        let mut gammas = vec![0.0; self.layers.len()];
+        let mut predicted = 0usize;
+        for group in self.target_groups() {
+            let units: usize = group.iter().map(|&li| self.layers[li].orig.len()).sum();
+            let mut lo = 0.0;
+            let mut hi = group
+                .iter()
+                .flat_map(|&li| benefits[li].iter().copied())
+                .fold(0.0f64, f64::max)
+                .max(1e-12)
+                * 2.0;
+            for _ in 0..CALIBRATION_ROUNDS {
+                let mid = 0.5 * (lo + hi);
+                if kept_at(&group, mid)? as f64 > target * units as f64 {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            // The static game misjudges the price (benefits of survivors grow as others
+            // leave); the clearing price every `K` steps corrects that.
+            let gamma = if kept_at(&group, 0.0)? as f64 <= target * units as f64 {
+                0.0
             } else {
-                hi = mid;
+                0.5 * (lo + hi)
+            };
+            predicted += kept_at(&group, gamma)?;
+            for &li in &group {
+                gammas[li] = gamma;
             }
         }
-        let gamma = 0.5 * (lo + hi);
-        // The static game under-predicts the price (benefits of survivors grow as others
-        // leave), so start no lower than the configured γ.
-        self.gamma = gamma.max(self.config.gamma).max(1e-6);
+        for (l, &g) in self.layers.iter_mut().zip(&gammas) {
+            l.gamma = g;
+        }
+        let total: usize = self.layers.iter().map(|l| l.orig.len()).sum();
         self.calibration = Some(Calibration {
             target_kept: target,
-            initial_gamma: self.gamma,
-            predicted_kept: kept_at(self.gamma)?,
+            initial_gamma: gammas,
+            predicted_kept: predicted as f64 / total.max(1) as f64,
             step: self.step - 1,
             adjustments: 0,
             control_until: self.control_until,
@@ -433,29 +469,40 @@ impl EquilibriumPruner {
         Ok(())
     }
 
-    /// One price adjustment of `γ` towards the target kept fraction.
+    /// One price adjustment of each target group's `γ` towards the target kept fraction:
+    /// `γ ← γ exp(κ clamp((active − F)/F, −1, 1))`, `active` the group's fraction of
+    /// positive gates, starting from `γ_min` if the calibration gave 0.
     fn adjust_price(&mut self, model: &Model) -> Result<()> {
-        let Some(cal) = self.calibration.as_mut() else {
+        let Some(target) = self.calibration.as_ref().map(|c| c.target_kept) else {
             return Ok(());
         };
-        if self.step > cal.control_until {
+        if self.step > self.control_until {
             return Ok(());
         }
-        let total: usize = self.layers.iter().map(|l| l.rho_total).sum();
-        let mut active = 0usize;
-        for l in &self.layers {
-            active += model.gate(l.layer)?.iter().filter(|&&v| v > 0.0).count();
+        for group in self.target_groups() {
+            let total: usize = group.iter().map(|&li| self.layers[li].rho_total).sum();
+            let mut active = 0usize;
+            for &li in &group {
+                let gates = model.gate(self.layers[li].layer)?;
+                active += gates.iter().filter(|&&v| v > 0.0).count();
+            }
+            let frac = active as f64 / total.max(1) as f64;
+            let e = ((frac - target) / target).clamp(-1.0, 1.0);
+            for &li in &group {
+                let l = &mut self.layers[li];
+                l.gamma = l.gamma.max(MIN_PRICE) * (PRICE_GAIN * e).exp();
+            }
         }
-        let frac = active as f64 / total.max(1) as f64;
-        let e = ((frac - cal.target_kept) / cal.target_kept).clamp(-1.0, 1.0);
-        self.gamma *= (PRICE_GAIN * e).exp();
-        cal.adjustments += 1;
+        if let Some(c) = self.calibration.as_mut() {
+            c.adjustments += 1;
+        }
         Ok(())
     }
 
-    /// Sets the last step at which target mode may change `γ` (80% of `total_steps`).
+    /// Sets the last step at which target mode may change `γ` (`control_fraction` of
+    /// `total_steps`).
     pub fn set_total_steps(&mut self, total_steps: u64) {
-        self.control_until = total_steps * 4 / 5;
+        self.control_until = (total_steps as f64 * self.config.control_fraction) as u64;
         if let Some(c) = self.calibration.as_mut() {
             c.control_until = self.control_until;
         }
@@ -483,20 +530,29 @@ impl EquilibriumPruner {
         if !any {
             return Ok(());
         }
-        let (games, _) = self.measured_games(trainer.model(), holdout, self.gamma)?;
+        let (games, _) = self.measured_games(trainer.model(), holdout)?;
+        let ramp = self.ramp();
         let step = self.step.saturating_sub(1);
-        // Target mode never removes below the target count during training (removal is
-        // permanent; the price adjustment needs units it can bring back).
-        let mut allowance = match (self.config.target_kept, all_zero) {
-            (Some(f), false) => {
-                let total: usize = self.layers.iter().map(|l| l.rho_total).sum();
-                let now: usize = self.layers.iter().map(|l| l.orig.len()).sum();
-                now.saturating_sub((f * total as f64).ceil() as usize)
+        // Target mode never removes below a group's target count during training (removal
+        // is permanent; the price adjustment needs units it can bring back).
+        let groups = self.target_groups();
+        let mut group_of = vec![0; self.layers.len()];
+        let mut allowance = Vec::new();
+        for (gi, group) in groups.iter().enumerate() {
+            let total: usize = group.iter().map(|&li| self.layers[li].rho_total).sum();
+            let now: usize = group.iter().map(|&li| self.layers[li].orig.len()).sum();
+            allowance.push(match (self.config.target_kept, all_zero) {
+                (Some(f), false) => now.saturating_sub((f * total as f64).ceil() as usize),
+                _ => usize::MAX,
+            });
+            for &li in group {
+                group_of[li] = gi;
             }
-            _ => usize::MAX,
-        };
+        }
         for (li, game) in games.iter().enumerate() {
             let layer = self.layers[li].layer;
+            let gamma = ramp * self.layers[li].gamma;
+            let allowance = &mut allowance[group_of[li]];
             let s: Vec<f64> = trainer
                 .model()
                 .gate(layer)?
@@ -512,14 +568,14 @@ impl EquilibriumPruner {
                 })
                 .collect();
             let pressure = game.competition_pressure(&s);
-            let net = |i: usize| game.benefit()[i] - self.gamma - pressure[i];
+            let net = |i: usize| game.benefit()[i] - gamma - pressure[i];
             let mut candidates = candidates;
-            if candidates.len() > allowance {
+            if candidates.len() > *allowance {
                 candidates.sort_by(|&a, &b| net(a).total_cmp(&net(b)));
-                candidates.truncate(allowance);
+                candidates.truncate(*allowance);
                 candidates.sort_unstable();
             }
-            allowance = allowance.saturating_sub(candidates.len());
+            *allowance = allowance.saturating_sub(candidates.len());
             if candidates.is_empty() {
                 continue;
             }
@@ -543,7 +599,7 @@ impl EquilibriumPruner {
                 });
             }
             for &i in candidates.iter().filter(|i| !keep.contains(i)) {
-                let cost = self.gamma + pressure[i];
+                let cost = gamma + pressure[i];
                 self.certificates.push(UnitCertificate {
                     layer,
                     unit: self.layers[li].orig[i],
@@ -606,9 +662,9 @@ impl EquilibriumPruner {
         epoch: usize,
     ) -> Result<Evaluation> {
         self.check_model(model)?;
-        let (games, holdout_loss) = self.measured_games(model, holdout, self.gamma)?;
+        let (games, holdout_loss) = self.measured_games(model, holdout)?;
         let train_games = match train_probe {
-            Some(t) => Some(self.measured_games(model, t, self.gamma)?.0),
+            Some(t) => Some(self.measured_games(model, t)?.0),
             None => None,
         };
         let mut layers = Vec::new();
