@@ -3,7 +3,7 @@
 use std::process::Command;
 
 use pruning_game::nn::{Model, OptimizerConfig};
-use pruning_game::prune::{EquilibriumPruner, PruneConfig, ScaleSymmetry};
+use pruning_game::prune::{EquilibriumPruner, PruneConfig, Redundancy, ScaleSymmetry, TargetScope};
 use pruning_game::Error;
 
 fn rejected(config: PruneConfig, name: &str) {
@@ -99,12 +99,77 @@ fn each_invalid_value_is_rejected_by_name() {
         },
         "weight_decay",
     );
+    rejected(
+        PruneConfig {
+            control_fraction: 1.5,
+            ..d()
+        },
+        "control_fraction",
+    );
+    rejected(
+        PruneConfig {
+            control_fraction: f64::NAN,
+            ..d()
+        },
+        "control_fraction",
+    );
     assert!(PruneConfig {
         optimizer: OptimizerConfig::adam(-1.0),
         ..d()
     }
     .check()
     .is_err());
+}
+
+fn overridden(overrides: &[&str]) -> pruning_game::Result<PruneConfig> {
+    let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    PruneConfig::default().with_overrides(&o)
+}
+
+#[test]
+fn overrides_set_nested_keys_and_reject_what_is_not_a_valid_configuration() {
+    let c = overridden(&[
+        "schedule=cosine",
+        "gamma=0.003",
+        "optimizer.lr=0.0005",
+        "target_kept=0.25",
+        "target_scope=each-layer",
+        "redundancy=activation-correlation",
+    ])
+    .unwrap();
+    assert_eq!(c.schedule, pruning_game::nn::train::LrSchedule::Cosine);
+    assert_eq!(c.gamma, 0.003);
+    assert_eq!(c.optimizer, OptimizerConfig::adam(5e-4));
+    assert_eq!(c.target_kept, Some(0.25));
+    assert_eq!(c.target_scope, TargetScope::EachLayer);
+    assert_eq!(c.redundancy, Redundancy::ActivationCorrelation);
+    // Everything not overridden keeps its default.
+    assert_eq!(
+        PruneConfig {
+            schedule: c.schedule,
+            gamma: c.gamma,
+            optimizer: c.optimizer,
+            target_kept: c.target_kept,
+            target_scope: c.target_scope,
+            redundancy: c.redundancy,
+            ..PruneConfig::default()
+        },
+        c
+    );
+    for (bad, name) in [
+        ("no_such_key=1", "no_such_key"),
+        ("optimizer.nope=1", "optimizer.nope"),
+        ("gamma", "override"),
+        ("gamma=abc", "override"),
+        ("schedule=sideways", "override"),
+        ("gamma=-1", "gamma"),
+        ("patience=0", "patience"),
+    ] {
+        match overridden(&[bad]) {
+            Err(Error::InvalidParameter { name: n, .. }) => assert_eq!(n, name, "{bad}"),
+            other => panic!("{bad}: expected InvalidParameter, got {other:?}"),
+        }
+    }
 }
 
 #[test]

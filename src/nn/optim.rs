@@ -39,6 +39,14 @@ pub enum OptimizerConfig {
 }
 
 impl OptimizerConfig {
+    /// The same optimiser with its learning rate multiplied by `factor`.
+    pub fn scaled_lr(mut self, factor: f32) -> Self {
+        match &mut self {
+            OptimizerConfig::Sgd { lr, .. } | OptimizerConfig::Adam { lr, .. } => *lr *= factor,
+        }
+        self
+    }
+
     /// Adam with PyTorch's defaults and learning rate `lr`.
     pub fn adam(lr: f32) -> Self {
         OptimizerConfig::Adam {

@@ -136,8 +136,9 @@ impl Model {
             .map(|(n, s, d)| TensorView::new(Dtype::F32, s.clone(), d).map(|v| (n.clone(), v)))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| Error::invalid("tensors", e.to_string()))?;
-        safetensors::serialize(views, Some(meta))
-            .map_err(|e| Error::invalid("safetensors", e.to_string()))
+        let bytes = safetensors::serialize(views, Some(meta))
+            .map_err(|e| Error::invalid("safetensors", e.to_string()))?;
+        sorted_header(bytes)
     }
 
     /// Saves the model with its gates (atomically: temp file + rename).
@@ -326,6 +327,25 @@ fn model_from(st: &SafeTensors<'_>, meta: &HashMap<String, String>, path: &Path)
         )));
     }
     Model::new(input, layers).map_err(|e| bad(format!("inconsistent architecture: {e}")))
+}
+
+/// The same file with its JSON header's keys in sorted order: `safetensors` writes the
+/// metadata from a `HashMap`, so without this the same model gave different bytes in every
+/// process. The header keeps its length (same content, other order), so the data offsets and
+/// the padding stay valid.
+fn sorted_header(mut bytes: Vec<u8>) -> Result<Vec<u8>> {
+    let bad = |m: &str| Error::invalid("safetensors", m.to_string());
+    let len = u64::from_le_bytes(bytes[..8].try_into().map_err(|_| bad("no header"))?) as usize;
+    let header = bytes.get(8..8 + len).ok_or_else(|| bad("short header"))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(header).map_err(|e| bad(&e.to_string()))?;
+    let sorted = serde_json::to_vec(&value).map_err(|e| bad(&e.to_string()))?;
+    if sorted.len() > len {
+        return Err(bad("header grew when its keys were sorted"));
+    }
+    bytes[8..8 + sorted.len()].copy_from_slice(&sorted);
+    bytes[8 + sorted.len()..8 + len].fill(b' ');
+    Ok(bytes)
 }
 
 fn le_bytes(vals: impl Iterator<Item = f32>) -> Vec<u8> {

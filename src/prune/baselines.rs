@@ -151,6 +151,7 @@ pub fn finetune(
     }
     let mut tc = config.train_config(epochs);
     tc.seed = config.seed.wrapping_add(1);
+    tc.optimizer = tc.optimizer.scaled_lr(config.finetune_lr_scale as f32);
     let mut t = Trainer::new(m, tc)?;
     t.run(train, None, &mut ())?;
     Ok(t.into_model())

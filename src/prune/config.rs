@@ -100,6 +100,10 @@ pub struct PruneConfig {
     pub epochs: usize,
     /// Fine-tuning epochs after removal (gates folded, weights only).
     pub finetune_epochs: usize,
+    /// Fine-tuning learning rate as a multiple of the training rate (the usual practice of
+    /// fine-tuning below the training rate: a full-rate restart first undoes a converged
+    /// network before it repairs a damaged one).
+    pub finetune_lr_scale: f64,
     /// Minibatch size.
     pub batch_size: usize,
     /// Weight optimiser.
@@ -134,6 +138,7 @@ impl Default for PruneConfig {
             record_every: 25,
             epochs: 5,
             finetune_epochs: 1,
+            finetune_lr_scale: 1.0,
             batch_size: 128,
             optimizer: OptimizerConfig::adam(1e-3),
             schedule: LrSchedule::Constant,
@@ -186,6 +191,12 @@ impl PruneConfig {
             return Err(Error::invalid(
                 "weight_decay",
                 "must be > 0 with symmetry = weight-decay (it is what breaks the symmetry)",
+            ));
+        }
+        if !(self.finetune_lr_scale.is_finite() && self.finetune_lr_scale > 0.0) {
+            return Err(Error::invalid(
+                "finetune_lr_scale",
+                format!("{}: must be a finite number > 0", self.finetune_lr_scale),
             ));
         }
         if !(self.control_fraction.is_finite() && (0.0..=1.0).contains(&self.control_fraction)) {

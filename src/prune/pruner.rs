@@ -98,9 +98,11 @@ pub struct Evaluation {
 
 /// How target mode chose `γ` (one per target group: each layer, or the network): an initial
 /// value for which the measured games at the end of the warm-up predict the target
-/// (bisection on their equilibria), then the clearing price every `K` steps (see
-/// `adjust_price`) until `control_fraction` of the training steps; `γ` is then fixed so the
-/// gates settle in one game.
+/// (bisection on their equilibria; 0 if they keep no more than the target at `γ = 0`), then
+/// a multiplicative adjustment every `K` steps (see `adjust_price`) until `control_fraction`
+/// of the training steps; `γ` is then fixed so the gates settle in one game. `γ` is the only
+/// lever: when the competition `β` alone removes more than the target, the run keeps fewer
+/// units than asked, and the report shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
     /// Requested kept fraction.
@@ -443,7 +445,7 @@ impl EquilibriumPruner {
                 }
             }
             // The static game misjudges the price (benefits of survivors grow as others
-            // leave); the clearing price every `K` steps corrects that.
+            // leave); the adjustment every `K` steps corrects that.
             let gamma = if kept_at(&group, 0.0)? as f64 <= target * units as f64 {
                 0.0
             } else {
