@@ -87,6 +87,9 @@ pub struct PruneConfig {
     pub target_kept: Option<f64>,
     /// Which units share a price in target mode.
     pub target_scope: TargetScope,
+    /// Gain `g > 0` of target mode's price adjustment
+    /// `γ ← γ exp(g clamp((active − F)/F, −1, 1))` every `K` steps.
+    pub price_gain: f64,
     /// Fraction of the training steps during which target mode may adjust `γ`; after it `γ`
     /// is fixed, so the remaining steps train the network that is left in one game.
     pub control_fraction: f64,
@@ -132,6 +135,7 @@ impl Default for PruneConfig {
             gamma_ramp_steps: 0,
             target_kept: None,
             target_scope: TargetScope::Network,
+            price_gain: 0.5,
             control_fraction: 0.8,
             remove: true,
             holdout: 2000,
@@ -191,6 +195,12 @@ impl PruneConfig {
             return Err(Error::invalid(
                 "weight_decay",
                 "must be > 0 with symmetry = weight-decay (it is what breaks the symmetry)",
+            ));
+        }
+        if !(self.price_gain.is_finite() && self.price_gain > 0.0) {
+            return Err(Error::invalid(
+                "price_gain",
+                format!("{}: must be a finite number > 0", self.price_gain),
             ));
         }
         if !(self.finetune_lr_scale.is_finite() && self.finetune_lr_scale > 0.0) {

@@ -119,8 +119,6 @@ pub struct Calibration {
     pub control_until: u64,
 }
 
-/// Gain `κ` of the price adjustment in target mode.
-const PRICE_GAIN: f64 = 0.5;
 /// Smallest price the adjustment multiplies (a price of 0 could never rise).
 const MIN_PRICE: f64 = 1e-6;
 
@@ -472,8 +470,8 @@ impl EquilibriumPruner {
     }
 
     /// One price adjustment of each target group's `γ` towards the target kept fraction:
-    /// `γ ← γ exp(κ clamp((active − F)/F, −1, 1))`, `active` the group's fraction of
-    /// positive gates, starting from `γ_min` if the calibration gave 0.
+    /// `γ ← max(γ, γ_min) exp(g clamp((active − F)/F, −1, 1))`, `g` the configured
+    /// `price_gain` and `active` the group's fraction of positive gates.
     fn adjust_price(&mut self, model: &Model) -> Result<()> {
         let Some(target) = self.calibration.as_ref().map(|c| c.target_kept) else {
             return Ok(());
@@ -481,6 +479,7 @@ impl EquilibriumPruner {
         if self.step > self.control_until {
             return Ok(());
         }
+        let gain = self.config.price_gain;
         for group in self.target_groups() {
             let total: usize = group.iter().map(|&li| self.layers[li].rho_total).sum();
             let mut active = 0usize;
@@ -492,7 +491,7 @@ impl EquilibriumPruner {
             let e = ((frac - target) / target).clamp(-1.0, 1.0);
             for &li in &group {
                 let l = &mut self.layers[li];
-                l.gamma = l.gamma.max(MIN_PRICE) * (PRICE_GAIN * e).exp();
+                l.gamma = l.gamma.max(MIN_PRICE) * (gain * e).exp();
             }
         }
         if let Some(c) = self.calibration.as_mut() {

@@ -1,0 +1,73 @@
+//! Target mode: one price for the network or one per layer, and removal during training
+//! never below the target count of the units priced together.
+
+use pruning_game::nn::data::{teacher_student, TeacherConfig};
+use pruning_game::nn::Model;
+use pruning_game::prune::pipeline::split_holdout;
+use pruning_game::prune::{PruneConfig, PruneRun, TargetScope};
+
+const TARGET: f64 = 0.3;
+
+/// Runs target mode on a two-hidden-layer student; returns the prices and the units left per
+/// layer before the final removal.
+fn run(scope: TargetScope) -> (Vec<f64>, Vec<usize>, Vec<usize>) {
+    let (train, test) = teacher_student(&TeacherConfig {
+        train: 3000,
+        test: 200,
+        ..TeacherConfig::default()
+    })
+    .unwrap();
+    let (tr, ho) = split_holdout(&train, 500).unwrap();
+    let model = Model::mlp(&[20, 32, 24, 4], 3).unwrap();
+    let sizes: Vec<usize> = model
+        .gated_layers()
+        .iter()
+        .map(|&l| model.gate(l).unwrap().len())
+        .collect();
+    let config = PruneConfig {
+        epochs: 8,
+        target_kept: Some(TARGET),
+        target_scope: scope,
+        warmup_steps: 20,
+        refresh_every: 5,
+        patience: 10,
+        ..PruneConfig::teacher_default()
+    };
+    let mut r = PruneRun::new(model, config).unwrap();
+    r.run(&tr, &ho, Some(&test), None).unwrap();
+    let cal = r.pruner().calibration().expect("target mode calibrates");
+    assert_eq!(cal.initial_gamma.len(), sizes.len());
+    assert!(cal.adjustments > 0);
+    let left: Vec<usize> = r
+        .pruner()
+        .kept_units()
+        .iter()
+        .map(|(_, u)| u.len())
+        .collect();
+    // The floors must bind for the test to mean anything: units were removed in training.
+    assert!(
+        left.iter().zip(&sizes).any(|(l, s)| l < s),
+        "{scope:?}: nothing removed"
+    );
+    (r.pruner().gammas(), left, sizes)
+}
+
+#[test]
+fn network_scope_shares_one_price_and_keeps_the_network_target() {
+    let (gammas, left, sizes) = run(TargetScope::Network);
+    assert!(gammas.windows(2).all(|w| w[0] == w[1]), "{gammas:?}");
+    let floor = (TARGET * sizes.iter().sum::<usize>() as f64).ceil() as usize;
+    assert!(left.iter().sum::<usize>() >= floor, "{left:?} of {sizes:?}");
+}
+
+#[test]
+fn each_layer_scope_prices_layers_apart_and_keeps_each_layer_target() {
+    let (gammas, left, sizes) = run(TargetScope::EachLayer);
+    assert!(gammas.windows(2).any(|w| w[0] != w[1]), "{gammas:?}");
+    for (l, s) in left.iter().zip(&sizes) {
+        assert!(
+            *l >= (TARGET * *s as f64).ceil() as usize,
+            "{left:?} of {sizes:?}"
+        );
+    }
+}
