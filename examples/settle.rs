@@ -26,6 +26,9 @@ struct Args {
     /// Cosine learning-rate decay of the weights (default: constant).
     #[arg(long)]
     cosine: bool,
+    /// Configuration overrides `key=value` (keys as in `config.json`), applied to both runs.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
     /// Force the teacher–student task.
     #[arg(long)]
     teacher: bool,
@@ -59,7 +62,8 @@ fn main() -> Result<()> {
                 LrSchedule::Constant
             },
             ..base.clone()
-        };
+        }
+        .with_overrides(&args.overrides)?;
         let (tr, ho) = split_holdout(&train, config.holdout)?;
         let model = Architecture::Mlp {
             hidden: hidden.clone(),
