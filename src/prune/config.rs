@@ -36,6 +36,21 @@ pub enum ScaleSymmetry {
     Unbroken,
 }
 
+/// How a gate's projected gradient step is scaled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum GateStep {
+    /// `s_i ← Π(s_i + η_s F_i)`: one step size for every gate.
+    #[default]
+    Gradient,
+    /// `s_i ← Π(s_i + η_s F_i / √v_i)`, `v_i` a running mean of the squared batch benefit
+    /// (decay 0.99, bias-corrected). A positive diagonal scaling leaves the fixed points of
+    /// the projected step — the equilibria — unchanged on a box, while the step adapts to
+    /// each gate's scale of benefits, which spans orders of magnitude across units and over
+    /// training; `η_s` becomes roughly the largest move of a gate per step.
+    RmsNormalized,
+}
+
 /// Which units target mode prices together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -64,6 +79,8 @@ pub struct PruneConfig {
     pub gamma: f64,
     /// Gate step size `η_s > 0`.
     pub gate_lr: f64,
+    /// How the gate step is scaled.
+    pub gate_step: GateStep,
     /// Refresh `R` and look for removable units every `K` steps.
     pub refresh_every: usize,
     /// Steps a gate must stay at exactly 0 before its unit is removed.
@@ -125,6 +142,7 @@ impl Default for PruneConfig {
             beta: 1e-4,
             gamma: 2e-3,
             gate_lr: 1.0,
+            gate_step: GateStep::Gradient,
             refresh_every: 50,
             patience: 100,
             redundancy: Redundancy::WeightCosine,

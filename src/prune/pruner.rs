@@ -18,7 +18,7 @@ use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
 use super::certificate::{GuardRecord, UnitCertificate};
-use super::config::{PruneConfig, ScaleSymmetry, TargetScope};
+use super::config::{GateStep, PruneConfig, ScaleSymmetry, TargetScope};
 use super::layer_game::{
     approximate_equilibrium, dominated, layer_game, layer_gap, measure_benefits, outgoing_norms_sq,
     redundancy, unit_norms_sq, LayerGap,
@@ -44,6 +44,8 @@ struct LayerState {
     zero_steps: Vec<usize>,
     /// Averaged benefit `b̂`.
     benefit: Vec<f64>,
+    /// Running mean of the squared batch benefit (for [`GateStep::RmsNormalized`]).
+    benefit_sq: Vec<f64>,
     /// Redundancy `R` (zero diagonal).
     redundancy: DMatrix<f64>,
     /// Original index of a unit kept by the collapse guard (its gate is frozen at 1).
@@ -119,6 +121,11 @@ pub struct Calibration {
     pub control_until: u64,
 }
 
+/// Decay of the running mean of squared benefits ([`GateStep::RmsNormalized`]).
+const RMS_DECAY: f64 = 0.99;
+/// Added to the root mean square so that a unit with no benefit signal takes finite steps.
+const RMS_FLOOR: f64 = 1e-8;
+
 /// Smallest price the adjustment multiplies (a price of 0 could never rise).
 const MIN_PRICE: f64 = 1e-6;
 
@@ -150,6 +157,7 @@ impl EquilibriumPruner {
                 orig: (0..n).collect(),
                 zero_steps: vec![0; n],
                 benefit: vec![0.0; n],
+                benefit_sq: vec![0.0; n],
                 redundancy: DMatrix::zeros(n, n),
                 protected: None,
                 gamma: config.gamma,
@@ -294,8 +302,9 @@ impl EquilibriumPruner {
             .collect();
         let m = self.config.benefit_momentum;
         for (l, g) in self.layers.iter_mut().zip(&gate_grads) {
-            for (b, &v) in l.benefit.iter_mut().zip(g) {
+            for ((b, b2), &v) in l.benefit.iter_mut().zip(&mut l.benefit_sq).zip(g) {
                 *b = m * *b + (1.0 - m) * (-(v as f64));
+                *b2 = RMS_DECAY * *b2 + (1.0 - RMS_DECAY) * (v as f64).powi(2);
             }
         }
         let playing = step >= self.config.warmup_steps as u64;
@@ -336,6 +345,9 @@ impl EquilibriumPruner {
             self.config.gate_lr,
             self.ramp(),
         );
+        // Bias correction of the running mean of squared benefits (it starts at 0).
+        let correction = 1.0 - RMS_DECAY.powf(self.step as f64);
+        let normalized = self.config.gate_step == GateStep::RmsNormalized;
         for l in self.layers.iter_mut() {
             let gamma = ramp * l.gamma;
             let norms = unit_norms_sq(model, l.layer)?;
@@ -353,7 +365,12 @@ impl EquilibriumPruner {
                     continue;
                 }
                 let grad = l.benefit[i] - alpha * norms[i] * s[i] - gamma - pressure[i];
-                let new = (s[i] + eta * grad).clamp(0.0, 1.0) as f32;
+                let step = if normalized {
+                    eta / ((l.benefit_sq[i] / correction).sqrt() + RMS_FLOOR)
+                } else {
+                    eta
+                };
+                let new = (s[i] + step * grad).clamp(0.0, 1.0) as f32;
                 gates[i] = new;
                 if new == 0.0 {
                     l.zero_steps[i] += 1;
@@ -632,6 +649,7 @@ impl EquilibriumPruner {
             l.orig = keep.iter().map(|&i| l.orig[i]).collect();
             l.zero_steps = keep.iter().map(|&i| l.zero_steps[i]).collect();
             l.benefit = keep.iter().map(|&i| l.benefit[i]).collect();
+            l.benefit_sq = keep.iter().map(|&i| l.benefit_sq[i]).collect();
             l.rho_in = keep.iter().map(|&i| l.rho_in[i]).collect();
             l.prev_gate = keep.iter().map(|&i| l.prev_gate[i]).collect();
             l.rho_out = keep.iter().map(|&i| l.rho_out[i]).collect();
@@ -994,5 +1012,55 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// One gate step under both rules from a state with known benefits: the normalised rule
+    /// divides the plain step by the root mean square of the benefit (bias-corrected), and a
+    /// gate whose utility gradient is 0 stays put under both (same fixed points).
+    #[test]
+    fn rms_normalised_gate_step_rescales_the_step_and_keeps_fixed_points() {
+        let step_of = |rule: GateStep| -> Vec<f32> {
+            let mut model = Model::mlp(&[3, 4, 2], 1).unwrap();
+            model.set_gate(0, &[0.5; 4]).unwrap();
+            let config = PruneConfig {
+                alpha: 0.0,
+                beta: 0.0,
+                gamma: 0.1,
+                gate_lr: 0.2,
+                gate_step: rule,
+                ..PruneConfig::default()
+            };
+            let mut p = EquilibriumPruner::new(config, &model).unwrap();
+            p.step = 1;
+            let l = &mut p.layers[0];
+            // Benefits 0.1 (= γ: a fixed point), 0.3, -0.2, 0.5; mean squares 4× the square.
+            l.benefit = vec![0.1, 0.3, -0.2, 0.5];
+            l.benefit_sq = l
+                .benefit
+                .iter()
+                .map(|b| 4.0 * b * b * (1.0 - RMS_DECAY))
+                .collect();
+            p.play(&mut model).unwrap();
+            model.gate(0).unwrap().iter().copied().collect()
+        };
+        let plain = step_of(GateStep::Gradient);
+        let scaled = step_of(GateStep::RmsNormalized);
+        let benefit = [0.1f64, 0.3, -0.2, 0.5];
+        for i in 0..4 {
+            let f = benefit[i] - 0.1;
+            let want_plain = (0.5 + 0.2 * f).clamp(0.0, 1.0);
+            let want_scaled =
+                (0.5 + 0.2 * f / (2.0 * benefit[i].abs() + RMS_FLOOR)).clamp(0.0, 1.0);
+            assert!(
+                (plain[i] as f64 - want_plain).abs() < 1e-6,
+                "{i}: {plain:?}"
+            );
+            assert!(
+                (scaled[i] as f64 - want_scaled).abs() < 1e-6,
+                "{i}: {scaled:?}"
+            );
+        }
+        assert_eq!(plain[0], 0.5);
+        assert_eq!(scaled[0], 0.5);
     }
 }
