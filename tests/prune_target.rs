@@ -71,3 +71,49 @@ fn each_layer_scope_prices_layers_apart_and_keeps_each_layer_target() {
         );
     }
 }
+
+/// A target the games cannot reach is reported, in `report.json` and on stderr, with the
+/// reason; a reached one is not.
+#[test]
+fn a_missed_target_is_reported_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |beta: &str, name: &str| {
+        let out = dir.path().join(name);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_pruning-game"))
+            .args([
+                "prune",
+                "--dataset",
+                "teacher",
+                "--epochs",
+                "10",
+                "--target-kept",
+            ])
+            .args(["0.9", "--beta", beta, "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap())
+                .unwrap();
+        let notes: Vec<String> = report["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_string())
+            .collect();
+        let kept = report["kept_fraction"].as_f64().unwrap();
+        (kept, notes, String::from_utf8_lossy(&o.stderr).to_string())
+    };
+    // Strong competition removes most units at any price: the target 0.9 is out of reach.
+    let (kept, notes, stderr) = run("0.05", "strong");
+    assert!(kept < 0.8, "{kept}");
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].contains("below the target 0.9"), "{notes:?}");
+    assert!(notes[0].contains("even at gamma = 0"), "{notes:?}");
+    assert!(stderr.contains(&format!("note: {}", notes[0])), "{stderr}");
+    // Without competition nothing pushes units out, and the run says nothing about it.
+    let (kept, notes, _) = run("0", "free");
+    assert!(kept >= 0.81, "{kept}");
+    assert!(notes.is_empty(), "{notes:?}");
+}

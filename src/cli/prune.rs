@@ -224,5 +224,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         r.params_after,
         args.out.display()
     );
+    for n in &r.notes {
+        eprintln!("note: {n}");
+    }
     Ok(())
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::baselines::{finetune, prune_to_counts, scores, train_slimming, Baseline};
 use super::certificate::{GuardRecord, UnitCertificate};
 use super::config::PruneConfig;
-use super::pruner::{Calibration, Evaluation, PruneRun};
+use super::pruner::{Calibration, EquilibriumPruner, Evaluation, PruneRun};
 use super::report::{
     kept_fraction, latency_ms, layer_counts, write_evaluations, write_trajectories, LayerCount,
 };
@@ -156,6 +156,9 @@ pub struct Report {
     pub kkt_satisfied: usize,
     /// Units kept by the layer-collapse guard.
     pub guards: Vec<GuardRecord>,
+    /// What a user must know about this run (a missed target, a guarded layer), one
+    /// sentence each; empty when there is nothing to say.
+    pub notes: Vec<String>,
     /// Loss, accuracy and equilibrium gaps after every epoch.
     pub evaluations: Vec<Evaluation>,
     /// Baselines at the same per-layer kept counts.
@@ -194,6 +197,47 @@ pub fn variant(config: &PruneConfig) -> String {
             None => format!("fixed gamma {}", config.gamma),
         }
     )
+}
+
+/// Relative miss of the target kept fraction that the report points out.
+const TARGET_MISS: f64 = 0.1;
+
+/// The report's notes: a target kept fraction missed by more than [`TARGET_MISS`] either way
+/// (and why, when the games measured at the end of the warm-up already kept less at `γ = 0`),
+/// and every layer the collapse guard kept alive.
+fn run_notes(pruner: &EquilibriumPruner, kept: f64) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(c) = pruner.calibration() {
+        if kept > c.target_kept * (1.0 + TARGET_MISS) {
+            notes.push(format!(
+                "kept fraction {kept:.3} is above the target {}: the gates had not followed the \
+                 price when it was fixed (raise control_fraction or price_gain)",
+                c.target_kept
+            ));
+        }
+        if kept < c.target_kept * (1.0 - TARGET_MISS) {
+            let why = if c.initial_gamma.iter().all(|&g| g == 0.0) {
+                format!(
+                    ": even at gamma = 0 the games measured at step {} kept {:.3} (competition \
+                     and negative benefits remove units without any price; lower beta to keep more)",
+                    c.step, c.predicted_kept
+                )
+            } else {
+                String::new()
+            };
+            notes.push(format!(
+                "kept fraction {kept:.3} is below the target {}{why}",
+                c.target_kept
+            ));
+        }
+    }
+    for g in pruner.guards() {
+        notes.push(format!(
+            "layer {} would have lost every unit; unit {} was kept by the collapse guard",
+            g.layer, g.unit
+        ));
+    }
+    notes
 }
 
 /// Files of a run folder.
@@ -323,6 +367,7 @@ pub fn run_job(
     write_json_atomic(&files.path("certificates.json"), &certs)?;
     write_trajectories(&files.path("trajectories.csv"), pruner.trajectory())?;
     write_evaluations(&files.path("equilibrium.csv"), pruner.evaluations())?;
+    let kept = kept_fraction(&counts);
     let report = Report {
         variant: variant(cfg),
         job: job.clone(),
@@ -335,7 +380,7 @@ pub fn run_job(
         dense_loss: dense_stats.loss,
         pruned_loss: pruned_stats.loss,
         finetuned_loss: final_stats.loss,
-        kept_fraction: kept_fraction(&counts),
+        kept_fraction: kept,
         kept_per_layer: counts,
         params_before: initial.parameter_count(),
         params_after: finetuned.parameter_count(),
@@ -347,6 +392,7 @@ pub fn run_job(
         removed: certs.len(),
         dominated: certs.iter().filter(|c| c.dominated).count(),
         kkt_satisfied: certs.iter().filter(|c| c.margin >= 0.0).count(),
+        notes: run_notes(&pruner, kept),
         guards: pruner.guards().to_vec(),
         evaluations: pruner.evaluations().to_vec(),
         baselines,
