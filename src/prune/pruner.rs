@@ -1060,7 +1060,8 @@ mod tests {
                 "{i}: {scaled:?}"
             );
         }
-        assert_eq!(plain[0], 0.5);
-        assert_eq!(scaled[0], 0.5);
+        // Exactly unmoved, not merely close.
+        assert_eq!(plain[0].to_bits(), 0.5f32.to_bits());
+        assert_eq!(scaled[0].to_bits(), 0.5f32.to_bits());
     }
 }
