@@ -160,8 +160,9 @@ fn overrides_set_nested_keys_and_reject_what_is_not_a_valid_configuration() {
         ("no_such_key=1", "no_such_key"),
         ("optimizer.nope=1", "optimizer.nope"),
         ("gamma", "override"),
-        ("gamma=abc", "override"),
-        ("schedule=sideways", "override"),
+        ("gamma=abc", "gamma"),
+        ("schedule=sideways", "schedule"),
+        ("optimizer.lr=fast", "optimizer.lr"),
         ("gamma=-1", "gamma"),
         ("patience=0", "patience"),
     ] {

@@ -99,8 +99,9 @@ pub struct PruneConfig {
     /// warm-up, so units leave one by one in order of their net benefit instead of in one
     /// burst while the benefits they leave behind have not been redistributed yet.
     pub gamma_ramp_steps: usize,
-    /// Keep about this fraction of hidden units: `γ` is calibrated on the game measured at the
-    /// end of the warm-up (bisection), then fixed.
+    /// Keep about this fraction of hidden units (of each layer or of the network, by
+    /// `target_scope`): `γ` is calibrated on the games measured at the end of the warm-up,
+    /// then adjusted every `K` steps until `control_fraction` of training, then fixed.
     pub target_kept: Option<f64>,
     /// Which units share a price in target mode.
     pub target_scope: TargetScope,
@@ -271,14 +272,15 @@ impl PruneConfig {
     /// JSON (`schedule=cosine`, `gamma=0.003`, `optimizer.lr=0.0005`); a value is read as
     /// JSON, else as a string. Unknown keys and ill-typed values are errors naming the key.
     pub fn with_overrides(&self, overrides: &[String]) -> Result<PruneConfig> {
-        let mut value =
-            serde_json::to_value(self).map_err(|e| Error::invalid("config", e.to_string()))?;
+        let mut config = self.clone();
         for o in overrides {
             let (key, raw) = o
                 .split_once('=')
                 .ok_or_else(|| Error::invalid("override", format!("{o:?}: expected key=value")))?;
             let parsed = serde_json::from_str(raw)
                 .unwrap_or_else(|_| serde_json::Value::String(raw.to_string()));
+            let mut value = serde_json::to_value(&config)
+                .map_err(|e| Error::invalid("config", e.to_string()))?;
             let mut slot = &mut value;
             for part in key.split('.') {
                 slot = slot
@@ -287,9 +289,10 @@ impl PruneConfig {
                     .ok_or_else(|| Error::invalid(key, "no such configuration key"))?;
             }
             *slot = parsed;
+            // One override at a time, so a value of the wrong type is blamed on its key.
+            config =
+                serde_json::from_value(value).map_err(|e| Error::invalid(key, e.to_string()))?;
         }
-        let config: PruneConfig =
-            serde_json::from_value(value).map_err(|e| Error::invalid("override", e.to_string()))?;
         config.check()?;
         Ok(config)
     }
