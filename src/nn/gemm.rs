@@ -73,10 +73,55 @@ pub(crate) fn gemm(
     beta: f32,
     c: ViewMut<'_>,
 ) {
-    if m * n * k < PAR_MACS || rayon::current_num_threads() < 2 {
-        return gemm_serial(m, k, n, alpha, a, b, beta, c);
+    let pieces = if m * n * k < PAR_MACS {
+        1
+    } else {
+        rayon::current_num_threads()
+    };
+    product(m, k, n, alpha, a, b, beta, c, pieces);
+}
+
+/// Single-threaded `C = alpha * A B + beta * C` (bounds-checked), for callers that are
+/// already parallel.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_serial(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: View<'_>,
+    b: View<'_>,
+    beta: f32,
+    c: ViewMut<'_>,
+) {
+    product(m, k, n, alpha, a, b, beta, c, 1);
+}
+
+/// Checks the views, then computes the product in `pieces` blocks.
+#[allow(clippy::too_many_arguments)]
+fn product(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: View<'_>,
+    b: View<'_>,
+    beta: f32,
+    c: ViewMut<'_>,
+    pieces: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
     }
     check_views(m, k, n, &a, &b, &c);
+    if k == 0 {
+        for r in 0..m {
+            for col in 0..n {
+                c.data[r * c.rs + col * c.cs] *= beta;
+            }
+        }
+        return;
+    }
     let raw = |data: *const f32, rs, cs| Raw {
         ptr: data as *mut f32,
         rs,
@@ -94,7 +139,7 @@ pub(crate) fn gemm(
             raw(b.data.as_ptr(), b.rs, b.cs),
             beta,
             raw(c.data.as_mut_ptr(), c.rs, c.cs),
-            rayon::current_num_threads(),
+            pieces,
         )
     }
 }
@@ -210,53 +255,6 @@ fn check_views(m: usize, k: usize, n: usize, a: &View<'_>, b: &View<'_>, c: &Vie
         last_index(k, n, b.rs, b.cs) < b.data.len(),
         "gemm: B view too short"
     );
-}
-
-/// Single-threaded `C = alpha * A B + beta * C` (bounds-checked).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_serial(
-    m: usize,
-    k: usize,
-    n: usize,
-    alpha: f32,
-    a: View<'_>,
-    b: View<'_>,
-    beta: f32,
-    c: ViewMut<'_>,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    check_views(m, k, n, &a, &b, &c);
-    if k == 0 {
-        for r in 0..m {
-            for col in 0..n {
-                let x = &mut c.data[r * c.rs + col * c.cs];
-                *x *= beta;
-            }
-        }
-        return;
-    }
-    // SAFETY: `check_views` guarantees every index the kernel touches is inside the
-    // slices; `c` is a unique borrow so it cannot alias `a` or `b`.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            alpha,
-            a.data.as_ptr(),
-            a.rs as isize,
-            a.cs as isize,
-            b.data.as_ptr(),
-            b.rs as isize,
-            b.cs as isize,
-            beta,
-            c.data.as_mut_ptr(),
-            c.rs as isize,
-            c.cs as isize,
-        );
-    }
 }
 
 #[cfg(test)]
