@@ -335,7 +335,8 @@ fn model_from(st: &SafeTensors<'_>, meta: &HashMap<String, String>, path: &Path)
 /// the padding stay valid.
 fn sorted_header(mut bytes: Vec<u8>) -> Result<Vec<u8>> {
     let bad = |m: &str| Error::invalid("safetensors", m.to_string());
-    let len = u64::from_le_bytes(bytes[..8].try_into().map_err(|_| bad("no header"))?) as usize;
+    let prefix = bytes.get(..8).ok_or_else(|| bad("no header"))?;
+    let len = u64::from_le_bytes(prefix.try_into().map_err(|_| bad("no header"))?) as usize;
     let header = bytes.get(8..8 + len).ok_or_else(|| bad("short header"))?;
     let value: serde_json::Value =
         serde_json::from_slice(header).map_err(|e| bad(&e.to_string()))?;
