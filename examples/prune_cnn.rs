@@ -16,7 +16,7 @@ use pruning_game::nn::train::LrSchedule;
 use pruning_game::nn::{DataSource, Dataset, InputSpec, Layer, Model};
 use pruning_game::prune::pipeline::{run_job, Architecture, Job};
 use pruning_game::prune::report::LayerCount;
-use pruning_game::prune::{Baseline, PruneConfig, TargetScope};
+use pruning_game::prune::{Baseline, PruneConfig};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -98,7 +98,6 @@ fn main() -> Result<()> {
         epochs: args.epochs,
         gamma: args.gamma,
         target_kept: args.target_kept,
-        target_scope: TargetScope::EachLayer,
         schedule: LrSchedule::Cosine,
         seed: args.seed,
         ..PruneConfig::default()
