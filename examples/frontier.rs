@@ -1,10 +1,11 @@
-//! The accuracy–kept-fraction frontier: the game at target kept fractions (γ found by target
-//! mode) and every baseline at the game's per-layer kept counts, each followed by the same
-//! fine-tune. Writes `OUT/frontier.csv` (`method,kept_fraction,accuracy_mean,accuracy_std`;
+//! The accuracy–kept-fraction frontier: the game at fixed participation costs `--gammas`
+//! (emergent sparsity) or at target kept fractions `--fractions` (γ found by target mode), and
+//! every baseline at the game's per-layer kept counts, each followed by the same fine-tune. Writes `OUT/frontier.csv` (`method,kept_fraction,accuracy_mean,accuracy_std`;
 //! methods suffixed `-before-ft` are accuracies before fine-tuning) and one run folder per
 //! (fraction, seed).
 //!
 //! `cargo run --release --example frontier -- --epochs 3 --seeds 1 --fractions 0.5,0.25,0.1`
+//! `cargo run --release --example frontier -- --epochs 3 --seeds 1 --gammas 0,4e-4,3e-3`
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -33,6 +34,9 @@ struct Args {
     /// Target kept fractions.
     #[arg(long, value_delimiter = ',', default_value = "0.5,0.25,0.1")]
     fractions: Vec<f64>,
+    /// Fixed participation costs to sweep instead of target fractions.
+    #[arg(long, value_delimiter = ',', conflicts_with = "fractions")]
+    gammas: Option<Vec<f64>>,
     /// Force the teacher–student task.
     #[arg(long)]
     teacher: bool,
@@ -62,13 +66,26 @@ fn main() -> Result<()> {
     let base = base.with_overrides(&args.overrides)?;
     // method -> kept fraction bucket -> (kept fractions, accuracies)
     let mut acc: BTreeMap<(String, usize), (Vec<f64>, Vec<f64>)> = BTreeMap::new();
-    for (fi, &f) in args.fractions.iter().enumerate() {
+    // Each point: its name and how it sets the price (a fixed γ or a target fraction).
+    let points: Vec<(String, Option<f64>, Option<f64>)> = match &args.gammas {
+        Some(gs) => gs
+            .iter()
+            .map(|&g| (format!("gamma{g}"), Some(g), None))
+            .collect(),
+        None => args
+            .fractions
+            .iter()
+            .map(|&f| (format!("kept{f}"), None, Some(f)))
+            .collect(),
+    };
+    for (fi, (point, gamma, target)) in points.iter().enumerate() {
         for k in 0..args.seeds {
             let seed = args.base_seed + k;
             let config = PruneConfig {
                 epochs: args.epochs,
                 finetune_epochs: args.finetune_epochs,
-                target_kept: Some(f),
+                gamma: gamma.unwrap_or(base.gamma),
+                target_kept: *target,
                 seed,
                 ..base.clone()
             };
@@ -81,7 +98,7 @@ fn main() -> Result<()> {
                 slimming_lambda: 1e-4,
                 dataset: name.into(),
             };
-            let dir = args.out.join(format!("kept{f}_seed{seed}"));
+            let dir = args.out.join(format!("{point}_seed{seed}"));
             let r = run_job(&job, &train, &test, &dir, true)?;
             let mut push = |m: String, a: f64| {
                 let e = acc.entry((m, fi)).or_default();
@@ -95,7 +112,7 @@ fn main() -> Result<()> {
                 push(format!("{}-before-ft", b.method), b.pruned_accuracy);
             }
             eprintln!(
-                "target {f} seed {seed}: kept {:.3}, dense {:.4}, game {:.4} / {:.4}; {}",
+                "{point} seed {seed}: kept {:.3}, dense {:.4}, game {:.4} / {:.4}; {}",
                 r.kept_fraction,
                 r.dense_accuracy,
                 r.pruned_accuracy,
