@@ -126,12 +126,12 @@ pub fn phase_diagram(rows: &[Row], out: &Path) -> Result<()> {
     if rows.is_empty() {
         return Err(invalid(out, "no sweep rows to plot"));
     }
-    let gammas = distinct(rows.iter().map(|r| r.gamma));
-    let betas = distinct(rows.iter().map(|r| r.beta));
+    let gammas = distinct(rows.iter().map(|r| r.params.gamma));
+    let betas = distinct(rows.iter().map(|r| r.params.beta));
     let index = |v: &[f64], x: f64| v.iter().position(|y| y.to_bits() == x.to_bits());
     let mut sums: BTreeMap<(usize, usize), (f64, usize)> = BTreeMap::new();
     for r in rows {
-        if let (Some(g), Some(b)) = (index(&gammas, r.gamma), index(&betas, r.beta)) {
+        if let (Some(g), Some(b)) = (index(&gammas, r.params.gamma), index(&betas, r.params.beta)) {
             let e = sums.entry((g, b)).or_insert((0.0, 0));
             e.0 += r.pruned_fraction;
             e.1 += 1;
@@ -142,7 +142,7 @@ pub fn phase_diagram(rows: &[Row], out: &Path) -> Result<()> {
         .map(|(k, (s, n))| (k, (s / n as f64, n)))
         .collect();
     let per_cell = rows.len() as f64 / (gammas.len() * betas.len()) as f64;
-    let players = distinct(rows.iter().map(|r| r.players as f64));
+    let players = distinct(rows.iter().map(|r| r.params.players as f64));
     let note = format!(
         "{} games, {:.0} per (γ, β); {} players{}",
         rows.len(),
@@ -154,7 +154,8 @@ pub fn phase_diagram(rows: &[Row], out: &Path) -> Result<()> {
             .join("/"),
         if rows
             .iter()
-            .any(|r| r.topology != rows[0].topology || r.solver != rows[0].solver)
+            .any(|r| r.params.topology != rows[0].params.topology
+                || r.params.solver != rows[0].params.solver)
         {
             "; averaged over other axes"
         } else {

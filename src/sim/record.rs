@@ -13,15 +13,9 @@ pub const HEADER: &str = "cell,replicate,seed,players,topology,symmetric,gamma,b
 dominance,benefit,solver,tolerance,iterations,nash_gap,residual,converged,termination,\
 pruned_fraction,proved_pruned_fraction,negative_q_fraction,uniqueness,seconds";
 
-/// The result of one game of a sweep.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    /// Cell index.
-    pub cell: usize,
-    /// Replicate within the cell.
-    pub replicate: usize,
-    /// The game's seed.
-    pub seed: u64,
+/// What defines a cell of a sweep, as recorded with each of its games and its summary.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CellParams {
     /// Players.
     pub players: usize,
     /// Topology as `dense:DENSITY`, `nearest:K` or `random:DEGREE`.
@@ -42,6 +36,65 @@ pub struct Row {
     pub solver: String,
     /// Solver tolerance.
     pub tolerance: f64,
+}
+
+/// Number of CSV columns of [`CellParams`].
+pub(crate) const PARAM_COLUMNS: usize = 10;
+
+impl CellParams {
+    /// The parameters as CSV fields, in header order.
+    pub(crate) fn csv_fields(&self) -> [String; PARAM_COLUMNS] {
+        [
+            self.players.to_string(),
+            self.topology.clone(),
+            self.symmetric.to_string(),
+            num(self.gamma),
+            num(self.beta),
+            num(self.alpha),
+            num(self.dominance),
+            self.benefit.clone(),
+            self.solver.clone(),
+            num(self.tolerance),
+        ]
+    }
+
+    /// Parses the fields written by [`CellParams::csv_fields`].
+    fn from_csv_fields(f: &[&str], bad: &dyn Fn(&str) -> Error) -> Result<Self> {
+        Ok(CellParams {
+            players: parse_field(f[0], "players", bad)?,
+            topology: f[1].into(),
+            symmetric: parse_field(f[2], "symmetric", bad)?,
+            gamma: parse_field(f[3], "gamma", bad)?,
+            beta: parse_field(f[4], "beta", bad)?,
+            alpha: parse_field(f[5], "alpha", bad)?,
+            dominance: parse_field(f[6], "dominance", bad)?,
+            benefit: f[7].into(),
+            solver: f[8].into(),
+            tolerance: parse_field(f[9], "tolerance", bad)?,
+        })
+    }
+}
+
+fn parse_field<T: std::str::FromStr>(
+    s: &str,
+    name: &str,
+    bad: &dyn Fn(&str) -> Error,
+) -> Result<T> {
+    s.parse()
+        .map_err(|_| bad(&format!("column {name}: cannot parse `{s}`")))
+}
+
+/// The result of one game of a sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Cell index.
+    pub cell: usize,
+    /// Replicate within the cell.
+    pub replicate: usize,
+    /// The game's seed.
+    pub seed: u64,
+    /// The cell's parameters.
+    pub params: CellParams,
     /// Solver iterations.
     pub iterations: usize,
     /// Nash gap of the returned profile.
@@ -124,16 +177,18 @@ pub fn run_game(
         cell: cell.index,
         replicate,
         seed: generator.seed,
-        players: generator.players,
-        topology: topology_label(&generator.topology),
-        symmetric: generator.symmetric,
-        gamma: generator.participation_cost,
-        beta: generator.competition_scale,
-        alpha: generator.self_cost,
-        dominance: generator.diagonal_dominance,
-        benefit: benefit_label(&generator.benefit),
-        solver: cell.solver.to_string(),
-        tolerance: cell.tolerance,
+        params: CellParams {
+            players: generator.players,
+            topology: topology_label(&generator.topology),
+            symmetric: generator.symmetric,
+            gamma: generator.participation_cost,
+            beta: generator.competition_scale,
+            alpha: generator.self_cost,
+            dominance: generator.diagonal_dominance,
+            benefit: benefit_label(&generator.benefit),
+            solver: cell.solver.to_string(),
+            tolerance: cell.tolerance,
+        },
         iterations: report.iterations,
         nash_gap: report.certificate.nash_gap,
         residual: report.certificate.natural_residual,
@@ -198,16 +253,10 @@ impl Row {
             self.cell.to_string(),
             self.replicate.to_string(),
             self.seed.to_string(),
-            self.players.to_string(),
-            self.topology.clone(),
-            self.symmetric.to_string(),
-            num(self.gamma),
-            num(self.beta),
-            num(self.alpha),
-            num(self.dominance),
-            self.benefit.clone(),
-            self.solver.clone(),
-            num(self.tolerance),
+        ]
+        .into_iter()
+        .chain(self.params.csv_fields())
+        .chain([
             self.iterations.to_string(),
             num(self.nash_gap),
             num(self.residual),
@@ -218,7 +267,8 @@ impl Row {
             num(self.negative_q_fraction),
             self.uniqueness.clone(),
             num(self.seconds),
-        ]
+        ])
+        .collect::<Vec<_>>()
         .join(",")
     }
 
@@ -236,34 +286,21 @@ impl Row {
                 f.len()
             )));
         }
-        fn p<T: std::str::FromStr>(s: &str, name: &str, bad: &dyn Fn(&str) -> Error) -> Result<T> {
-            s.parse()
-                .map_err(|_| bad(&format!("column {name}: cannot parse `{s}`")))
-        }
         Ok(Row {
-            cell: p(f[0], "cell", &bad)?,
-            replicate: p(f[1], "replicate", &bad)?,
-            seed: p(f[2], "seed", &bad)?,
-            players: p(f[3], "players", &bad)?,
-            topology: f[4].into(),
-            symmetric: p(f[5], "symmetric", &bad)?,
-            gamma: p(f[6], "gamma", &bad)?,
-            beta: p(f[7], "beta", &bad)?,
-            alpha: p(f[8], "alpha", &bad)?,
-            dominance: p(f[9], "dominance", &bad)?,
-            benefit: f[10].into(),
-            solver: f[11].into(),
-            tolerance: p(f[12], "tolerance", &bad)?,
-            iterations: p(f[13], "iterations", &bad)?,
-            nash_gap: p(f[14], "nash_gap", &bad)?,
-            residual: p(f[15], "residual", &bad)?,
-            converged: p(f[16], "converged", &bad)?,
+            cell: parse_field(f[0], "cell", &bad)?,
+            replicate: parse_field(f[1], "replicate", &bad)?,
+            seed: parse_field(f[2], "seed", &bad)?,
+            params: CellParams::from_csv_fields(&f[3..3 + PARAM_COLUMNS], &bad)?,
+            iterations: parse_field(f[13], "iterations", &bad)?,
+            nash_gap: parse_field(f[14], "nash_gap", &bad)?,
+            residual: parse_field(f[15], "residual", &bad)?,
+            converged: parse_field(f[16], "converged", &bad)?,
             termination: f[17].into(),
-            pruned_fraction: p(f[18], "pruned_fraction", &bad)?,
-            proved_pruned_fraction: p(f[19], "proved_pruned_fraction", &bad)?,
-            negative_q_fraction: p(f[20], "negative_q_fraction", &bad)?,
+            pruned_fraction: parse_field(f[18], "pruned_fraction", &bad)?,
+            proved_pruned_fraction: parse_field(f[19], "proved_pruned_fraction", &bad)?,
+            negative_q_fraction: parse_field(f[20], "negative_q_fraction", &bad)?,
             uniqueness: f[21].into(),
-            seconds: p(f[22], "seconds", &bad)?,
+            seconds: parse_field(f[22], "seconds", &bad)?,
         })
     }
 }
@@ -316,16 +353,18 @@ mod tests {
             cell: 3,
             replicate: 1,
             seed: 99,
-            players: 10,
-            topology: "dense:0.5".into(),
-            symmetric: true,
-            gamma: 0.1,
-            beta: 1.0 / 3.0,
-            alpha: 1.0,
-            dominance: 1.5,
-            benefit: "split:0.3:1".into(),
-            solver: "projection".into(),
-            tolerance: 1e-8,
+            params: CellParams {
+                players: 10,
+                topology: "dense:0.5".into(),
+                symmetric: true,
+                gamma: 0.1,
+                beta: 1.0 / 3.0,
+                alpha: 1.0,
+                dominance: 1.5,
+                benefit: "split:0.3:1".into(),
+                solver: "projection".into(),
+                tolerance: 1e-8,
+            },
             iterations: 12,
             nash_gap: 1e-12,
             residual: 0.0,

@@ -13,7 +13,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
-use super::record::{num, Row};
+use super::record::{num, CellParams, Row};
 use crate::error::Result;
 
 /// Confidence level of the intervals.
@@ -107,26 +107,9 @@ impl Comparison {
 pub struct CellSummary {
     /// Cell index.
     pub cell: usize,
-    /// Players.
-    pub players: usize,
-    /// Topology label.
-    pub topology: String,
-    /// Symmetric competition.
-    pub symmetric: bool,
-    /// γ.
-    pub gamma: f64,
-    /// β.
-    pub beta: f64,
-    /// α.
-    pub alpha: f64,
-    /// δ.
-    pub dominance: f64,
-    /// Benefit label.
-    pub benefit: String,
-    /// Solver.
-    pub solver: String,
-    /// Tolerance.
-    pub tolerance: f64,
+    /// The cell's parameters.
+    #[serde(flatten)]
+    pub params: CellParams,
     /// Fraction of the cell's games whose solver converged.
     pub converged_fraction: f64,
     /// Mean solver iterations.
@@ -174,16 +157,7 @@ pub fn summarise(rows: &[Row], name: Option<&str>) -> Summary {
             let n = group.len() as f64;
             CellSummary {
                 cell: r0.cell,
-                players: r0.players,
-                topology: r0.topology.clone(),
-                symmetric: r0.symmetric,
-                gamma: r0.gamma,
-                beta: r0.beta,
-                alpha: r0.alpha,
-                dominance: r0.dominance,
-                benefit: r0.benefit.clone(),
-                solver: r0.solver.clone(),
-                tolerance: r0.tolerance,
+                params: r0.params.clone(),
                 converged_fraction: group.iter().filter(|r| r.converged).count() as f64 / n,
                 mean_iterations: group.iter().map(|r| r.iterations as f64).sum::<f64>() / n,
                 pruned: Estimate::of(&col(|r| r.pruned_fraction)),
@@ -237,32 +211,25 @@ pub fn write_summary(dir: &Path, summary: &Summary) -> Result<()> {
             writeln!(
                 w,
                 "{}",
-                [
-                    c.cell.to_string(),
-                    c.players.to_string(),
-                    c.topology.clone(),
-                    c.symmetric.to_string(),
-                    num(c.gamma),
-                    num(c.beta),
-                    num(c.alpha),
-                    num(c.dominance),
-                    c.benefit.clone(),
-                    c.solver.clone(),
-                    num(c.tolerance),
-                    c.pruned.n.to_string(),
-                    num(c.converged_fraction),
-                    num(c.mean_iterations),
-                    num(c.pruned.mean),
-                    opt(c.pruned.std),
-                    opt(c.pruned.ci_low),
-                    opt(c.pruned.ci_high),
-                    num(c.negative_q.mean),
-                    num(c.proved_pruned.mean),
-                    num(c.negative_q_vs_pruned.mean_difference),
-                    num(c.proved_vs_pruned.mean_difference),
-                    num(c.proved_vs_pruned.bound_holds),
-                ]
-                .join(",")
+                [c.cell.to_string()]
+                    .into_iter()
+                    .chain(c.params.csv_fields())
+                    .chain([
+                        c.pruned.n.to_string(),
+                        num(c.converged_fraction),
+                        num(c.mean_iterations),
+                        num(c.pruned.mean),
+                        opt(c.pruned.std),
+                        opt(c.pruned.ci_low),
+                        opt(c.pruned.ci_high),
+                        num(c.negative_q.mean),
+                        num(c.proved_pruned.mean),
+                        num(c.negative_q_vs_pruned.mean_difference),
+                        num(c.proved_vs_pruned.mean_difference),
+                        num(c.proved_vs_pruned.bound_holds),
+                    ])
+                    .collect::<Vec<_>>()
+                    .join(",")
             )?;
         }
         Ok(())
