@@ -143,10 +143,14 @@ pub struct Summary {
     pub proved_vs_pruned: Comparison,
 }
 
-/// Groups `rows` by cell and summarises each.
+/// Groups `rows` by cell and summarises each. Rows are taken in key order whatever order
+/// they come in (a journal holds them in completion order), so the sums, and with them the
+/// summary's last digits, are the same in every run.
 pub fn summarise(rows: &[Row], name: Option<&str>) -> Summary {
+    let mut rows: Vec<&Row> = rows.iter().collect();
+    rows.sort_by_key(|r| r.key());
     let mut by_cell: BTreeMap<usize, Vec<&Row>> = BTreeMap::new();
-    for r in rows {
+    for &r in &rows {
         by_cell.entry(r.cell).or_default().push(r);
     }
     let cells = by_cell
@@ -252,5 +256,62 @@ mod tests {
         // t_{0.975, 4} = 2.7764 and t_{0.975, 1} = 12.7062 (NIST/SEMATECH e-Handbook, 1.3.6.7.2).
         assert!((t_quantile(0.95, 4).unwrap() - 2.7764).abs() < 1e-4);
         assert!((t_quantile(0.95, 1).unwrap() - 12.7062).abs() < 1e-4);
+    }
+
+    /// The journal gives rows in completion order; the summary must not depend on it. Summing
+    /// these fractions in the two orders gives different doubles (checked below), which is
+    /// what made `summary.json` differ in its last digits between identical runs.
+    #[test]
+    fn summary_does_not_depend_on_row_order() {
+        // One large value and small ones below its half-ulp: the order decides whether the
+        // small ones are absorbed one by one or first add up.
+        let fractions = [1.0, 1e-16, 1e-16, 1e-16, 1e-16, 1e-16, 1e-16, 1e-16];
+        let rows: Vec<Row> = fractions
+            .iter()
+            .enumerate()
+            .map(|(k, &f)| Row {
+                cell: k % 2,
+                replicate: k / 2,
+                seed: k as u64,
+                params: CellParams {
+                    players: 10,
+                    topology: "dense:1".into(),
+                    symmetric: false,
+                    gamma: 0.1,
+                    beta: 0.2,
+                    alpha: 1.0,
+                    dominance: 0.0,
+                    benefit: "split:0.3:1".into(),
+                    solver: "projection".into(),
+                    tolerance: 1e-8,
+                },
+                iterations: 1,
+                nash_gap: 0.0,
+                residual: 0.0,
+                converged: true,
+                termination: "converged".into(),
+                pruned_fraction: f,
+                proved_pruned_fraction: 0.0,
+                negative_q_fraction: 0.0,
+                uniqueness: "unknown".into(),
+                seconds: 0.0,
+            })
+            .collect();
+        let mut reversed = rows.clone();
+        reversed.reverse();
+        let forward: f64 = rows
+            .iter()
+            .map(|r| r.negative_q_fraction - r.pruned_fraction)
+            .sum();
+        let backward: f64 = reversed
+            .iter()
+            .map(|r| r.negative_q_fraction - r.pruned_fraction)
+            .sum();
+        assert_ne!(
+            forward.to_bits(),
+            backward.to_bits(),
+            "pick other fractions"
+        );
+        assert_eq!(summarise(&rows, None), summarise(&reversed, None));
     }
 }
