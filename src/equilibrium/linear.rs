@@ -152,6 +152,16 @@ impl FreeBlock<'_> {
         solution.iter().all(|v| v.is_finite()).then_some(solution)
     }
 
+    /// `rhs − A x`.
+    fn residual(&self, rhs: &[f64], x: &[f64]) -> Vec<f64> {
+        let mut r = vec![0.0; x.len()];
+        self.apply(x, &mut r);
+        r.par_iter_mut()
+            .zip(rhs.par_iter())
+            .for_each(|(r, b)| *r = b - *r);
+        r
+    }
+
     /// Preconditioned conjugate gradients; fails on a direction of non-positive curvature.
     fn conjugate_gradient(
         &self,
@@ -161,23 +171,15 @@ impl FreeBlock<'_> {
         max_iterations: usize,
     ) -> bool {
         let n = x.len();
-        let mut r = vec![0.0; n];
-        self.apply(x, &mut r);
-        r.par_iter_mut()
-            .zip(rhs.par_iter())
-            .for_each(|(r, b)| *r = b - *r);
+        let mut r = self.residual(rhs, x);
         let mut z = vec![0.0; n];
         self.precondition(&r, &mut z);
         let mut p = z.clone();
         let mut ap = vec![0.0; n];
         let mut rz = dot(&r, &z);
         for _ in 0..max_iterations {
-            let size = norm_inf(&r);
-            if size <= tolerance {
-                return true;
-            }
-            if !size.is_finite() {
-                return false;
+            if let Some(verdict) = settled(&r, tolerance) {
+                return verdict;
             }
             self.apply(&p, &mut ap);
             let curvature = dot(&p, &ap);
@@ -205,11 +207,7 @@ impl FreeBlock<'_> {
     /// Right-preconditioned BiCGSTAB; fails on breakdown.
     fn bicgstab(&self, rhs: &[f64], x: &mut [f64], tolerance: f64, max_iterations: usize) -> bool {
         let n = x.len();
-        let mut r = vec![0.0; n];
-        self.apply(x, &mut r);
-        r.par_iter_mut()
-            .zip(rhs.par_iter())
-            .for_each(|(r, b)| *r = b - *r);
+        let mut r = self.residual(rhs, x);
         let shadow = r.clone();
         let (mut rho, mut alpha, mut omega) = (1.0, 1.0, 1.0);
         let mut v = vec![0.0; n];
@@ -219,12 +217,8 @@ impl FreeBlock<'_> {
         let mut s_hat = vec![0.0; n];
         let mut t = vec![0.0; n];
         for _ in 0..max_iterations {
-            let size = norm_inf(&r);
-            if size <= tolerance {
-                return true;
-            }
-            if !size.is_finite() {
-                return false;
+            if let Some(verdict) = settled(&r, tolerance) {
+                return verdict;
             }
             let rho_next = dot(&shadow, &r);
             if rho_next == 0.0 || !rho_next.is_finite() {
@@ -269,5 +263,18 @@ impl FreeBlock<'_> {
                 .for_each(|(r, (s, t))| *r = s - omega * t);
         }
         norm_inf(&r) <= tolerance
+    }
+}
+
+/// `Some(true)` once the residual is within `tolerance` (max norm), `Some(false)` once it is
+/// no longer finite, `None` while an iteration should go on.
+fn settled(r: &[f64], tolerance: f64) -> Option<bool> {
+    let size = norm_inf(r);
+    if size <= tolerance {
+        Some(true)
+    } else if !size.is_finite() {
+        Some(false)
+    } else {
+        None
     }
 }
