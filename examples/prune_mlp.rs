@@ -13,7 +13,7 @@ use anyhow::Result;
 use clap::Parser;
 use pruning_game::nn::data::{fashion_mnist, teacher_student, TeacherConfig};
 use pruning_game::prune::pipeline::{run_job, Architecture, Job};
-use pruning_game::prune::{Baseline, PruneConfig, Redundancy, ScaleSymmetry};
+use pruning_game::prune::{Baseline, PruneConfig};
 
 #[derive(Parser)]
 struct Args {
@@ -23,24 +23,13 @@ struct Args {
     /// Seed of weights, shuffling and baselines.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Participation cost γ.
-    #[arg(long)]
-    gamma: Option<f64>,
-    /// Competition scale β.
-    #[arg(long)]
-    beta: Option<f64>,
-    /// Self-cost scale α.
-    #[arg(long)]
-    alpha: Option<f64>,
-    /// Redundancy measure: weight-cosine or activation-correlation.
-    #[arg(long)]
-    activation_correlation: bool,
     /// Keep about this fraction of hidden units (calibrates γ).
     #[arg(long)]
     target_kept: Option<f64>,
-    /// Leave the ReLU scale symmetry unbroken (to see gates fail to settle).
-    #[arg(long)]
-    unbroken: bool,
+    /// Any other configuration key, as in `config.json` (`--set gamma=0.003 --set
+    /// symmetry=unbroken --set redundancy=activation-correlation`).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
     /// Also run the baselines at the same per-layer kept counts.
     #[arg(long)]
     baselines: bool,
@@ -78,23 +67,9 @@ fn main() -> Result<()> {
     if let Some(e) = args.epochs {
         config.epochs = e;
     }
-    if let Some(g) = args.gamma {
-        config.gamma = g;
-    }
-    if let Some(b) = args.beta {
-        config.beta = b;
-    }
-    if let Some(a) = args.alpha {
-        config.alpha = a;
-    }
-    if args.activation_correlation {
-        config.redundancy = Redundancy::ActivationCorrelation;
-    }
     config.seed = args.seed;
     config.target_kept = args.target_kept;
-    if args.unbroken {
-        config.symmetry = ScaleSymmetry::Unbroken;
-    }
+    let config = config.with_overrides(&args.overrides)?;
     let job = Job {
         architecture: Architecture::Mlp { hidden },
         config,
