@@ -33,5 +33,5 @@ pub mod report;
 
 pub use baselines::Baseline;
 pub use certificate::{GuardRecord, UnitCertificate};
-pub use config::{GateStep, PruneConfig, Redundancy, ScaleSymmetry, TargetScope};
+pub use config::{GateStep, PruneConfig, Redundancy, ScaleSymmetry, TargetSchedule, TargetScope};
 pub use pruner::{Calibration, EquilibriumPruner, Evaluation, PruneRun, TrajectoryPoint};

@@ -187,12 +187,16 @@ pub fn variant(config: &PruneConfig) -> String {
         config.patience,
         match config.target_kept {
             Some(f) => format!(
-                "gamma for kept fraction {f} ({}): initial value from the measured games, then price-adjusted until {:.0}% of training",
+                "gamma for kept fraction {f} ({}): initial value from the measured games, then price-adjusted until {:.0}% of training, aiming {}",
                 match config.target_scope {
                     crate::prune::TargetScope::EachLayer => "a price per layer",
                     crate::prune::TargetScope::Network => "one price for the network",
                 },
-                100.0 * config.control_fraction
+                100.0 * config.control_fraction,
+                match config.target_schedule {
+                    crate::prune::TargetSchedule::Immediate => "at the target throughout",
+                    crate::prune::TargetSchedule::Cubic => "at a kept fraction falling cubically from 1 to the target",
+                }
             ),
             None => format!("fixed gamma {}", config.gamma),
         }
@@ -203,11 +207,11 @@ pub fn variant(config: &PruneConfig) -> String {
 const TARGET_MISS: f64 = 0.1;
 
 /// The report's notes: a target kept fraction missed by more than [`TARGET_MISS`] either way
-/// (and why, when the games measured at the end of the warm-up already kept less at `γ = 0`),
+/// (and why, when the games measured at the end of the warm-up kept less even at `γ = 0`),
 /// and every layer the collapse guard kept alive.
-fn run_notes(pruner: &EquilibriumPruner, kept: f64) -> Vec<String> {
+fn run_notes(calibration: Option<&Calibration>, guards: &[GuardRecord], kept: f64) -> Vec<String> {
     let mut notes = Vec::new();
-    if let Some(c) = pruner.calibration() {
+    if let Some(c) = calibration {
         if kept > c.target_kept * (1.0 + TARGET_MISS) {
             notes.push(format!(
                 "kept fraction {kept:.3} is above the target {}: the gates had not followed the \
@@ -216,11 +220,11 @@ fn run_notes(pruner: &EquilibriumPruner, kept: f64) -> Vec<String> {
             ));
         }
         if kept < c.target_kept * (1.0 - TARGET_MISS) {
-            let why = if c.initial_gamma.iter().all(|&g| g == 0.0) {
+            let why = if c.kept_without_price < c.target_kept {
                 format!(
                     ": even at gamma = 0 the games measured at step {} kept {:.3} (competition \
                      and negative benefits remove units without any price; lower beta to keep more)",
-                    c.step, c.predicted_kept
+                    c.step, c.kept_without_price
                 )
             } else {
                 String::new()
@@ -231,7 +235,7 @@ fn run_notes(pruner: &EquilibriumPruner, kept: f64) -> Vec<String> {
             ));
         }
     }
-    for g in pruner.guards() {
+    for g in guards {
         notes.push(format!(
             "layer {} would have lost every unit; unit {} was kept by the collapse guard",
             g.layer, g.unit
@@ -392,7 +396,7 @@ pub fn run_job(
         removed: certs.len(),
         dominated: certs.iter().filter(|c| c.dominated).count(),
         kkt_satisfied: certs.iter().filter(|c| c.margin >= 0.0).count(),
-        notes: run_notes(&pruner, kept),
+        notes: run_notes(pruner.calibration(), pruner.guards(), kept),
         guards: pruner.guards().to_vec(),
         evaluations: pruner.evaluations().to_vec(),
         baselines,
@@ -400,4 +404,50 @@ pub fn run_job(
     };
     write_json_atomic(&files.path("report.json"), &report)?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn calibration(target_kept: f64, kept_without_price: f64) -> Calibration {
+        Calibration {
+            target_kept,
+            initial_gamma: vec![0.0, 0.0],
+            predicted_kept: 1.0,
+            kept_without_price,
+            step: 200,
+            adjustments: 10,
+            control_until: 1000,
+        }
+    }
+
+    /// A missed target is blamed on the competition only when the games kept fewer units
+    /// than the target without any price; a zero initial price alone (the cubic schedule's
+    /// first aim is every unit) is no evidence of that.
+    #[test]
+    fn notes_give_the_competition_as_reason_only_when_it_applies() {
+        let blamed = run_notes(Some(&calibration(0.1, 0.05)), &[], 0.085);
+        assert_eq!(blamed.len(), 1, "{blamed:?}");
+        assert!(blamed[0].contains("below the target 0.1"), "{blamed:?}");
+        assert!(blamed[0].contains("kept 0.050"), "{blamed:?}");
+        let unexplained = run_notes(Some(&calibration(0.1, 0.27)), &[], 0.085);
+        assert_eq!(unexplained.len(), 1, "{unexplained:?}");
+        assert!(!unexplained[0].contains("gamma = 0"), "{unexplained:?}");
+        let above = run_notes(Some(&calibration(0.1, 0.27)), &[], 0.115);
+        assert!(above[0].contains("above the target 0.1"), "{above:?}");
+        assert!(run_notes(Some(&calibration(0.1, 0.05)), &[], 0.095).is_empty());
+        assert!(run_notes(None, &[], 0.5).is_empty());
+        let guard = GuardRecord {
+            layer: 2,
+            unit: 7,
+            step: 300,
+            net: -0.1,
+        };
+        let guarded = run_notes(None, &[guard], 0.01);
+        assert!(
+            guarded[0].contains("unit 7 was kept by the collapse guard"),
+            "{guarded:?}"
+        );
+    }
 }

@@ -18,7 +18,7 @@ use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
 use super::certificate::{GuardRecord, UnitCertificate};
-use super::config::{GateStep, PruneConfig, ScaleSymmetry, TargetScope};
+use super::config::{GateStep, PruneConfig, ScaleSymmetry, TargetSchedule, TargetScope};
 use super::layer_game::{
     approximate_equilibrium, dominated, layer_game, layer_gap, measure_benefits, outgoing_norms_sq,
     redundancy, unit_norms_sq, LayerGap,
@@ -99,8 +99,9 @@ pub struct Evaluation {
 }
 
 /// How target mode chose `γ` (one per target group: each layer, or the network): an initial
-/// value for which the measured games at the end of the warm-up predict the target
-/// (bisection on their equilibria; 0 if they keep no more than the target at `γ = 0`), then
+/// value for which the measured games at the end of the warm-up predict the aim of that
+/// step (bisection on their equilibria; 0 if they keep no more than the aim at `γ = 0`, as
+/// always under the cubic schedule, whose first aim is every unit), then
 /// a multiplicative adjustment every `K` steps (see `adjust_price`) until `control_fraction`
 /// of the training steps; `γ` is then fixed so the gates settle in one game. `γ` is the only
 /// lever: when the competition `β` alone removes more than the target, the run keeps fewer
@@ -113,6 +114,10 @@ pub struct Calibration {
     pub initial_gamma: Vec<f64>,
     /// Kept fraction the measured games predict at `initial_gamma`.
     pub predicted_kept: f64,
+    /// Kept fraction the measured games predict without any price (`γ = 0`): what the
+    /// competition alone leaves.
+    #[serde(default)]
+    pub kept_without_price: f64,
     /// Step at which the games were measured (end of warm-up).
     pub step: u64,
     /// Price adjustments made.
@@ -206,6 +211,20 @@ impl EquilibriumPruner {
         } else {
             (since / ramp).min(1.0)
         }
+    }
+
+    /// Target mode's kept fraction aimed at now (`target_schedule`), `None` outside target mode.
+    fn aim(&self) -> Option<f64> {
+        let target = self.config.target_kept?;
+        Some(match self.config.target_schedule {
+            TargetSchedule::Immediate => target,
+            TargetSchedule::Cubic => {
+                let start = self.config.warmup_steps as f64;
+                let window = (self.control_until as f64 - start).max(1.0);
+                let p = ((self.step as f64 - start) / window).clamp(0.0, 1.0);
+                target + (1.0 - target) * (1.0 - p).powi(3)
+            }
+        })
     }
 
     /// The layers priced together in target mode (indices into `self.layers`).
@@ -310,7 +329,7 @@ impl EquilibriumPruner {
         let playing = step >= self.config.warmup_steps as u64;
         if playing {
             if step == self.config.warmup_steps as u64 {
-                if let Some(target) = self.config.target_kept {
+                if let Some(target) = self.aim() {
                     self.calibrate(trainer.model(), holdout, target)?;
                 }
             }
@@ -442,6 +461,7 @@ impl EquilibriumPruner {
         };
         let mut gammas = vec![0.0; self.layers.len()];
         let mut predicted = 0usize;
+        let mut without_price = 0usize;
         for group in self.target_groups() {
             let units: usize = group.iter().map(|&li| self.layers[li].orig.len()).sum();
             let mut lo = 0.0;
@@ -461,7 +481,9 @@ impl EquilibriumPruner {
             }
             // The static game misjudges the price (benefits of survivors grow as others
             // leave); the adjustment every `K` steps corrects that.
-            let gamma = if kept_at(&group, 0.0)? as f64 <= target * units as f64 {
+            let at_zero = kept_at(&group, 0.0)?;
+            without_price += at_zero;
+            let gamma = if at_zero as f64 <= target * units as f64 {
                 0.0
             } else {
                 0.5 * (lo + hi)
@@ -476,9 +498,10 @@ impl EquilibriumPruner {
         }
         let total: usize = self.layers.iter().map(|l| l.orig.len()).sum();
         self.calibration = Some(Calibration {
-            target_kept: target,
+            target_kept: self.config.target_kept.unwrap_or(target),
             initial_gamma: gammas,
             predicted_kept: predicted as f64 / total.max(1) as f64,
+            kept_without_price: without_price as f64 / total.max(1) as f64,
             step: self.step - 1,
             adjustments: 0,
             control_until: self.control_until,
@@ -490,7 +513,7 @@ impl EquilibriumPruner {
     /// `γ ← max(γ, γ_min) exp(g clamp((active − F)/F, −1, 1))`, `g` the configured
     /// `price_gain` and `active` the group's fraction of positive gates.
     fn adjust_price(&mut self, model: &Model) -> Result<()> {
-        let Some(target) = self.calibration.as_ref().map(|c| c.target_kept) else {
+        let Some(target) = self.aim() else {
             return Ok(());
         };
         if self.step > self.control_until {
@@ -559,7 +582,7 @@ impl EquilibriumPruner {
         for (gi, group) in groups.iter().enumerate() {
             let total: usize = group.iter().map(|&li| self.layers[li].rho_total).sum();
             let now: usize = group.iter().map(|&li| self.layers[li].orig.len()).sum();
-            allowance.push(match (self.config.target_kept, all_zero) {
+            allowance.push(match (self.aim(), all_zero) {
                 (Some(f), false) => now.saturating_sub((f * total as f64).ceil() as usize),
                 _ => usize::MAX,
             });
@@ -1063,5 +1086,47 @@ mod tests {
         // Exactly unmoved, not merely close.
         assert_eq!(plain[0].to_bits(), 0.5f32.to_bits());
         assert_eq!(scaled[0].to_bits(), 0.5f32.to_bits());
+    }
+
+    /// The cubic aim starts at every unit at the end of the warm-up, falls monotonically,
+    /// reaches the target at the end of the control window and stays there; the immediate
+    /// aim is the target throughout; outside target mode there is no aim.
+    #[test]
+    fn cubic_target_schedule_falls_from_all_units_to_the_target() {
+        let model = Model::mlp(&[3, 4, 2], 1).unwrap();
+        let pruner_with = |schedule: TargetSchedule, target: Option<f64>| {
+            let config = PruneConfig {
+                target_kept: target,
+                target_schedule: schedule,
+                warmup_steps: 100,
+                control_fraction: 0.5,
+                ..PruneConfig::default()
+            };
+            let mut p = EquilibriumPruner::new(config, &model).unwrap();
+            p.set_total_steps(1100);
+            p
+        };
+        let target = 0.2;
+        let mut cubic = pruner_with(TargetSchedule::Cubic, Some(target));
+        let mut immediate = pruner_with(TargetSchedule::Immediate, Some(target));
+        let mut previous = f64::INFINITY;
+        for step in (0..1100).step_by(10) {
+            cubic.step = step;
+            immediate.step = step;
+            let aim = cubic.aim().unwrap();
+            assert!(aim <= previous, "step {step}: {aim} rose from {previous}");
+            previous = aim;
+            assert_eq!(immediate.aim().unwrap().to_bits(), target.to_bits());
+            if step <= 100 {
+                assert_eq!(aim.to_bits(), 1.0f64.to_bits(), "step {step}");
+            }
+            if step >= 550 {
+                assert!((aim - target).abs() < 1e-12, "step {step}: {aim}");
+            }
+        }
+        // Halfway through the window (step 325) the aim is F + (1 − F)/8.
+        cubic.step = 325;
+        assert!((cubic.aim().unwrap() - (target + (1.0 - target) / 8.0)).abs() < 1e-12);
+        assert!(pruner_with(TargetSchedule::Cubic, None).aim().is_none());
     }
 }
