@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::baselines::{finetune, prune_to_counts, scores, train_slimming, Baseline};
 use super::certificate::{GuardRecord, UnitCertificate};
 use super::config::PruneConfig;
-use super::pruner::{Calibration, EquilibriumPruner, Evaluation, PruneRun};
+use super::pruner::{Calibration, Evaluation, PruneRun};
 use super::report::{
     kept_fraction, latency_ms, layer_counts, write_evaluations, write_trajectories, LayerCount,
 };
