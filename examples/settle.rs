@@ -1,7 +1,8 @@
 //! Do the gates settle? The same pruning run with the ReLU scale symmetry broken
 //! (normalisation, the default) and left unbroken; prints and writes, per epoch and layer, the
 //! natural residual of the layer's participation game (benefits on a training subset and on
-//! held-out data), the mean gate and the mean gate drift (`OUT/<symmetry>/equilibrium.csv`).
+//! held-out data), the mean gate, the mean gate drift and the mean norm of the units' outgoing
+//! weights (`OUT/<symmetry>/equilibrium.csv`).
 //!
 //! `cargo run --release --example settle -- --epochs 8`
 
@@ -75,9 +76,9 @@ fn main() -> Result<()> {
             let e = run.run_epoch(&tr, &ho, Some(&test))?;
             for l in &e.layers {
                 println!(
-                    "{name:<9} epoch {:>2} layer {} units {:>3} residual train {:.2e} held-out {:.2e} mean gate {:.3} drift {:.2e} acc {:.4}",
+                    "{name:<9} epoch {:>2} layer {} units {:>3} residual train {:.2e} held-out {:.2e} mean gate {:.3} drift {:.2e} |w_out| {:.3} acc {:.4}",
                     e.epoch, l.layer, l.units, l.natural_residual_train, l.natural_residual,
-                    l.mean_gate, l.drift, e.test_accuracy
+                    l.mean_gate, l.drift, l.mean_outgoing_norm, e.test_accuracy
                 );
             }
             run.save(&dir)?;

@@ -200,6 +200,14 @@ pub struct LayerGap {
     /// Mean gate.
     #[serde(with = "super::nan_serde::scalar")]
     pub mean_gate: f64,
+    /// Mean norm of the units' outgoing weights (NaN if not measured): with the scale
+    /// symmetry unbroken it grows while the gates sink, the drift the symmetry breaking stops.
+    #[serde(with = "super::nan_serde::scalar", default = "f64_nan")]
+    pub mean_outgoing_norm: f64,
+}
+
+fn f64_nan() -> f64 {
+    f64::NAN
 }
 
 /// Natural residual and Nash gap of `profile` in `game`.
@@ -212,6 +220,7 @@ pub fn layer_gap(layer: usize, game: &PruningGame, profile: &[f64]) -> LayerGap 
         drift: f64::NAN,
         nash_gap: nash_gap(game, profile),
         mean_gate: profile.iter().sum::<f64>() / profile.len().max(1) as f64,
+        mean_outgoing_norm: f64::NAN,
     }
 }
 

@@ -728,6 +728,9 @@ impl EquilibriumPruner {
                 changes.iter().sum::<f64>() / changes.len() as f64
             };
             gap.drift = drift;
+            let out = outgoing_norms_sq(model, l.layer)?;
+            gap.mean_outgoing_norm =
+                out.iter().map(|v| v.sqrt()).sum::<f64>() / out.len().max(1) as f64;
             l.prev_gate = s;
             layers.push(gap);
         }

@@ -99,13 +99,13 @@ pub fn write_evaluations(path: &Path, evaluations: &[Evaluation]) -> Result<()> 
     write_atomic(path, |w| {
         writeln!(
             w,
-            "epoch,step,layer,units,natural_residual,natural_residual_train,nash_gap,mean_gate,drift,test_loss,test_accuracy"
+            "epoch,step,layer,units,natural_residual,natural_residual_train,nash_gap,mean_gate,drift,mean_outgoing_norm,test_loss,test_accuracy"
         )?;
         for e in evaluations {
             for l in &e.layers {
                 writeln!(
                     w,
-                    "{},{},{},{},{},{},{},{},{},{},{}",
+                    "{},{},{},{},{},{},{},{},{},{},{},{}",
                     e.epoch,
                     e.step,
                     l.layer,
@@ -115,6 +115,7 @@ pub fn write_evaluations(path: &Path, evaluations: &[Evaluation]) -> Result<()> 
                     l.nash_gap,
                     l.mean_gate,
                     l.drift,
+                    l.mean_outgoing_norm,
                     e.test_loss,
                     e.test_accuracy
                 )?;
