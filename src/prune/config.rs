@@ -128,7 +128,7 @@ pub struct PruneConfig {
     /// How target mode's aim moves to `target_kept`.
     pub target_schedule: TargetSchedule,
     /// Gain `g > 0` of target mode's price adjustment
-    /// `γ ← γ exp(g clamp((active − F)/F, −1, 1))` every `K` steps.
+    /// `γ ← γ exp(g clamp((active − a)/a, −1, 1))` every `K` steps, `a` the aimed fraction.
     pub price_gain: f64,
     /// Fraction of the training steps during which target mode may adjust `γ`; after it `γ`
     /// is fixed, so the remaining steps train the network that is left in one game.

@@ -509,9 +509,9 @@ impl EquilibriumPruner {
         Ok(())
     }
 
-    /// One price adjustment of each target group's `γ` towards the target kept fraction:
-    /// `γ ← max(γ, γ_min) exp(g clamp((active − F)/F, −1, 1))`, `g` the configured
-    /// `price_gain` and `active` the group's fraction of positive gates.
+    /// One price adjustment of each target group's `γ` towards the aimed kept fraction `a`
+    /// ([`Self::aim`]): `γ ← max(γ, γ_min) exp(g clamp((active − a)/a, −1, 1))`, `g` the
+    /// configured `price_gain` and `active` the group's fraction of positive gates.
     fn adjust_price(&mut self, model: &Model) -> Result<()> {
         let Some(target) = self.aim() else {
             return Ok(());
