@@ -666,19 +666,66 @@ impl EquilibriumPruner {
             }
             let ones = vec![1.0f32; s.len()];
             trainer.model_mut().set_gate(layer, &ones)?;
+            let norms_before = self.neighbour_norms(trainer.model())?;
             trainer.remove_units(layer, &keep)?;
+            self.rescale_neighbour_references(trainer.model(), &norms_before, li)?;
             trainer.model_mut().set_gate(layer, &kept_gates)?;
-            let l = &mut self.layers[li];
-            l.orig = keep.iter().map(|&i| l.orig[i]).collect();
-            l.zero_steps = keep.iter().map(|&i| l.zero_steps[i]).collect();
-            l.benefit = keep.iter().map(|&i| l.benefit[i]).collect();
-            l.benefit_sq = keep.iter().map(|&i| l.benefit_sq[i]).collect();
-            l.rho_in = keep.iter().map(|&i| l.rho_in[i]).collect();
-            l.prev_gate = keep.iter().map(|&i| l.prev_gate[i]).collect();
-            l.rho_out = keep.iter().map(|&i| l.rho_out[i]).collect();
-            l.redundancy = DMatrix::from_fn(keep.len(), keep.len(), |a, b| {
-                l.redundancy[(keep[a], keep[b])]
-            });
+            self.retain_units(li, &keep);
+        }
+        Ok(())
+    }
+
+    /// Keeps the state of units `keep` of `self.layers[li]` after the model lost the others.
+    fn retain_units(&mut self, li: usize, keep: &[usize]) {
+        let l = &mut self.layers[li];
+        l.orig = keep.iter().map(|&i| l.orig[i]).collect();
+        l.zero_steps = keep.iter().map(|&i| l.zero_steps[i]).collect();
+        l.benefit = keep.iter().map(|&i| l.benefit[i]).collect();
+        l.benefit_sq = keep.iter().map(|&i| l.benefit_sq[i]).collect();
+        l.rho_in = keep.iter().map(|&i| l.rho_in[i]).collect();
+        l.prev_gate = keep.iter().map(|&i| l.prev_gate[i]).collect();
+        l.rho_out = keep.iter().map(|&i| l.rho_out[i]).collect();
+        l.redundancy = DMatrix::from_fn(keep.len(), keep.len(), |a, b| {
+            l.redundancy[(keep[a], keep[b])]
+        });
+    }
+
+    /// Incoming and outgoing norms of every gated layer's units.
+    fn neighbour_norms(&self, model: &Model) -> Result<Vec<(Vec<f64>, Vec<f64>)>> {
+        self.layers
+            .iter()
+            .map(|l| unit_norms(model, l.layer))
+            .collect()
+    }
+
+    /// Removing units of layer `removed` also removes entries from the other layers' weight
+    /// vectors (the columns of the next layer's rows, the rows of the previous layer's
+    /// outgoing columns). Their reference norms `ρ` are scaled by the same factor as the
+    /// vectors' norms, so the ratio `‖w‖/ρ` that [`ScaleSymmetry::Normalize`] moves into the
+    /// gate is unchanged by the surgery. A stale `ρ` (a full-length norm held for a
+    /// shortened vector) has the two normalisations that share a weight matrix undo each
+    /// other every step and pump scale into the gates and, past a gate of 1, into the
+    /// outgoing weights without bound.
+    fn rescale_neighbour_references(
+        &mut self,
+        model: &Model,
+        before: &[(Vec<f64>, Vec<f64>)],
+        removed: usize,
+    ) -> Result<()> {
+        let after = self.neighbour_norms(model)?;
+        let rescale = |rho: &mut [f64], old: &[f64], new: &[f64]| {
+            for ((r, &o), &n) in rho.iter_mut().zip(old).zip(new) {
+                if o > 0.0 && n > 0.0 {
+                    *r *= n / o;
+                }
+            }
+        };
+        for (k, l) in self.layers.iter_mut().enumerate() {
+            if k == removed {
+                continue;
+            }
+            rescale(&mut l.rho_in, &before[k].0, &after[k].0);
+            rescale(&mut l.rho_out, &before[k].1, &after[k].1);
         }
         Ok(())
     }
@@ -1131,5 +1178,66 @@ mod tests {
         cubic.step = 325;
         assert!((cubic.aim().unwrap() - (target + (1.0 - target) / 8.0)).abs() < 1e-12);
         assert!(pruner_with(TargetSchedule::Cubic, None).aim().is_none());
+    }
+
+    /// After units of one layer are removed, normalising is idempotent again: a second pass
+    /// changes no weight and no gate (the first may, by rounding). With the neighbours'
+    /// reference norms left stale the two normalisations sharing the middle weight matrix
+    /// rescale it against each other on every pass, which the test also shows.
+    #[test]
+    fn removal_keeps_normalisation_idempotent() {
+        let passes = |rescale_references: bool| -> f32 {
+            let mut model = Model::mlp(&[5, 8, 6, 3], 4).unwrap();
+            let mut pruner = EquilibriumPruner::new(PruneConfig::default(), &model).unwrap();
+            model
+                .set_gate(0, &[0.5, 0.7, 0.3, 0.9, 0.6, 0.4, 0.8, 0.2])
+                .unwrap();
+            model.set_gate(2, &[0.5, 0.6, 0.7, 0.4, 0.3, 0.8]).unwrap();
+            for l in &pruner.layers {
+                normalize_units(&mut model, l).unwrap();
+            }
+            let keep = [0, 2, 3];
+            let before = pruner.neighbour_norms(&model).unwrap();
+            model.remove_units(2, &keep).unwrap();
+            if rescale_references {
+                pruner
+                    .rescale_neighbour_references(&model, &before, 1)
+                    .unwrap();
+            }
+            pruner.retain_units(1, &keep);
+            let snapshot = |m: &Model| -> Vec<f32> {
+                let mut v = Vec::new();
+                for layer in [0, 2, 4] {
+                    let (w, b) = m.layers()[layer].params().unwrap();
+                    v.extend(w.iter().copied());
+                    v.extend(b.iter().copied());
+                }
+                for layer in [0, 2] {
+                    v.extend(m.gate(layer).unwrap().iter().copied());
+                }
+                v
+            };
+            for l in &pruner.layers {
+                normalize_units(&mut model, l).unwrap();
+            }
+            let first = snapshot(&model);
+            for l in &pruner.layers {
+                normalize_units(&mut model, l).unwrap();
+            }
+            let second = snapshot(&model);
+            first
+                .iter()
+                .zip(&second)
+                .map(|(a, b)| (a - b).abs() / a.abs().max(1e-3))
+                .fold(0.0, f32::max)
+        };
+        // f32 rescaling by factors within a few ulps of 1.
+        let fixed = passes(true);
+        assert!(fixed < 1e-5, "largest relative change {fixed}");
+        let stale = passes(false);
+        assert!(
+            stale > 1e-2,
+            "stale references changed weights by only {stale}"
+        );
     }
 }
