@@ -77,10 +77,10 @@ pub enum TargetSchedule {
     /// (end of the warm-up to `control_fraction` of training) gone by: units leave over the window,
     /// fastest at first while the weights still move most, instead of in one burst that
     /// drags every gate of the layer down with the price. On the Fashion-MNIST MLP over 15
-    /// epochs, asked for 0.5 / 0.25 / 0.1, it kept 0.45 / 0.26 / 0.096 against 0.39 / 0.19 /
-    /// 0.092; but the price starts at 0 and rises by relative steps, too slowly for a short
-    /// run (the 5-epoch CNN removed no filter for a 0.5 target), so it is not the default
-    /// (`docs/pruning.md`).
+    /// epochs, asked for 0.5 / 0.25 / 0.1, it kept 0.44 / 0.25 / 0.097 (immediate: 0.34 /
+    /// 0.22 / 0.099) and was more accurate at each; but the price starts at 0 and rises by
+    /// relative steps, too slowly for a short run (the 5-epoch CNN removed no filter for a
+    /// 0.5 target), so it is not the default (`docs/pruning.md`).
     Cubic,
 }
 
