@@ -666,7 +666,7 @@ impl EquilibriumPruner {
             }
             let ones = vec![1.0f32; s.len()];
             trainer.model_mut().set_gate(layer, &ones)?;
-            let norms_before = self.neighbour_norms(trainer.model())?;
+            let norms_before = self.all_unit_norms(trainer.model())?;
             trainer.remove_units(layer, &keep)?;
             self.rescale_neighbour_references(trainer.model(), &norms_before, li)?;
             trainer.model_mut().set_gate(layer, &kept_gates)?;
@@ -690,8 +690,8 @@ impl EquilibriumPruner {
         });
     }
 
-    /// Incoming and outgoing norms of every gated layer's units.
-    fn neighbour_norms(&self, model: &Model) -> Result<Vec<(Vec<f64>, Vec<f64>)>> {
+    /// Incoming and outgoing norms of the units of every gated layer.
+    fn all_unit_norms(&self, model: &Model) -> Result<Vec<(Vec<f64>, Vec<f64>)>> {
         self.layers
             .iter()
             .map(|l| unit_norms(model, l.layer))
@@ -712,7 +712,7 @@ impl EquilibriumPruner {
         before: &[(Vec<f64>, Vec<f64>)],
         removed: usize,
     ) -> Result<()> {
-        let after = self.neighbour_norms(model)?;
+        let after = self.all_unit_norms(model)?;
         let rescale = |rho: &mut [f64], old: &[f64], new: &[f64]| {
             for ((r, &o), &n) in rho.iter_mut().zip(old).zip(new) {
                 if o > 0.0 && n > 0.0 {
@@ -1197,7 +1197,7 @@ mod tests {
                 normalize_units(&mut model, l).unwrap();
             }
             let keep = [0, 2, 3];
-            let before = pruner.neighbour_norms(&model).unwrap();
+            let before = pruner.all_unit_norms(&model).unwrap();
             model.remove_units(2, &keep).unwrap();
             if rescale_references {
                 pruner
