@@ -1,8 +1,9 @@
 //! The accuracy–kept-fraction frontier: the game at fixed participation costs `--gammas`
 //! (emergent sparsity) or at target kept fractions `--fractions` (γ found by target mode), and
-//! every baseline at the game's per-layer kept counts, each followed by the same fine-tune. Writes `OUT/frontier.csv` (`method,kept_fraction,accuracy_mean,accuracy_std`;
-//! methods suffixed `-before-ft` are accuracies before fine-tuning) and one run folder per
-//! (fraction, seed).
+//! every baseline at the game's per-layer kept counts, each followed by the same fine-tune.
+//! Writes `OUT/frontier.csv` (`method,kept_fraction,accuracy_mean,accuracy_std`; methods
+//! suffixed `-before-ft` are accuracies before fine-tuning, the game's at removal, and
+//! `game-refitted` after the survivors' refit) and one run folder per (fraction, seed).
 //!
 //! `cargo run --release --example frontier -- --epochs 3 --seeds 1 --fractions 0.5,0.25,0.1`
 //! `cargo run --release --example frontier -- --epochs 3 --seeds 1 --gammas 0,4e-4,3e-3`
@@ -107,15 +108,17 @@ fn main() -> Result<()> {
             };
             push("game".into(), r.finetuned_accuracy);
             push("game-before-ft".into(), r.pruned_accuracy);
+            push("game-refitted".into(), r.refitted_accuracy);
             for b in &r.baselines {
                 push(b.method.clone(), b.finetuned_accuracy);
                 push(format!("{}-before-ft", b.method), b.pruned_accuracy);
             }
             eprintln!(
-                "{point} seed {seed}: kept {:.3}, dense {:.4}, game {:.4} / {:.4}; {}",
+                "{point} seed {seed}: kept {:.3}, dense {:.4}, game {:.4} / {:.4} / {:.4}; {}",
                 r.kept_fraction,
                 r.dense_accuracy,
                 r.pruned_accuracy,
+                r.refitted_accuracy,
                 r.finetuned_accuracy,
                 r.baselines
                     .iter()

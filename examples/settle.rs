@@ -18,7 +18,7 @@ use pruning_game::prune::{PruneConfig, PruneRun, ScaleSymmetry};
 
 #[derive(Parser)]
 struct Args {
-    /// Epochs of each run.
+    /// Epochs of gate play of each run (the game alone: no refit follows).
     #[arg(long, default_value_t = 8)]
     epochs: usize,
     /// Seed.
@@ -55,6 +55,7 @@ fn main() -> Result<()> {
     ] {
         let config = PruneConfig {
             epochs: args.epochs,
+            refit_fraction: 0.0,
             seed: args.seed,
             symmetry,
             schedule: if args.cosine {

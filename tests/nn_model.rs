@@ -326,3 +326,44 @@ fn nn_gradients_do_not_depend_on_thread_count() {
         }
     }
 }
+
+/// A fresh draw of a pruned architecture: the same layer shapes and gated units, new weights
+/// within the He-uniform bound of each layer's own (reduced) fan-in, the same for the same
+/// seed and different for another.
+#[test]
+fn reinitialized_keeps_the_architecture_and_draws_for_each_fan_in() {
+    let mut cnn = Model::small_cnn(&[1, 12, 12], 3, 4).unwrap();
+    cnn.remove_units(0, &[0, 5, 9]).unwrap();
+    let mut mlp = Model::mlp(&[30, 40, 20, 5], 4).unwrap();
+    mlp.remove_units(0, &[1, 2, 3, 10]).unwrap();
+    for model in [cnn, mlp] {
+        let fresh = model.reinitialized(11).unwrap();
+        assert_eq!(fresh.shapes(), model.shapes());
+        assert_eq!(fresh.gated_layers(), model.gated_layers());
+        assert_eq!(fresh.parameter_count(), model.parameter_count());
+        assert_eq!(
+            fresh,
+            model.reinitialized(11).unwrap(),
+            "not determined by the seed"
+        );
+        assert_ne!(fresh, model.reinitialized(12).unwrap());
+        for (old, new) in model.layers().iter().zip(fresh.layers()) {
+            let (Some((w_old, _)), Some((w, b))) = (old.params(), new.params()) else {
+                continue;
+            };
+            assert_ne!(w_old, w, "weights were not redrawn");
+            let fan_in = w.ncols() as f32;
+            let bound = (6.0 / fan_in).sqrt();
+            assert!(
+                w.iter().all(|v| v.abs() <= bound),
+                "beyond sqrt(6/{fan_in})"
+            );
+            // A draw for the full fan-in would stay below 0.8 of the bound of the reduced one.
+            assert!(w.amax() > 0.8 * bound, "drawn for another fan-in");
+            assert!(b.iter().all(|&v| v == 0.0));
+        }
+        for l in fresh.gated_layers() {
+            assert!(fresh.gate(l).unwrap().iter().all(|&g| g == 1.0));
+        }
+    }
+}

@@ -113,6 +113,29 @@ fn each_invalid_value_is_rejected_by_name() {
         },
         "control_fraction",
     );
+    rejected(
+        PruneConfig {
+            refit_fraction: 1.0,
+            ..d()
+        },
+        "refit_fraction",
+    );
+    rejected(
+        PruneConfig {
+            refit_fraction: f64::NAN,
+            ..d()
+        },
+        "refit_fraction",
+    );
+    // Valid on its own, but rounds to every epoch of a one-epoch run.
+    rejected(
+        PruneConfig {
+            epochs: 1,
+            refit_fraction: 0.6,
+            ..d()
+        },
+        "refit_fraction",
+    );
     assert!(PruneConfig {
         optimizer: OptimizerConfig::adam(-1.0),
         ..d()

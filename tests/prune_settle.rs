@@ -27,8 +27,11 @@ fn tail_mean(evals: &[Evaluation], f: impl Fn(&Evaluation) -> f64) -> f64 {
 fn run(symmetry: ScaleSymmetry) -> Outcome {
     let teacher = TeacherConfig::default();
     let (train, _) = teacher_student(&teacher).unwrap();
+    // The game alone, for 40 epochs: no refit after it.
     let cfg = PruneConfig {
         symmetry,
+        epochs: 40,
+        refit_fraction: 0.0,
         ..PruneConfig::teacher_default()
     };
     let (tr, ho) = split_holdout(&train, cfg.holdout).unwrap();

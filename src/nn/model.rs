@@ -351,6 +351,36 @@ impl Model {
         Model::new(InputSpec::identity(input.to_vec()), layers)
     }
 
+    /// The same architecture (layer shapes, gated units) with fresh weights drawn as by
+    /// [`Model::mlp`] from `ChaCha8Rng::seed_from_u64(seed)`, each layer initialised for its
+    /// own fan-in; gates at 1.
+    pub fn reinitialized(&self, seed: u64) -> Result<Model> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let layers = self
+            .layers
+            .iter()
+            .map(|layer| match layer {
+                Layer::Linear(l) => Layer::Linear(Linear::init(
+                    l.in_features(),
+                    l.out_features(),
+                    l.gate().is_some(),
+                    &mut rng,
+                )),
+                Layer::Conv2d(c) => Layer::Conv2d(Conv2d::init(
+                    c.in_channels,
+                    c.out_channels(),
+                    c.kernel,
+                    c.stride,
+                    c.padding,
+                    c.gate.is_some(),
+                    &mut rng,
+                )),
+                other => other.clone(),
+            })
+            .collect();
+        Model::new(self.input.clone(), layers)
+    }
+
     /// Replaces the input preprocessing; the shape must keep the same number of values.
     pub fn with_input(mut self, input: InputSpec) -> Result<Self> {
         let old = self.shapes[0];

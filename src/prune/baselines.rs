@@ -25,15 +25,19 @@ pub enum Baseline {
     Random,
     /// First-order Taylor / gate-gradient saliency `|s_i ∂L/∂s_i|` on held-out data.
     Taylor,
+    /// No ranking: the kept shape trained from a fresh initialisation for the dense
+    /// network's epochs (the control of "is the pruned network more than its shape?").
+    Scratch,
 }
 
 impl Baseline {
     /// Every baseline.
-    pub const ALL: [Baseline; 4] = [
+    pub const ALL: [Baseline; 5] = [
         Baseline::Magnitude,
         Baseline::L1Gates,
         Baseline::Random,
         Baseline::Taylor,
+        Baseline::Scratch,
     ];
 
     /// Name used in reports and CSV files.
@@ -43,6 +47,7 @@ impl Baseline {
             Baseline::L1Gates => "l1-gates",
             Baseline::Random => "random",
             Baseline::Taylor => "taylor",
+            Baseline::Scratch => "scratch",
         }
     }
 }
@@ -90,6 +95,11 @@ pub fn scores(
                 })
                 .collect()
         }
+        // The shape alone matters: every unit scores the same.
+        Baseline::Scratch => layers
+            .iter()
+            .map(|&l| Ok(vec![0.0; model.gate(l)?.len()]))
+            .collect(),
         Baseline::Taylor => {
             let (benefits, _) = measure_benefits(model, holdout, batch)?;
             layers
@@ -173,6 +183,7 @@ pub fn train_slimming(
         remove: false,
         symmetry: super::config::ScaleSymmetry::Unbroken,
         target_kept: None,
+        refit_fraction: 0.0,
         ..config.clone()
     };
     let mut run = PruneRun::new(model, cfg)?;

@@ -139,8 +139,14 @@ pub struct PruneConfig {
     pub holdout: usize,
     /// Record gate trajectories every this many steps.
     pub record_every: usize,
-    /// Training epochs with gate play.
+    /// Training epochs: the game's, then the survivors' refit (`refit_fraction`).
     pub epochs: usize,
+    /// Fraction of `epochs` given to the survivors after the game: the game plays the first
+    /// epochs on its own learning-rate schedule, removes every unit at 0, and the units left
+    /// train on the plain loss, gates folded, for the rest on a fresh schedule. The game's
+    /// costs shrink the units that stay as a lasso shrinks its coefficients; the refit undoes
+    /// that within the same training budget as the dense network's.
+    pub refit_fraction: f64,
     /// Fine-tuning epochs after removal (gates folded, weights only).
     pub finetune_epochs: usize,
     /// Fine-tuning learning rate as a multiple of the training rate (the usual practice of
@@ -183,6 +189,7 @@ impl Default for PruneConfig {
             holdout: 2000,
             record_every: 25,
             epochs: 5,
+            refit_fraction: 0.2,
             finetune_epochs: 1,
             finetune_lr_scale: 1.0,
             batch_size: 128,
@@ -257,6 +264,21 @@ impl PruneConfig {
                 format!("{}: must be a fraction in [0, 1]", self.control_fraction),
             ));
         }
+        if !(self.refit_fraction.is_finite() && (0.0..1.0).contains(&self.refit_fraction)) {
+            return Err(Error::invalid(
+                "refit_fraction",
+                format!("{}: must be a fraction in [0, 1)", self.refit_fraction),
+            ));
+        }
+        if self.game_epochs() == 0 {
+            return Err(Error::invalid(
+                "refit_fraction",
+                format!(
+                    "{} of {} epochs leaves none for the game",
+                    self.refit_fraction, self.epochs
+                ),
+            ));
+        }
         if let Some(f) = self.target_kept {
             if !(f.is_finite() && f > 0.0 && f <= 1.0) {
                 return Err(Error::invalid(
@@ -266,6 +288,16 @@ impl PruneConfig {
             }
         }
         self.train_config(self.epochs).check()
+    }
+
+    /// Epochs of the survivors' refit after the game (`refit_fraction` of `epochs`, rounded).
+    pub fn refit_epochs(&self) -> usize {
+        (self.refit_fraction * self.epochs as f64).round() as usize
+    }
+
+    /// Epochs of gate play (`epochs` less the refit).
+    pub fn game_epochs(&self) -> usize {
+        self.epochs.saturating_sub(self.refit_epochs())
     }
 
     /// The trainer settings for `epochs` epochs (no progress bar, no trainer-owned checkpoint).
@@ -324,7 +356,7 @@ impl PruneConfig {
     /// run): shorter refresh, patience and warm-up, more epochs.
     pub fn teacher_default() -> Self {
         PruneConfig {
-            epochs: 40,
+            epochs: 50,
             finetune_epochs: 2,
             gamma: 4e-3,
             beta: 2e-3,

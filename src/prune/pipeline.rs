@@ -16,7 +16,7 @@ use super::report::{
 };
 use crate::error::{Error, Result};
 use crate::io::write_json_atomic;
-use crate::nn::{evaluate, DataSource, Dataset, Model, Trainer};
+use crate::nn::{evaluate, DataSource, Dataset, Model, TrainConfig, Trainer};
 
 /// Network architecture of a job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,7 +99,7 @@ pub struct BaselineResult {
     pub method: String,
     /// Kept units per layer.
     pub kept_per_layer: Vec<LayerCount>,
-    /// Test accuracy right after pruning.
+    /// Test accuracy right after pruning (for `scratch`: after training the fresh shape).
     pub pruned_accuracy: f64,
     /// Test accuracy after the same fine-tune as the game.
     pub finetuned_accuracy: f64,
@@ -122,12 +122,17 @@ pub struct Report {
     pub dense_accuracy: f64,
     /// Test accuracy of the game's network after removal, before fine-tuning.
     pub pruned_accuracy: f64,
+    /// Test accuracy of the game's network after the survivors' refit (equal to
+    /// `pruned_accuracy` without one).
+    pub refitted_accuracy: f64,
     /// Test accuracy of the exported network (after fine-tuning).
     pub finetuned_accuracy: f64,
     /// Test loss of the dense network.
     pub dense_loss: f64,
     /// Test loss of the pruned network before fine-tuning.
     pub pruned_loss: f64,
+    /// Test loss after the survivors' refit.
+    pub refitted_loss: f64,
     /// Test loss of the exported network.
     pub finetuned_loss: f64,
     /// Units per gated layer before and after.
@@ -172,7 +177,7 @@ pub fn variant(config: &PruneConfig) -> String {
     format!(
         "projected gradient play on gates after each weight step; benefit = EMA({}) of -dL/ds; \
          redundancy {:?} refreshed every {} steps; scale symmetry {}; warm-up {} steps; \
-         removal after {} steps at 0; {}",
+         removal after {} steps at 0; {}; {}",
         config.benefit_momentum,
         config.redundancy,
         config.refresh_every,
@@ -199,6 +204,15 @@ pub fn variant(config: &PruneConfig) -> String {
                 }
             ),
             None => format!("fixed gamma {}", config.gamma),
+        },
+        match config.refit_epochs() {
+            0 => "no refit: the game plays every epoch".to_string(),
+            r => format!(
+                "the game plays {} of {} epochs, then the survivors refit for {r} (gates folded, \
+                 plain loss, fresh schedule)",
+                config.game_epochs(),
+                config.epochs
+            ),
         }
     )
 }
@@ -256,30 +270,49 @@ impl RunFiles {
     }
 }
 
-/// Trains the dense reference (resumable from its checkpoint in `dir`).
-fn dense_reference(
-    model: &Model,
+/// Trains `model` with `tc`, checkpointing into `checkpoint`; with `resume`, continues from
+/// it (which must have been written with the same settings).
+fn train_resumable(
+    model: Model,
     train: &Dataset,
-    config: &PruneConfig,
+    mut tc: TrainConfig,
     checkpoint: &Path,
     resume: bool,
 ) -> Result<Model> {
-    let mut tc = config.train_config(config.epochs);
     tc.checkpoint = Some(checkpoint.to_path_buf());
     let mut t = if resume && checkpoint.is_file() {
         let t = Trainer::resume(checkpoint)?;
         if t.config() != &tc {
             return Err(Error::ResumeMismatch {
                 path: checkpoint.to_path_buf(),
-                message: "the dense reference was trained with other settings".into(),
+                message: "the checkpoint was written with other training settings".into(),
             });
         }
         t
     } else {
-        Trainer::new(model.clone(), tc)?
+        Trainer::new(model, tc)?
     };
     t.run(train, None, &mut ())?;
     Ok(t.into_model())
+}
+
+/// The survivors' refit: gates folded, `config.refit_epochs()` epochs on the plain loss with
+/// a fresh learning-rate schedule at the training rate.
+fn refit(
+    gated: &Model,
+    train: &Dataset,
+    config: &PruneConfig,
+    checkpoint: &Path,
+    resume: bool,
+) -> Result<Model> {
+    let mut model = gated.clone();
+    model.fold_gates()?;
+    if config.refit_epochs() == 0 {
+        return Ok(model);
+    }
+    let mut tc = config.train_config(config.refit_epochs());
+    tc.seed = config.seed.wrapping_add(2);
+    train_resumable(model, train, tc, checkpoint, resume)
 }
 
 /// Runs `job` on `(train, test)`, writing everything into `out`; with `resume`, continues
@@ -318,15 +351,23 @@ pub fn run_job(
     run.run(&train, &holdout, Some(test), Some(&game_dir))?;
     let (gated, pruner) = run.finish(&holdout)?;
     let pruned_stats = evaluate(&gated, test, 500)?;
-    let finetuned = finetune(&gated, &train, cfg, cfg.finetune_epochs)?.exported()?;
+    let refitted = refit(
+        &gated,
+        &train,
+        cfg,
+        &files.path("refit.ckpt.safetensors"),
+        resume,
+    )?;
+    let refitted_stats = evaluate(&refitted, test, 500)?;
+    let finetuned = finetune(&refitted, &train, cfg, cfg.finetune_epochs)?.exported()?;
     let final_stats = evaluate(&finetuned, test, 500)?;
     let counts = layer_counts(&initial, &gated);
 
     // Dense reference (the baselines' starting point).
-    let dense = dense_reference(
-        &initial,
+    let dense = train_resumable(
+        initial.clone(),
         &train,
-        cfg,
+        cfg.train_config(cfg.epochs),
         &files.path("dense.ckpt.safetensors"),
         resume,
     )?;
@@ -347,7 +388,13 @@ pub fn run_job(
             cfg.batch_size,
             cfg.seed.wrapping_add(7),
         )?;
-        let pruned = prune_to_counts(&source, &s, &kept)?;
+        let mut pruned = prune_to_counts(&source, &s, &kept)?;
+        if b == Baseline::Scratch {
+            let fresh = pruned.reinitialized(cfg.seed.wrapping_add(3))?;
+            let mut t = Trainer::new(fresh, cfg.train_config(cfg.epochs))?;
+            t.run(&train, None, &mut ())?;
+            pruned = t.into_model();
+        }
         let before = evaluate(&pruned, test, 500)?;
         let tuned = finetune(&pruned, &train, cfg, cfg.finetune_epochs)?;
         let after = evaluate(&tuned, test, 500)?;
@@ -380,9 +427,11 @@ pub fn run_job(
         calibration: pruner.calibration().cloned(),
         dense_accuracy: dense_stats.accuracy(),
         pruned_accuracy: pruned_stats.accuracy(),
+        refitted_accuracy: refitted_stats.accuracy(),
         finetuned_accuracy: final_stats.accuracy(),
         dense_loss: dense_stats.loss,
         pruned_loss: pruned_stats.loss,
+        refitted_loss: refitted_stats.loss,
         finetuned_loss: final_stats.loss,
         kept_fraction: kept,
         kept_per_layer: counts,
@@ -409,6 +458,68 @@ pub fn run_job(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::data::{teacher_student, TeacherConfig};
+
+    /// The refit trains the survivors of a shrunk network on the plain loss (its training loss
+    /// falls) with their gates folded, and without a refit the folded network computes what the
+    /// gated one did.
+    #[test]
+    fn refit_trains_the_folded_survivors_for_its_share_of_the_epochs() {
+        let (train, _) = teacher_student(&TeacherConfig {
+            train: 2000,
+            test: 10,
+            ..TeacherConfig::default()
+        })
+        .unwrap();
+        let mut gated = Model::mlp(&[train.sample_len(), 12, train.classes()], 3).unwrap();
+        // Briefly trained, then shrunk as the game's costs shrink its survivors.
+        let warm = PruneConfig {
+            epochs: 2,
+            ..PruneConfig::teacher_default()
+        };
+        let mut t = Trainer::new(gated.clone(), warm.train_config(2)).unwrap();
+        t.run(&train, None, &mut ()).unwrap();
+        gated = t.into_model();
+        let layer = gated.gated_layers()[0];
+        gated.set_gate(layer, &[0.3; 12]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let ckpt = dir.path().join("refit.ckpt");
+        let config = |refit_fraction: f64| PruneConfig {
+            epochs: 10,
+            refit_fraction,
+            ..PruneConfig::teacher_default()
+        };
+        let loss = |m: &Model| evaluate(m, &train, 500).unwrap().loss;
+
+        let folded = refit(&gated, &train, &config(0.0), &ckpt, false).unwrap();
+        assert!(
+            !ckpt.exists(),
+            "no refit epochs, yet a checkpoint was written"
+        );
+        let x = &train.inputs()[..50 * train.sample_len()];
+        let gap = (gated.predict(x, 50).unwrap() - folded.predict(x, 50).unwrap())
+            .abs()
+            .max();
+        assert!(gap < 1e-5, "folding changed the outputs by {gap}");
+
+        let refitted = refit(&gated, &train, &config(0.3), &ckpt, false).unwrap();
+        assert!(
+            ckpt.exists(),
+            "the refit wrote no checkpoint to resume from"
+        );
+        assert_eq!(
+            refitted.gate(layer).unwrap().len(),
+            12,
+            "the refit changed the width"
+        );
+        assert!(refitted
+            .gate(layer)
+            .unwrap()
+            .iter()
+            .all(|g| g.to_bits() == 1.0f32.to_bits()));
+        let (before, after) = (loss(&folded), loss(&refitted));
+        assert!(after < 0.9 * before, "training loss {before} -> {after}");
+    }
 
     fn calibration(target_kept: f64, kept_without_price: f64) -> Calibration {
         Calibration {

@@ -906,7 +906,7 @@ impl PruneRun {
     /// A fresh run of `config` on `model`.
     pub fn new(model: Model, config: PruneConfig) -> Result<Self> {
         let pruner = EquilibriumPruner::new(config.clone(), &model)?;
-        let trainer = Trainer::new(model, config.train_config(config.epochs))?;
+        let trainer = Trainer::new(model, config.train_config(config.game_epochs()))?;
         Ok(PruneRun {
             trainer,
             pruner,
@@ -929,9 +929,9 @@ impl PruneRun {
         self.epoch
     }
 
-    /// True once every configured epoch has run.
+    /// True once every epoch of the game has run.
     pub fn finished(&self) -> bool {
-        self.epoch >= self.pruner.config.epochs
+        self.epoch >= self.pruner.config.game_epochs()
     }
 
     /// One epoch of training with gate play, then an evaluation.
@@ -943,7 +943,7 @@ impl PruneRun {
     ) -> Result<Evaluation> {
         let per_epoch = train.len().div_ceil(self.pruner.config.batch_size) as u64;
         self.pruner
-            .set_total_steps(per_epoch * self.pruner.config.epochs as u64);
+            .set_total_steps(per_epoch * self.pruner.config.game_epochs() as u64);
         loop {
             let rec = self.trainer.step(train)?;
             self.pruner.after_step(&mut self.trainer, holdout)?;
