@@ -133,9 +133,10 @@ fn main() -> Result<()> {
         println!("layer {:<3} {} -> {} units", c.layer, c.before, c.after);
     }
     println!(
-        "accuracy dense {:.4}, pruned {:.4}, fine-tuned {:.4}; params {} -> {}; FLOPs {} -> {}; latency {:.2} -> {:.2} ms",
+        "accuracy dense {:.4}, pruned {:.4}, refitted {:.4}, fine-tuned {:.4}; params {} -> {}; FLOPs {} -> {}; latency {:.2} -> {:.2} ms",
         r.dense_accuracy,
         r.pruned_accuracy,
+        r.refitted_accuracy,
         r.finetuned_accuracy,
         r.params_before,
         r.params_after,

@@ -90,12 +90,12 @@ fn main() -> Result<()> {
         );
     }
     println!(
-        "accuracy          dense {:.4}  pruned {:.4}  fine-tuned {:.4}",
-        r.dense_accuracy, r.pruned_accuracy, r.finetuned_accuracy
+        "accuracy          dense {:.4}  pruned {:.4}  refitted {:.4}  fine-tuned {:.4}",
+        r.dense_accuracy, r.pruned_accuracy, r.refitted_accuracy, r.finetuned_accuracy
     );
     println!(
-        "test loss         dense {:.4}  pruned {:.4}  fine-tuned {:.4}",
-        r.dense_loss, r.pruned_loss, r.finetuned_loss
+        "test loss         dense {:.4}  pruned {:.4}  refitted {:.4}  fine-tuned {:.4}",
+        r.dense_loss, r.pruned_loss, r.refitted_loss, r.finetuned_loss
     );
     println!(
         "params {} -> {}, FLOPs {} -> {}, latency {:.2} -> {:.2} ms (x{:.2})",

@@ -210,7 +210,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(|k| format!("{}->{}", k.before, k.after))
         .collect();
     eprintln!(
-        "kept {} (gamma {}); accuracy dense {:.4}, pruned {:.4}, fine-tuned {:.4}; params {} -> {}; wrote {}",
+        "kept {} (gamma {}); accuracy dense {:.4}, pruned {:.4}, refitted {:.4}, fine-tuned {:.4}; params {} -> {}; wrote {}",
         kept.join(", "),
         r.gamma_per_layer
             .iter()
@@ -219,6 +219,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .join(", "),
         r.dense_accuracy,
         r.pruned_accuracy,
+        r.refitted_accuracy,
         r.finetuned_accuracy,
         r.params_before,
         r.params_after,
