@@ -2,6 +2,8 @@
 //! units of every gated layer by a score, keeps the top ones and is then fine-tuned exactly
 //! like the game's network.
 
+use std::path::Path;
+
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -11,7 +13,7 @@ use super::config::PruneConfig;
 use super::layer_game::measure_benefits;
 use super::pruner::PruneRun;
 use crate::error::{Error, Result};
-use crate::nn::{Dataset, Model, Trainer};
+use crate::nn::{Dataset, Model, TrainConfig, Trainer};
 
 /// A baseline pruning criterion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -147,22 +149,66 @@ pub fn prune_to_counts(model: &Model, scores: &[Vec<f64>], counts: &[usize]) -> 
     Ok(m)
 }
 
-/// Trains `model`'s weights for `epochs` epochs (gates folded first, then fixed at 1).
+/// Fine-tunes `model`'s weights for `epochs` epochs (gates folded first, then fixed at 1) at
+/// `finetune_lr_scale` times the training rate.
 pub fn finetune(
     model: &Model,
     train: &Dataset,
     config: &PruneConfig,
     epochs: usize,
 ) -> Result<Model> {
-    let mut m = model.clone();
-    m.fold_gates()?;
-    if epochs == 0 {
-        return Ok(m);
-    }
     let mut tc = config.train_config(epochs);
     tc.seed = config.seed.wrapping_add(1);
     tc.optimizer = tc.optimizer.scaled_lr(config.finetune_lr_scale as f32);
-    let mut t = Trainer::new(m, tc)?;
+    train_folded(model, train, tc, None)
+}
+
+/// Trains `model`'s weights with `tc` after folding its gates (fixed at 1 from then on); with
+/// `checkpoint = Some((file, resume))`, checkpointed into `file` and, with `resume`, continued
+/// from it.
+pub(crate) fn train_folded(
+    model: &Model,
+    train: &Dataset,
+    tc: TrainConfig,
+    checkpoint: Option<(&Path, bool)>,
+) -> Result<Model> {
+    let mut m = model.clone();
+    m.fold_gates()?;
+    if tc.epochs == 0 {
+        return Ok(m);
+    }
+    match checkpoint {
+        Some((file, resume)) => train_resumable(m, train, tc, file, resume),
+        None => {
+            let mut t = Trainer::new(m, tc)?;
+            t.run(train, None, &mut ())?;
+            Ok(t.into_model())
+        }
+    }
+}
+
+/// Trains `model` with `tc`, checkpointing into `checkpoint`; with `resume`, continues from
+/// it (which must have been written with the same settings).
+pub(crate) fn train_resumable(
+    model: Model,
+    train: &Dataset,
+    mut tc: TrainConfig,
+    checkpoint: &Path,
+    resume: bool,
+) -> Result<Model> {
+    tc.checkpoint = Some(checkpoint.to_path_buf());
+    let mut t = if resume && checkpoint.is_file() {
+        let t = Trainer::resume(checkpoint)?;
+        if t.config() != &tc {
+            return Err(Error::ResumeMismatch {
+                path: checkpoint.to_path_buf(),
+                message: "the checkpoint was written with other training settings".into(),
+            });
+        }
+        t
+    } else {
+        Trainer::new(model, tc)?
+    };
     t.run(train, None, &mut ())?;
     Ok(t.into_model())
 }

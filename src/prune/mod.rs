@@ -18,9 +18,10 @@
 //! layer is due for removal, the one with the largest `benefit − cost` stays, its gate is set
 //! to 1 and frozen (it stops playing), and a [`GuardRecord`] goes into the report.
 //!
-//! [`pipeline`] runs the whole job (dense reference, pruning, fine-tune, baselines, reports)
-//! for the CLI and the examples; [`baselines`] holds magnitude, L1-gate (slimming), random and
-//! Taylor pruning at equal per-layer kept counts.
+//! [`pipeline`] runs the whole job (dense reference, pruning, the survivors' refit, fine-tune,
+//! baselines, reports) for the CLI and the examples; [`baselines`] holds magnitude, L1-gate
+//! (slimming), random and Taylor pruning at equal per-layer kept counts, the kept shape
+//! trained from scratch as a control, and the fine-tune they all share.
 
 pub mod baselines;
 mod certificate;

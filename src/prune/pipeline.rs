@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::baselines::{finetune, prune_to_counts, scores, train_slimming, Baseline};
+use super::baselines::{
+    finetune, prune_to_counts, scores, train_folded, train_resumable, train_slimming, Baseline,
+};
 use super::certificate::{GuardRecord, UnitCertificate};
 use super::config::PruneConfig;
 use super::pruner::{Calibration, Evaluation, PruneRun};
@@ -16,7 +18,7 @@ use super::report::{
 };
 use crate::error::{Error, Result};
 use crate::io::write_json_atomic;
-use crate::nn::{evaluate, DataSource, Dataset, Model, TrainConfig, Trainer};
+use crate::nn::{evaluate, DataSource, Dataset, Model};
 
 /// Network architecture of a job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -270,32 +272,6 @@ impl RunFiles {
     }
 }
 
-/// Trains `model` with `tc`, checkpointing into `checkpoint`; with `resume`, continues from
-/// it (which must have been written with the same settings).
-fn train_resumable(
-    model: Model,
-    train: &Dataset,
-    mut tc: TrainConfig,
-    checkpoint: &Path,
-    resume: bool,
-) -> Result<Model> {
-    tc.checkpoint = Some(checkpoint.to_path_buf());
-    let mut t = if resume && checkpoint.is_file() {
-        let t = Trainer::resume(checkpoint)?;
-        if t.config() != &tc {
-            return Err(Error::ResumeMismatch {
-                path: checkpoint.to_path_buf(),
-                message: "the checkpoint was written with other training settings".into(),
-            });
-        }
-        t
-    } else {
-        Trainer::new(model, tc)?
-    };
-    t.run(train, None, &mut ())?;
-    Ok(t.into_model())
-}
-
 /// The survivors' refit: gates folded, `config.refit_epochs()` epochs on the plain loss with
 /// a fresh learning-rate schedule at the training rate.
 fn refit(
@@ -305,14 +281,9 @@ fn refit(
     checkpoint: &Path,
     resume: bool,
 ) -> Result<Model> {
-    let mut model = gated.clone();
-    model.fold_gates()?;
-    if config.refit_epochs() == 0 {
-        return Ok(model);
-    }
     let mut tc = config.train_config(config.refit_epochs());
     tc.seed = config.seed.wrapping_add(2);
-    train_resumable(model, train, tc, checkpoint, resume)
+    train_folded(gated, train, tc, Some((checkpoint, resume)))
 }
 
 /// Runs `job` on `(train, test)`, writing everything into `out`; with `resume`, continues
@@ -391,9 +362,7 @@ pub fn run_job(
         let mut pruned = prune_to_counts(&source, &s, &kept)?;
         if b == Baseline::Scratch {
             let fresh = pruned.reinitialized(cfg.seed.wrapping_add(3))?;
-            let mut t = Trainer::new(fresh, cfg.train_config(cfg.epochs))?;
-            t.run(&train, None, &mut ())?;
-            pruned = t.into_model();
+            pruned = train_folded(&fresh, &train, cfg.train_config(cfg.epochs), None)?;
         }
         let before = evaluate(&pruned, test, 500)?;
         let tuned = finetune(&pruned, &train, cfg, cfg.finetune_epochs)?;
@@ -459,6 +428,7 @@ pub fn run_job(
 mod tests {
     use super::*;
     use crate::nn::data::{teacher_student, TeacherConfig};
+    use crate::nn::Trainer;
 
     /// The refit trains the survivors of a shrunk network on the plain loss (its training loss
     /// falls) with their gates folded, and without a refit the folded network computes what the
