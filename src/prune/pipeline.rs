@@ -122,7 +122,8 @@ pub struct Report {
     pub calibration: Option<Calibration>,
     /// Test accuracy of the dense network trained with the same budget.
     pub dense_accuracy: f64,
-    /// Test accuracy of the game's network after removal, before fine-tuning.
+    /// Test accuracy of the game's network right after removal (before the refit and the
+    /// fine-tune).
     pub pruned_accuracy: f64,
     /// Test accuracy of the game's network after the survivors' refit (equal to
     /// `pruned_accuracy` without one).
@@ -131,7 +132,7 @@ pub struct Report {
     pub finetuned_accuracy: f64,
     /// Test loss of the dense network.
     pub dense_loss: f64,
-    /// Test loss of the pruned network before fine-tuning.
+    /// Test loss of the game's network right after removal.
     pub pruned_loss: f64,
     /// Test loss after the survivors' refit.
     pub refitted_loss: f64,
