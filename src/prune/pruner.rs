@@ -464,28 +464,30 @@ impl EquilibriumPruner {
         let mut without_price = 0usize;
         for group in self.target_groups() {
             let units: usize = group.iter().map(|&li| self.layers[li].orig.len()).sum();
-            let mut lo = 0.0;
-            let mut hi = group
-                .iter()
-                .flat_map(|&li| benefits[li].iter().copied())
-                .fold(0.0f64, f64::max)
-                .max(1e-12)
-                * 2.0;
-            for _ in 0..CALIBRATION_ROUNDS {
-                let mid = 0.5 * (lo + hi);
-                if kept_at(&group, mid)? as f64 > target * units as f64 {
-                    lo = mid;
-                } else {
-                    hi = mid;
-                }
-            }
-            // The static game misjudges the price (benefits of survivors grow as others
-            // leave); the adjustment every `K` steps corrects that.
             let at_zero = kept_at(&group, 0.0)?;
             without_price += at_zero;
+            // No price when the games keep no more than the aim without one (always under
+            // the cubic schedule, whose first aim is every unit); else bisection. The static
+            // game misjudges the price (benefits of survivors grow as others leave); the
+            // adjustment every `K` steps corrects that.
             let gamma = if at_zero as f64 <= target * units as f64 {
                 0.0
             } else {
+                let mut lo = 0.0;
+                let mut hi = group
+                    .iter()
+                    .flat_map(|&li| benefits[li].iter().copied())
+                    .fold(0.0f64, f64::max)
+                    .max(1e-12)
+                    * 2.0;
+                for _ in 0..CALIBRATION_ROUNDS {
+                    let mid = 0.5 * (lo + hi);
+                    if kept_at(&group, mid)? as f64 > target * units as f64 {
+                        lo = mid;
+                    } else {
+                        hi = mid;
+                    }
+                }
                 0.5 * (lo + hi)
             };
             predicted += kept_at(&group, gamma)?;
