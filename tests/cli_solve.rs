@@ -1,4 +1,4 @@
-//! `pruning-game solve` end to end: the equilibrium file of DESIGN 3 (with `dominated`
+//! `pruning-game solve` end to end: the equilibrium file of docs/formats.md (with `dominated`
 //! filled in), and the error paths.
 
 mod common;

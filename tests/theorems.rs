@@ -1,4 +1,4 @@
-//! Property tests of the theorems T1–T8 of DESIGN 1.3 (proofs in `proofs/`).
+//! Property tests of the theorems T1–T8 of docs/mathematics.md (proofs in `proofs/`).
 //!
 //! Every property runs on 256 generated games (seeded through proptest, so failures shrink
 //! and are replayed from `tests/theorems.proptest-regressions`). Each theorem also has a

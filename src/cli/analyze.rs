@@ -12,7 +12,7 @@ use pruning_game::Error;
 /// Options of `analyze`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Game file (JSON, DESIGN 3).
+    /// Game file (JSON, see docs/formats.md).
     #[arg(long)]
     game: PathBuf,
     /// Print the analysis as JSON (every index list in full) instead of the readable report.

@@ -11,7 +11,7 @@ use pruning_game::game::{Game, PruningGame};
 /// Options of `solve`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Game file (JSON, DESIGN 3).
+    /// Game file (JSON, see docs/formats.md).
     #[arg(long)]
     game: PathBuf,
     /// Equilibrium solver.

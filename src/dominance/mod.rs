@@ -1,4 +1,4 @@
-//! What can be said about a game's equilibria without solving it (DESIGN 1.3, T2–T6).
+//! What can be said about a game's equilibria without solving it (T2–T6, docs/mathematics.md).
 //!
 //! * [`dominated_players`] / [`zero_dominance`] — strict dominance of zero participation
 //!   (T3): closed form with margin `−q_i` for the quadratic game, numerical (analytic bound

@@ -1,4 +1,4 @@
-//! The equilibrium file (DESIGN 3) written by `pruning-game solve`.
+//! The equilibrium file (docs/formats.md) written by `pruning-game solve`.
 
 use std::path::Path;
 
@@ -26,7 +26,7 @@ pub struct EquilibriumFile {
     pub pruned: Vec<usize>,
     /// Players proved pruned by dominance (T3/T4); filled by the dominance analysis.
     pub dominated: Vec<usize>,
-    /// Why the solver stopped (an extension of DESIGN 3; absent in older files).
+    /// Why the solver stopped (optional: absent in older files; docs/formats.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub termination: Option<Termination>,
 }

@@ -1,4 +1,4 @@
-//! Certificates of a candidate equilibrium (DESIGN 1.1).
+//! Certificates of a candidate equilibrium (docs/mathematics.md, certificates).
 
 use serde::{Deserialize, Serialize};
 

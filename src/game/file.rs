@@ -1,4 +1,4 @@
-//! The game file (DESIGN 3): JSON in, validated [`PruningGame`] out, and back.
+//! The game file (docs/formats.md): JSON in, validated [`PruningGame`] out, and back.
 //!
 //! ```json
 //! { "benefit": [..], "self_cost": [..], "participation_cost": 0.1 | [..],

@@ -29,7 +29,7 @@ pub use synthetic::{generate, BenefitSpec, GeneratorConfig, Topology};
 /// An `N`-player continuous game with box strategy sets `[0, u_i]`.
 ///
 /// Utilities must be continuous in the whole profile and concave in the player's own
-/// strategy (DESIGN 1.1); every solver and certificate relies on that concavity.
+/// strategy (docs/mathematics.md); every solver and certificate relies on that concavity.
 ///
 /// Methods that evaluate player `i` take `own` (the strategy `i` considers) and the full
 /// `profile`, whose entry `i` is ignored: a deviation is evaluated without copying the

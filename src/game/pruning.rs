@@ -1,4 +1,4 @@
-//! The quadratic pruning game of DESIGN 1.2.
+//! The quadratic pruning game (docs/mathematics.md, the pruning game).
 
 use nalgebra::DVector;
 use rayon::prelude::*;

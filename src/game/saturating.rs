@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 ///
 /// The benefit saturates: the first units of participation pay most, as with a neuron whose
 /// contribution to the loss has diminishing returns. Utilities are strictly concave in the
-/// own strategy (`v_i, κ_i > 0`), so the game satisfies DESIGN 1.1, but the best response is
+/// own strategy (`v_i, κ_i > 0`), so it is a valid [`Game`], but the best response is
 /// not piecewise linear; [`Game::best_response`] therefore uses the default one-dimensional
 /// optimiser, and [`SaturatingGame::best_response_closed_form`] is kept as an independent
 /// check of it.

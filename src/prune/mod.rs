@@ -1,8 +1,8 @@
 //! The equilibrium-driven pruner, its baselines, structural removal and certificates.
 //!
 //! Each hidden unit (MLP neuron or CNN filter) is a player with gate `s_i ∈ [0, 1]` and
-//! utility `U_i = b_i s_i − (a_i/2) s_i² − γ s_i − s_i β Σ_{j≠i} R_ij s_j` (DESIGN 1.2,
-//! 1.4), where `b_i = −∂L/∂s_i` (T8). After every weight step the gates take a projected
+//! utility `U_i = b_i s_i − (a_i/2) s_i² − γ s_i − s_i β Σ_{j≠i} R_ij s_j` (docs/mathematics.md,
+//! the pruner), where `b_i = −∂L/∂s_i` (T8). After every weight step the gates take a projected
 //! gradient step on their own utility ([`EquilibriumPruner`]); a unit whose gate stays at 0
 //! for a patience window has made zero participation its best response and is removed
 //! structurally, with a [`UnitCertificate`] (benefit, cost, margin, T3/T4 dominance in the

@@ -1,4 +1,4 @@
-//! The equilibrium-driven pruner (DESIGN 1.4): one [`EquilibriumPruner::after_step`] per
+//! The equilibrium-driven pruner (docs/mathematics.md): one [`EquilibriumPruner::after_step`] per
 //! minibatch, after the weight optimiser's step; [`PruneRun`] owns the loop.
 //!
 //! Per step, for every gated layer:

@@ -230,7 +230,7 @@ impl Measures {
     fn of(game: &PruningGame, profile: &[f64]) -> Self {
         let n = profile.len();
         Measures {
-            // Exactly zero, as in the equilibrium file's `pruned` (DESIGN 3): projections
+            // Exactly zero, as in the equilibrium file's `pruned` (docs/formats.md): projections
             // land on the bound exactly.
             pruned: fraction(profile.iter().filter(|&&s| s <= 0.0).count(), n),
             proved: fraction(provably_pruned(game).len(), n),
