@@ -12,6 +12,25 @@ use rayon::prelude::*;
 use super::gemm::{gemm_serial, View, ViewMut};
 use super::layers::Conv2d;
 
+/// The parameters a convolution call reads: filters as a column-major `[out, in*k*k]`
+/// matrix and an optional bias (`None` for bias-free convolutions such as ResNet's).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConvWeights<'a> {
+    pub weight: &'a [f32],
+    pub bias: Option<&'a [f32]>,
+    pub out: usize,
+}
+
+impl<'a> ConvWeights<'a> {
+    pub fn of(conv: &'a Conv2d) -> Self {
+        ConvWeights {
+            weight: conv.weight.as_slice(),
+            bias: Some(conv.bias.as_slice()),
+            out: conv.out_channels(),
+        }
+    }
+}
+
 /// Geometry of one convolution call.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ConvGeom {
@@ -27,14 +46,32 @@ pub(crate) struct ConvGeom {
 
 impl ConvGeom {
     pub fn new(conv: &Conv2d, h: usize, w: usize) -> Self {
-        let (ho, wo) = conv.output_hw(h, w).unwrap_or((0, 0));
-        ConvGeom {
-            c: conv.in_channels,
+        Self::of(
+            conv.in_channels,
             h,
             w,
-            k: conv.kernel,
-            stride: conv.stride,
-            pad: conv.padding,
+            conv.kernel,
+            conv.stride,
+            conv.padding,
+        )
+    }
+
+    /// Geometry of a `k × k` convolution with `stride` and `pad` over `c × h × w` inputs
+    /// (zero output positions when the kernel does not fit).
+    pub fn of(c: usize, h: usize, w: usize, k: usize, stride: usize, pad: usize) -> Self {
+        let (hp, wp) = (h + 2 * pad, w + 2 * pad);
+        let (ho, wo) = if hp < k || wp < k || stride == 0 {
+            (0, 0)
+        } else {
+            ((hp - k) / stride + 1, (wp - k) / stride + 1)
+        };
+        ConvGeom {
+            c,
+            h,
+            w,
+            k,
+            stride,
+            pad,
             ho,
             wo,
         }
@@ -89,11 +126,14 @@ fn im2col_one(g: &ConvGeom, x: &[f32], cols: &mut [f32]) {
     }
 }
 
-/// Adds the patch gradients `dcols` (`[P, C*k*k]`) back onto `dx` (`[C, H, W]`, zeroed first).
+/// Adds the patch gradients `dcols` (`[P, C*k*k]`) back onto `dx` (`[C, H, W]`, zeroed first
+/// unless `accumulate`).
 /// Same contiguous-kernel-row fast path as [`im2col_one`]; the additions happen in the same
 /// order as an element-by-element scatter, so results are unchanged.
-fn col2im_one(g: &ConvGeom, dcols: &[f32], dx: &mut [f32]) {
-    dx.fill(0.0);
+fn col2im_one(g: &ConvGeom, dcols: &[f32], dx: &mut [f32], accumulate: bool) {
+    if !accumulate {
+        dx.fill(0.0);
+    }
     let (kk, k) = (g.patch(), g.k);
     for oy in 0..g.ho {
         for ox in 0..g.wo {
@@ -164,7 +204,7 @@ pub(crate) fn chunks(g: &ConvGeom, batch: usize) -> usize {
 /// The batch is processed in cache-sized chunks of samples, one rayon task per chunk, each
 /// doing im2col, a single-threaded GEMM and the layout change back to NCHW.
 pub(crate) fn conv_forward(
-    conv: &Conv2d,
+    conv: ConvWeights<'_>,
     g: &ConvGeom,
     batch: usize,
     x: &[f32],
@@ -176,7 +216,7 @@ pub(crate) fn conv_forward(
 
 #[allow(clippy::too_many_arguments)]
 fn conv_forward_chunked(
-    conv: &Conv2d,
+    conv: ConvWeights<'_>,
     g: &ConvGeom,
     batch: usize,
     s: usize,
@@ -184,10 +224,9 @@ fn conv_forward_chunked(
     y: &mut [f32],
     cols: &mut [f32],
 ) {
-    let (p, kk, o) = (g.positions(), g.patch(), conv.out_channels());
+    let (p, kk, o) = (g.positions(), g.patch(), conv.out);
     let in_len = g.c * g.h * g.w;
-    let bias = conv.bias.as_slice();
-    let w = conv.weight.as_slice();
+    let w = conv.weight;
     cols[..batch * p * kk]
         .par_chunks_mut(s * p * kk)
         .zip(
@@ -207,8 +246,13 @@ fn conv_forward_chunked(
                 .zip(xc.chunks(in_len))
             {
                 im2col_one(g, xi, cb);
-                for (ych, &bch) in yb.chunks_mut(p).zip(bias) {
-                    ych.fill(bch);
+                match conv.bias {
+                    Some(bias) => {
+                        for (ych, &bch) in yb.chunks_mut(p).zip(bias) {
+                            ych.fill(bch);
+                        }
+                    }
+                    None => yb.fill(0.0),
                 }
                 gemm_serial(
                     o,
@@ -239,13 +283,14 @@ fn conv_forward_chunked(
 /// One chunk's `(cols, (dy, partial gradients))` in the backward pass.
 type ChunkArgs<'a> = (&'a mut [f32], (&'a [f32], &'a mut [f32]));
 
-/// Backward convolution. `dy` is NCHW; writes weight and bias gradients, and `dx` if given.
+/// Backward convolution. `dy` is NCHW; writes weight and bias gradients, and `dx` if given
+/// (overwritten, or added to when `accumulate`).
 /// Uses `cols` from the forward pass (overwritten with patch gradients) and `scratch`
 /// (`chunks * (O*C*k*k + O)`) for per-chunk partial weight and bias gradients, which are
 /// summed in chunk order so results do not depend on the thread count.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_backward(
-    conv: &Conv2d,
+    conv: ConvWeights<'_>,
     g: &ConvGeom,
     batch: usize,
     dy: &[f32],
@@ -253,7 +298,7 @@ pub(crate) fn conv_backward(
     dw: &mut [f32],
     scratch: &mut [f32],
     db: &mut [f32],
-    dx: Option<&mut [f32]>,
+    dx: Option<(&mut [f32], bool)>,
 ) {
     conv_backward_chunked(
         conv,
@@ -271,7 +316,7 @@ pub(crate) fn conv_backward(
 
 #[allow(clippy::too_many_arguments)]
 fn conv_backward_chunked(
-    conv: &Conv2d,
+    conv: ConvWeights<'_>,
     g: &ConvGeom,
     batch: usize,
     s: usize,
@@ -280,19 +325,19 @@ fn conv_backward_chunked(
     dw: &mut [f32],
     scratch: &mut [f32],
     db: &mut [f32],
-    dx: Option<&mut [f32]>,
+    dx: Option<(&mut [f32], bool)>,
 ) {
-    let (p, kk, o) = (g.positions(), g.patch(), conv.out_channels());
+    let (p, kk, o) = (g.positions(), g.patch(), conv.out);
     let in_len = g.c * g.h * g.w;
     let nchunks = batch.div_ceil(s);
     let part = o * kk + o;
-    let w = conv.weight.as_slice();
+    let w = conv.weight;
     let want_dx = dx.is_some();
     // Without an input gradient the dx slices are empty placeholders.
     let mut empty: [f32; 0] = [];
-    let dx_all: &mut [f32] = match dx {
-        Some(d) => &mut d[..batch * in_len],
-        None => &mut empty,
+    let (dx_all, accumulate): (&mut [f32], bool) = match dx {
+        Some((d, acc)) => (&mut d[..batch * in_len], acc),
+        None => (&mut empty, false),
     };
     let dx_chunk = if want_dx { s * in_len } else { 1 };
     let dx_iter = dx_all.par_chunks_mut(dx_chunk);
@@ -361,7 +406,7 @@ fn conv_backward_chunked(
                         cs: 1,
                     },
                 );
-                col2im_one(g, cb, dxi);
+                col2im_one(g, cb, dxi, accumulate);
             }
         }
     };
@@ -539,13 +584,21 @@ mod tests {
             let (p, kk) = (g.positions(), g.patch());
             let mut y = vec![0.0; batch * o * p];
             let mut cols = vec![0.0; batch * p * kk];
-            conv_forward_chunked(&conv, &g, batch, chunk, &x, &mut y, &mut cols);
+            conv_forward_chunked(
+                ConvWeights::of(&conv),
+                &g,
+                batch,
+                chunk,
+                &x,
+                &mut y,
+                &mut cols,
+            );
             let mut dw = vec![0.0; o * kk];
             let mut db = vec![0.0; o];
             let mut dx = vec![0.0; x.len()];
             let mut scratch = vec![0.0; batch.div_ceil(chunk) * (o * kk + o)];
             conv_backward_chunked(
-                &conv,
+                ConvWeights::of(&conv),
                 &g,
                 batch,
                 chunk,
@@ -554,7 +607,7 @@ mod tests {
                 &mut dw,
                 &mut scratch,
                 &mut db,
-                Some(&mut dx),
+                Some((&mut dx, false)),
             );
             let close = |a: &[f32], b: &[f32]| {
                 a.iter()

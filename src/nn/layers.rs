@@ -59,7 +59,12 @@ impl Shape {
 }
 
 /// Draws `He`-uniform weights `U(-sqrt(6/fan_in), sqrt(6/fan_in))`, suited to ReLU networks.
-fn he_uniform(rows: usize, cols: usize, fan_in: usize, rng: &mut impl Rng) -> DMatrix<f32> {
+pub(crate) fn he_uniform(
+    rows: usize,
+    cols: usize,
+    fan_in: usize,
+    rng: &mut impl Rng,
+) -> DMatrix<f32> {
     let bound = (6.0 / fan_in.max(1) as f32).sqrt();
     // A non-degenerate range cannot fail; fall back to zeros rather than panic.
     match Uniform::new(-bound, bound) {

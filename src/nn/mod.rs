@@ -15,7 +15,9 @@
 
 mod conv;
 pub mod data;
+mod dense;
 mod gemm;
+pub mod graph;
 pub mod layers;
 pub mod model;
 pub mod optim;

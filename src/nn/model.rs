@@ -14,8 +14,10 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::conv::{conv_backward, conv_forward, pool_backward, pool_forward, ConvGeom, LANES};
-use super::gemm::{gemm, View, ViewMut};
+use super::conv::{
+    conv_backward, conv_forward, pool_backward, pool_forward, ConvGeom, ConvWeights, LANES,
+};
+use super::dense::{dense_backward, dense_forward, DenseWeights};
 use super::layers::{check_len, Conv2d, Layer, Linear, MaxPool2d, Shape};
 use crate::error::{Error, Result};
 
@@ -634,13 +636,13 @@ impl Model {
                 &mut hi[0][..batch * self.shapes[i + 1].numel()],
             );
             match &self.layers[i] {
-                Layer::Linear(l) => linear_forward(l, batch, inp, out),
+                Layer::Linear(l) => dense_forward(weights_of(l), batch, inp, out),
                 Layer::Conv2d(c) => {
                     let Shape::Image { h, w, .. } = self.shapes[i] else {
                         continue;
                     };
                     let g = ConvGeom::new(c, h, w);
-                    conv_forward(c, &g, batch, inp, out, &mut ws.cols[i]);
+                    conv_forward(ConvWeights::of(c), &g, batch, inp, out, &mut ws.cols[i]);
                 }
                 Layer::Relu => {
                     let gate = if i > 0 {
@@ -739,7 +741,15 @@ impl Model {
                     let g = grads.layers[i]
                         .as_mut()
                         .ok_or_else(|| Error::invalid("gradients", "layout mismatch"))?;
-                    linear_backward(l, batch, x, dy, g, need_dx.then_some(dx));
+                    dense_backward(
+                        weights_of(l),
+                        batch,
+                        x,
+                        dy,
+                        g.weight.as_mut_slice(),
+                        Some(g.bias.as_mut_slice()),
+                        need_dx.then_some((dx, false)),
+                    );
                 }
                 Layer::Conv2d(c) => {
                     let Shape::Image { h, w, .. } = self.shapes[i] else {
@@ -750,7 +760,7 @@ impl Model {
                         .as_mut()
                         .ok_or_else(|| Error::invalid("gradients", "layout mismatch"))?;
                     conv_backward(
-                        c,
+                        ConvWeights::of(c),
                         &geom,
                         batch,
                         dy,
@@ -758,7 +768,7 @@ impl Model {
                         g.weight.as_mut_slice(),
                         &mut ws.dw_scratch[i],
                         g.bias.as_mut_slice(),
-                        need_dx.then_some(dx),
+                        need_dx.then_some((dx, false)),
                     );
                 }
                 Layer::Relu => {
@@ -923,97 +933,12 @@ fn gated_relu_backward(
     }
 }
 
-fn linear_forward(l: &Linear, batch: usize, x: &[f32], y: &mut [f32]) {
-    let (inp, out) = (l.in_features(), l.out_features());
-    for row in y.chunks_mut(out) {
-        row.copy_from_slice(l.bias.as_slice());
-    }
-    // y[b, o] += sum_i x[b, i] W[o, i]; W is column-major [out, in].
-    gemm(
-        batch,
-        inp,
-        out,
-        1.0,
-        View {
-            data: x,
-            rs: inp,
-            cs: 1,
-        },
-        View {
-            data: l.weight.as_slice(),
-            rs: out,
-            cs: 1,
-        },
-        1.0,
-        ViewMut {
-            data: y,
-            rs: out,
-            cs: 1,
-        },
-    );
-}
-
-fn linear_backward(
-    l: &Linear,
-    batch: usize,
-    x: &[f32],
-    dy: &[f32],
-    g: &mut LayerGrad,
-    dx: Option<&mut [f32]>,
-) {
-    let (inp, out) = (l.in_features(), l.out_features());
-    let db = g.bias.as_mut_slice();
-    db.fill(0.0);
-    for row in dy.chunks(out) {
-        for (d, v) in db.iter_mut().zip(row) {
-            *d += v;
-        }
-    }
-    gemm(
-        out,
-        batch,
-        inp,
-        1.0,
-        View {
-            data: dy,
-            rs: 1,
-            cs: out,
-        },
-        View {
-            data: x,
-            rs: inp,
-            cs: 1,
-        },
-        0.0,
-        ViewMut {
-            data: g.weight.as_mut_slice(),
-            rs: 1,
-            cs: out,
-        },
-    );
-    if let Some(dx) = dx {
-        gemm(
-            batch,
-            out,
-            inp,
-            1.0,
-            View {
-                data: dy,
-                rs: out,
-                cs: 1,
-            },
-            View {
-                data: l.weight.as_slice(),
-                rs: 1,
-                cs: out,
-            },
-            0.0,
-            ViewMut {
-                data: dx,
-                rs: inp,
-                cs: 1,
-            },
-        );
+fn weights_of(l: &Linear) -> DenseWeights<'_> {
+    DenseWeights {
+        weight: l.weight.as_slice(),
+        bias: Some(l.bias.as_slice()),
+        inputs: l.in_features(),
+        outputs: l.out_features(),
     }
 }
 

@@ -284,7 +284,7 @@ impl Optimizer {
 /// Parameters per rayon task in the update loops.
 const CHUNK: usize = 1 << 14;
 
-fn sgd(p: &mut [f32], g: &[f32], v: &mut [f32], lr: f32, mu: f32, wd: f32) {
+pub(crate) fn sgd(p: &mut [f32], g: &[f32], v: &mut [f32], lr: f32, mu: f32, wd: f32) {
     p.par_chunks_mut(CHUNK)
         .zip(g.par_chunks(CHUNK))
         .zip(v.par_chunks_mut(CHUNK))
@@ -297,17 +297,17 @@ fn sgd(p: &mut [f32], g: &[f32], v: &mut [f32], lr: f32, mu: f32, wd: f32) {
         });
 }
 
-struct AdamStep {
-    lr: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    c1: f32,
-    c2: f32,
+pub(crate) struct AdamStep {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub c1: f32,
+    pub c2: f32,
 }
 
 impl AdamStep {
-    fn apply(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    pub(crate) fn apply(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
         let step = self.lr / self.c1;
         let inv_sqrt_c2 = 1.0 / self.c2.sqrt();
         p.par_chunks_mut(CHUNK)

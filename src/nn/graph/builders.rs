@@ -1,0 +1,363 @@
+//! The networks this crate builds: chains from the sequential [`Model`] (the MLP and small
+//! CNN, with the same initial weights), a BatchNorm CNN, and ResNets for small images.
+//!
+//! Every prunable channel group gets one gate vector. A gate sits after the last
+//! per-channel op of its chain (after ReLU and pooling, or after BatchNorm where an add
+//! follows), so that at `s = 0` the channel is exactly zero wherever it is read.
+
+use nalgebra::{DMatrix, DVector};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::ops::{
+    Add, BatchNorm, Conv, Dense, Flatten, Gate, GlobalAvgPool, MaxPool, Op, Pool, Relu,
+};
+use super::{Graph, Node, NodeId, Param, ParamId, ParamKind};
+use crate::error::{Error, Result};
+use crate::nn::layers::{he_uniform, Layer};
+use crate::nn::model::{InputSpec, Model};
+
+/// Assembles nodes and named parameters.
+pub(crate) struct Builder {
+    input: InputSpec,
+    nodes: Vec<Node>,
+    params: Vec<Param>,
+    rng: ChaCha8Rng,
+}
+
+impl Builder {
+    pub fn new(input: InputSpec, seed: u64) -> Self {
+        Builder {
+            input,
+            nodes: vec![Node {
+                name: "input".into(),
+                op: Op::Input,
+                inputs: Vec::new(),
+            }],
+            params: Vec::new(),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
+    }
+
+    pub fn param(&mut self, name: String, kind: ParamKind, value: DMatrix<f32>) -> ParamId {
+        self.params.push(Param { name, kind, value });
+        self.params.len() - 1
+    }
+
+    pub fn node(&mut self, name: impl Into<String>, op: Op, inputs: &[NodeId]) -> NodeId {
+        self.nodes.push(Node {
+            name: name.into(),
+            op,
+            inputs: inputs.to_vec(),
+        });
+        self.nodes.len() - 1
+    }
+
+    fn vector(n: usize, v: f32) -> DMatrix<f32> {
+        DMatrix::from_element(n, 1, v)
+    }
+
+    /// A conv node `name` with He-uniform filters; bias-free when `bias` is false.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv(
+        &mut self,
+        name: &str,
+        input: NodeId,
+        cin: usize,
+        cout: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        bias: bool,
+    ) -> NodeId {
+        let fan_in = cin * kernel * kernel;
+        let w = he_uniform(cout, fan_in, fan_in, &mut self.rng);
+        let weight = self.param(format!("{name}.weight"), ParamKind::Weight, w);
+        let bias = bias.then(|| {
+            self.param(
+                format!("{name}.bias"),
+                ParamKind::Weight,
+                Self::vector(cout, 0.0),
+            )
+        });
+        let op = Op::Conv2d(Conv {
+            weight,
+            bias,
+            kernel,
+            stride,
+            padding,
+        });
+        self.node(name, op, &[input])
+    }
+
+    /// A linear node `name` with He-uniform weights and a zero bias.
+    pub fn linear(&mut self, name: &str, input: NodeId, inp: usize, out: usize) -> NodeId {
+        let w = he_uniform(out, inp, inp, &mut self.rng);
+        let weight = self.param(format!("{name}.weight"), ParamKind::Weight, w);
+        let bias = Some(self.param(
+            format!("{name}.bias"),
+            ParamKind::Weight,
+            Self::vector(out, 0.0),
+        ));
+        self.node(name, Op::Linear(Dense { weight, bias }), &[input])
+    }
+
+    /// A BatchNorm node `name` over `c` channels with PyTorch's defaults.
+    pub fn batch_norm(&mut self, name: &str, input: NodeId, c: usize) -> NodeId {
+        let weight = self.param(
+            format!("{name}.weight"),
+            ParamKind::Weight,
+            Self::vector(c, 1.0),
+        );
+        let bias = self.param(
+            format!("{name}.bias"),
+            ParamKind::Weight,
+            Self::vector(c, 0.0),
+        );
+        let running_mean = self.param(
+            format!("{name}.running_mean"),
+            ParamKind::Buffer,
+            Self::vector(c, 0.0),
+        );
+        let running_var = self.param(
+            format!("{name}.running_var"),
+            ParamKind::Buffer,
+            Self::vector(c, 1.0),
+        );
+        let op = Op::BatchNorm(BatchNorm {
+            weight,
+            bias,
+            running_mean,
+            running_var,
+            eps: 1e-5,
+            momentum: 0.1,
+            batches_tracked: 0,
+        });
+        self.node(name, op, &[input])
+    }
+
+    /// A gate vector of `c` entries at 1.
+    pub fn gate_param(&mut self, name: &str, c: usize) -> ParamId {
+        self.param(name.to_string(), ParamKind::Gate, Self::vector(c, 1.0))
+    }
+
+    pub fn gate(&mut self, name: &str, input: NodeId, gate: ParamId) -> NodeId {
+        self.node(name, Op::Gate(Gate { gate }), &[input])
+    }
+
+    pub fn relu(&mut self, name: &str, input: NodeId) -> NodeId {
+        self.node(name, Op::Relu(Relu), &[input])
+    }
+
+    pub fn finish(self) -> Result<Graph> {
+        Graph::new(self.input, self.nodes, self.params)
+    }
+}
+
+/// Depths of the ResNets for small images: `6n + 2` layers, `n` basic blocks per stage.
+pub const RESNET_DEPTHS: [usize; 5] = [8, 14, 20, 32, 44];
+
+impl Graph {
+    /// The chain equal to a sequential model: the same weights under the same
+    /// `torch.nn.Sequential` names, and a gate node after each gated unit's ReLU (after its
+    /// max pooling when one follows), reading the gate vector `{index}.gate`.
+    pub fn from_model(model: &Model) -> Result<Graph> {
+        let mut b = Builder::new(model.input().clone(), 0);
+        let layers = model.layers();
+        let mut at = 0;
+        let mut pending: Option<(usize, ParamId)> = None;
+        for (i, layer) in layers.iter().enumerate() {
+            let name = i.to_string();
+            at = match layer {
+                Layer::Linear(l) => {
+                    let weight =
+                        b.param(format!("{i}.weight"), ParamKind::Weight, l.weight().clone());
+                    let bias = b.param(format!("{i}.bias"), ParamKind::Weight, column(l.bias()));
+                    if let Some(g) = l.gate() {
+                        pending =
+                            Some((i, b.param(format!("{i}.gate"), ParamKind::Gate, column(g))));
+                    }
+                    b.node(
+                        name,
+                        Op::Linear(Dense {
+                            weight,
+                            bias: Some(bias),
+                        }),
+                        &[at],
+                    )
+                }
+                Layer::Conv2d(c) => {
+                    let weight =
+                        b.param(format!("{i}.weight"), ParamKind::Weight, c.weight().clone());
+                    let bias = b.param(format!("{i}.bias"), ParamKind::Weight, column(c.bias()));
+                    if let Some(g) = c.gate() {
+                        pending =
+                            Some((i, b.param(format!("{i}.gate"), ParamKind::Gate, column(g))));
+                    }
+                    let op = Op::Conv2d(Conv {
+                        weight,
+                        bias: Some(bias),
+                        kernel: c.kernel(),
+                        stride: c.stride(),
+                        padding: c.padding(),
+                    });
+                    b.node(name, op, &[at])
+                }
+                Layer::Relu => b.relu(&name, at),
+                Layer::MaxPool2d(p) => b.node(
+                    name,
+                    Op::MaxPool2d(MaxPool(Pool::square(p.kernel()))),
+                    &[at],
+                ),
+                Layer::Flatten => b.node(name, Op::Flatten(Flatten), &[at]),
+            };
+            // The gate closes the unit's per-channel chain: before the next weight layer or
+            // flatten, after the ReLU and any pooling.
+            let closes = !matches!(layers.get(i + 1), Some(Layer::Relu | Layer::MaxPool2d(_)));
+            if let (true, Some((owner, gate))) = (
+                closes && !matches!(layer, Layer::Linear(_) | Layer::Conv2d(_)),
+                pending,
+            ) {
+                at = b.gate(&format!("{owner}.gate"), at, gate);
+                pending = None;
+            }
+        }
+        if pending.is_some() {
+            return Err(Error::invalid(
+                "model",
+                "a gated layer is not followed by relu",
+            ));
+        }
+        b.finish()
+    }
+
+    /// The gated MLP of [`Model::mlp`] (same widths, seed and initial weights) as a chain.
+    pub fn mlp(widths: &[usize], seed: u64) -> Result<Graph> {
+        Graph::from_model(&Model::mlp(widths, seed)?)
+    }
+
+    /// The small CNN of [`Model::small_cnn`] as a chain.
+    pub fn small_cnn(input: &[usize], classes: usize, seed: u64) -> Result<Graph> {
+        Graph::from_model(&Model::small_cnn(input, classes, seed)?)
+    }
+
+    /// A BatchNorm CNN, a chain in `torch.nn.Sequential` order: for each width, a block
+    /// conv 3×3 (padding 1, no bias) → BatchNorm2d → ReLU → max-pool 2 (the last block
+    /// instead global average pooling), then flatten and a linear classifier. Each block's
+    /// channels are one gated group.
+    pub fn bn_cnn(input: InputSpec, widths: &[usize], classes: usize, seed: u64) -> Result<Graph> {
+        let [c0, _, _] = input.shape[..] else {
+            return Err(Error::invalid(
+                "input shape",
+                "a BN-CNN needs [c, h, w] images",
+            ));
+        };
+        if widths.is_empty() || widths.contains(&0) || classes == 0 {
+            return Err(Error::invalid(
+                "widths",
+                "need at least one block, all widths > 0",
+            ));
+        }
+        let mut b = Builder::new(input, seed);
+        let (mut at, mut cin, mut i) = (0, c0, 0);
+        let mut next = || {
+            i += 1;
+            (i - 1).to_string()
+        };
+        for (k, &w) in widths.iter().enumerate() {
+            let conv = next();
+            at = b.conv(&conv, at, cin, w, 3, 1, 1, false);
+            at = b.batch_norm(&next(), at, w);
+            at = b.relu(&next(), at);
+            at = if k + 1 < widths.len() {
+                b.node(next(), Op::MaxPool2d(MaxPool(Pool::square(2))), &[at])
+            } else {
+                b.node(next(), Op::GlobalAvgPool(GlobalAvgPool), &[at])
+            };
+            let gate = b.gate_param(&format!("{conv}.gate"), w);
+            at = b.gate(&format!("{conv}.gate"), at, gate);
+            cin = w;
+        }
+        at = b.node(next(), Op::Flatten(Flatten), &[at]);
+        b.linear(&next(), at, cin, classes);
+        b.finish()
+    }
+
+    /// A ResNet for small images (He et al. 2016, section 4.2): a 3×3 stem of 16 channels,
+    /// three stages of `n = (depth − 2) / 6` basic blocks at 16, 32 and 64 channels (the first
+    /// block of stages 2 and 3 strides by 2 and adds through a 1×1 conv + BatchNorm
+    /// downsample), global average pooling and a linear classifier. Names follow the common
+    /// PyTorch layout (`conv1`, `bn1`, `layer2.0.downsample.0`, `fc`). Each block's inner
+    /// channels are one group; each stage's residual stream is one group whose gate vector is
+    /// shared by every gate node adding into it.
+    pub fn resnet(depth: usize, input: InputSpec, classes: usize, seed: u64) -> Result<Graph> {
+        if !RESNET_DEPTHS.contains(&depth) {
+            return Err(Error::invalid(
+                "depth",
+                format!(
+                    "{depth}: a ResNet for small images has depth 6n + 2, one of {RESNET_DEPTHS:?}"
+                ),
+            ));
+        }
+        let [c0, _, _] = input.shape[..] else {
+            return Err(Error::invalid(
+                "input shape",
+                "a ResNet needs [c, h, w] images",
+            ));
+        };
+        let blocks = (depth - 2) / 6;
+        let mut b = Builder::new(input, seed);
+        let mut at = b.conv("conv1", 0, c0, 16, 3, 1, 1, false);
+        at = b.batch_norm("bn1", at, 16);
+        at = b.relu("relu", at);
+        let mut stream = b.gate_param("layer1.stream_gate", 16);
+        at = b.gate("gate", at, stream);
+        let mut cin = 16;
+        for (s, width) in [16usize, 32, 64].into_iter().enumerate() {
+            let stage = format!("layer{}", s + 1);
+            if s > 0 {
+                stream = b.gate_param(&format!("{stage}.stream_gate"), width);
+            }
+            for k in 0..blocks {
+                let p = format!("{stage}.{k}");
+                let stride = if s > 0 && k == 0 { 2 } else { 1 };
+                let inner = b.gate_param(&format!("{p}.gate1"), width);
+                let mut x = b.conv(&format!("{p}.conv1"), at, cin, width, 3, stride, 1, false);
+                x = b.batch_norm(&format!("{p}.bn1"), x, width);
+                x = b.relu(&format!("{p}.relu1"), x);
+                x = b.gate(&format!("{p}.gate1"), x, inner);
+                x = b.conv(&format!("{p}.conv2"), x, width, width, 3, 1, 1, false);
+                x = b.batch_norm(&format!("{p}.bn2"), x, width);
+                x = b.gate(&format!("{p}.gate2"), x, stream);
+                let shortcut = if stride != 1 || cin != width {
+                    let d = b.conv(
+                        &format!("{p}.downsample.0"),
+                        at,
+                        cin,
+                        width,
+                        1,
+                        stride,
+                        0,
+                        false,
+                    );
+                    let d = b.batch_norm(&format!("{p}.downsample.1"), d, width);
+                    b.gate(&format!("{p}.downsample.gate"), d, stream)
+                } else {
+                    at
+                };
+                x = b.node(format!("{p}.add"), Op::Add(Add), &[x, shortcut]);
+                at = b.relu(&format!("{p}.relu2"), x);
+                cin = width;
+            }
+        }
+        at = b.node("avgpool", Op::GlobalAvgPool(GlobalAvgPool), &[at]);
+        at = b.node("flatten", Op::Flatten(Flatten), &[at]);
+        b.linear("fc", at, cin, classes);
+        b.finish()
+    }
+}
+
+/// A vector as an `[n, 1]` matrix.
+fn column(v: &DVector<f32>) -> DMatrix<f32> {
+    DMatrix::from_column_slice(v.len(), 1, v.as_slice())
+}

@@ -1,0 +1,58 @@
+//! Element-wise sum of two or more inputs of one shape (a residual join).
+
+use std::ops::RangeInclusive;
+
+use rayon::prelude::*;
+
+use super::relu::PAR_MIN;
+use super::{put, Bwd, Flow, Fwd, Kernel};
+use crate::error::{Error, Result};
+use crate::nn::graph::Param;
+use crate::nn::layers::Shape;
+
+/// `y = Σ_k x_k`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Add;
+
+impl Kernel for Add {
+    fn kind(&self) -> &'static str {
+        "add"
+    }
+    fn arity(&self) -> RangeInclusive<usize> {
+        2..=usize::MAX
+    }
+    fn output_shape(&self, inputs: &[Shape], _: &[Param]) -> Result<Shape> {
+        if inputs.iter().any(|s| *s != inputs[0]) {
+            let dims: Vec<_> = inputs.iter().map(|s| s.dims()).collect();
+            return Err(Error::invalid(
+                "add",
+                format!("inputs must have one shape, got {dims:?}"),
+            ));
+        }
+        Ok(inputs[0])
+    }
+    fn forward(&self, f: Fwd<'_>) {
+        let n = f.batch * f.in_shapes[0].numel();
+        let y = &mut f.y[..n];
+        y.copy_from_slice(&f.x[0][..n]);
+        for x in &f.x[1..] {
+            y.par_iter_mut()
+                .with_min_len(PAR_MIN)
+                .zip(&x[..n])
+                .for_each(|(y, &v)| *y += v);
+        }
+    }
+    fn backward(&self, b: Bwd<'_>) {
+        let n = b.batch * b.in_shapes[0].numel();
+        for (dx, acc) in b.dx.into_iter().flatten() {
+            dx[..n]
+                .par_iter_mut()
+                .with_min_len(PAR_MIN)
+                .zip(&b.dy[..n])
+                .for_each(|(d, &g)| put(d, g, acc));
+        }
+    }
+    fn flow(&self) -> Flow {
+        Flow::Merge
+    }
+}

@@ -1,0 +1,100 @@
+//! Structural changes: removing channels by plan, and folding gates into the weights.
+//!
+//! Every op between a gate and the producer before it is positively homogeneous per channel
+//! (ReLU, max and average pooling commute with multiplying a channel by `s ≥ 0`), so a gate
+//! moves into that producer's rows and bias — or, when a BatchNorm comes first, into its `γ`
+//! and `β` — and leaves the outputs unchanged: `s · relu(γ x̂ + β) = relu(sγ x̂ + sβ)`.
+
+use super::ops::Op;
+use super::{Graph, NodeId, ParamKind, RemovalPlan};
+use crate::error::{Error, Result};
+
+impl Graph {
+    /// Applies `plan` to the parameters and re-derives the shapes. Apply the same plan to
+    /// gradients ([`super::GraphGrads`]) and optimiser moments ([`super::GraphOptimizer`]).
+    pub fn remove_channels(&mut self, plan: &RemovalPlan) -> Result<()> {
+        let mut values: Vec<_> = self
+            .params
+            .iter_mut()
+            .map(|p| std::mem::take(&mut p.value))
+            .collect();
+        let applied = plan.apply(&mut values);
+        for (p, v) in self.params.iter_mut().zip(values) {
+            p.value = v;
+        }
+        applied?;
+        self.refresh_shapes()
+    }
+
+    /// Sets every gate entry (all gate vectors) to `value`, e.g. 1 before export or a test.
+    pub fn set_gates(&mut self, value: f32) {
+        for p in self.params.iter_mut().filter(|p| p.kind == ParamKind::Gate) {
+            p.value.fill(value);
+        }
+    }
+
+    /// The node whose parameters absorb gate node `gate`: the first BatchNorm or producer
+    /// upstream, through per-channel positively homogeneous ops read by nobody else.
+    fn fold_target(&self, gate: NodeId, consumers: &[Vec<NodeId>]) -> Result<NodeId> {
+        let name = &self.nodes[gate].name;
+        let mut at = self.nodes[gate].inputs[0];
+        loop {
+            if consumers[at].len() != 1 {
+                return Err(Error::invalid(
+                    format!("gate {name}"),
+                    format!(
+                        "cannot fold: {} is read by several nodes",
+                        self.nodes[at].name
+                    ),
+                ));
+            }
+            match &self.nodes[at].op {
+                Op::BatchNorm(_) | Op::Linear(_) | Op::Conv2d(_) => return Ok(at),
+                Op::Relu(_) | Op::MaxPool2d(_) | Op::AvgPool2d(_) | Op::GlobalAvgPool(_) => {
+                    at = self.nodes[at].inputs[0]
+                }
+                other => {
+                    return Err(Error::invalid(
+                        format!("gate {name}"),
+                        format!("cannot fold through {}", other.kind()),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Moves every gate into the parameters before it and sets the gates to 1; outputs are
+    /// unchanged (gates must be `≥ 0`).
+    pub fn fold_gates(&mut self) -> Result<()> {
+        let consumers = self.consumers();
+        let mut folds = Vec::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            if let Op::Gate(g) = n.op {
+                folds.push((g.gate, self.fold_target(i, &consumers)?));
+            }
+        }
+        for (gate, target) in folds {
+            let s = self.params[gate].value.clone();
+            if s.iter().any(|&v| v.is_nan() || v < 0.0) {
+                return Err(Error::invalid(
+                    self.params[gate].name.clone(),
+                    "gates must be >= 0 to fold",
+                ));
+            }
+            let scaled: Vec<usize> = match &self.nodes[target].op {
+                Op::BatchNorm(bn) => vec![bn.weight, bn.bias],
+                Op::Linear(d) => std::iter::once(d.weight).chain(d.bias).collect(),
+                Op::Conv2d(c) => std::iter::once(c.weight).chain(c.bias).collect(),
+                _ => Vec::new(),
+            };
+            for p in scaled {
+                let v = &mut self.params[p].value;
+                for (r, &sr) in s.iter().enumerate() {
+                    v.row_mut(r).scale_mut(sr);
+                }
+            }
+        }
+        self.set_gates(1.0);
+        Ok(())
+    }
+}
