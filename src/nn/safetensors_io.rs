@@ -333,7 +333,7 @@ fn model_from(st: &SafeTensors<'_>, meta: &HashMap<String, String>, path: &Path)
 /// metadata from a `HashMap`, so without this the same model gave different bytes in every
 /// process. The header keeps its length (same content, other order), so the data offsets and
 /// the padding stay valid.
-fn sorted_header(mut bytes: Vec<u8>) -> Result<Vec<u8>> {
+pub(crate) fn sorted_header(mut bytes: Vec<u8>) -> Result<Vec<u8>> {
     let bad = |m: &str| Error::invalid("safetensors", m.to_string());
     let prefix = bytes.get(..8).ok_or_else(|| bad("no header"))?;
     let len = u64::from_le_bytes(prefix.try_into().map_err(|_| bad("no header"))?) as usize;

@@ -19,6 +19,7 @@
 mod builders;
 mod exec;
 pub mod groups;
+mod io;
 mod ops;
 mod optim;
 mod surgery;
