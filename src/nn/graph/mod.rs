@@ -23,6 +23,7 @@ mod io;
 mod ops;
 mod optim;
 mod surgery;
+pub mod train;
 
 use std::collections::HashSet;
 use std::fmt;
