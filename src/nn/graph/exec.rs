@@ -7,7 +7,7 @@
 
 use nalgebra::DMatrix;
 
-use super::ops::{BufferSizes, Buffers, Bwd, Fwd, Op};
+use super::ops::{BufferSizes, Buffers, Bwd, Fwd};
 use super::{Graph, Mode, ParamKind};
 use crate::error::{Error, Result};
 use crate::nn::layers::Shape;
@@ -172,8 +172,8 @@ impl Graph {
         Ok(ws.output())
     }
 
-    /// Moves every BatchNorm's running statistics towards those of the last training-mode
-    /// forward pass in `ws` (`r ← (1 − m) r + m · batch`, unbiased variance).
+    /// Lets every op update its state from the last training-mode pass in `ws`: BatchNorm
+    /// moves its running statistics (`r ← (1 − m) r + m · batch`, unbiased variance).
     pub fn update_running_stats(&mut self, ws: &GraphWorkspace) -> Result<()> {
         if ws.mode != Mode::Train || ws.shapes != self.shapes {
             return Err(Error::invalid(
@@ -181,23 +181,12 @@ impl Graph {
                 "running statistics need the last training-mode pass of this graph",
             ));
         }
-        for (i, node) in self.nodes.iter_mut().enumerate() {
-            let Op::BatchNorm(bn) = &mut node.op else {
-                continue;
-            };
-            let s = self.shapes[node.inputs[0]];
-            let (c, per) = super::ops::channels(s);
-            let n = (ws.batch * per) as f32;
-            let unbias = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
-            let saved = &ws.bufs[i].saved;
-            let m = bn.momentum;
-            for ch in 0..c {
-                let rm = &mut self.params[bn.running_mean].value[ch];
-                *rm = (1.0 - m) * *rm + m * saved[ch];
-                let rv = &mut self.params[bn.running_var].value[ch];
-                *rv = (1.0 - m) * *rv + m * saved[2 * c + ch] * unbias;
+        let shapes = &self.shapes;
+        for (i, node) in self.nodes.iter_mut().enumerate().skip(1) {
+            let input = shapes[node.inputs[0]];
+            if let Some(k) = node.op.kernel_mut() {
+                k.after_training_pass(&mut self.params, input, ws.batch, &ws.bufs[i]);
             }
-            bn.batches_tracked += 1;
         }
         Ok(())
     }

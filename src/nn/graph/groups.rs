@@ -15,7 +15,7 @@
 
 use nalgebra::DMatrix;
 
-use super::ops::{Flow, Op};
+use super::ops::{Flow, Op, Zero};
 use super::{Graph, NodeId, ParamId};
 use crate::error::{Error, Result};
 use crate::nn::layers::Shape;
@@ -121,10 +121,10 @@ impl Graph {
                 Flow::PerChannel => {
                     let j = first.unwrap_or(0);
                     space[i] = space[j];
-                    gated[i] = match node.op {
-                        Op::Gate(_) => true,
-                        Op::BatchNorm(_) => false,
-                        _ => gated[j],
+                    gated[i] = match node.op.kernel().zero() {
+                        Zero::Makes => true,
+                        Zero::Keeps => gated[j],
+                        Zero::Breaks => false,
                     };
                     if !node.op.param_ids().is_empty() {
                         members.push((space[j].0, i));

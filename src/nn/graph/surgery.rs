@@ -5,8 +5,8 @@
 //! moves into that producer's rows and bias — or, when a BatchNorm comes first, into its `γ`
 //! and `β` — and leaves the outputs unchanged: `s · relu(γ x̂ + β) = relu(sγ x̂ + sβ)`.
 
-use super::ops::Op;
-use super::{Graph, NodeId, ParamKind, RemovalPlan};
+use super::ops::{Fold, Op};
+use super::{Graph, NodeId, ParamId, ParamKind, RemovalPlan};
 use crate::error::{Error, Result};
 
 impl Graph {
@@ -33,9 +33,13 @@ impl Graph {
         }
     }
 
-    /// The node whose parameters absorb gate node `gate`: the first BatchNorm or producer
-    /// upstream, through per-channel positively homogeneous ops read by nobody else.
-    fn fold_target(&self, gate: NodeId, consumers: &[Vec<NodeId>]) -> Result<NodeId> {
+    /// The node (and which of its parameters) that absorbs gate node `gate`: the first op
+    /// upstream that a gate folds into, through positively homogeneous ops read by nobody else.
+    fn fold_target(
+        &self,
+        gate: NodeId,
+        consumers: &[Vec<NodeId>],
+    ) -> Result<(NodeId, Vec<ParamId>)> {
         let name = &self.nodes[gate].name;
         let mut at = self.nodes[gate].inputs[0];
         loop {
@@ -48,15 +52,14 @@ impl Graph {
                     ),
                 ));
             }
-            match &self.nodes[at].op {
-                Op::BatchNorm(_) | Op::Linear(_) | Op::Conv2d(_) => return Ok(at),
-                Op::Relu(_) | Op::MaxPool2d(_) | Op::AvgPool2d(_) | Op::GlobalAvgPool(_) => {
-                    at = self.nodes[at].inputs[0]
-                }
-                other => {
+            let op = &self.nodes[at].op;
+            match op.kernel().fold() {
+                Fold::Into(params) => return Ok((at, params)),
+                Fold::Through => at = self.nodes[at].inputs[0],
+                Fold::Blocked => {
                     return Err(Error::invalid(
                         format!("gate {name}"),
-                        format!("cannot fold through {}", other.kind()),
+                        format!("cannot fold through {}", op.kind()),
                     ))
                 }
             }
@@ -73,7 +76,7 @@ impl Graph {
                 folds.push((g.gate, self.fold_target(i, &consumers)?));
             }
         }
-        for (gate, target) in folds {
+        for (gate, (_, scaled)) in folds {
             let s = self.params[gate].value.clone();
             if s.iter().any(|&v| v.is_nan() || v < 0.0) {
                 return Err(Error::invalid(
@@ -81,12 +84,6 @@ impl Graph {
                     "gates must be >= 0 to fold",
                 ));
             }
-            let scaled: Vec<usize> = match &self.nodes[target].op {
-                Op::BatchNorm(bn) => vec![bn.weight, bn.bias],
-                Op::Linear(d) => std::iter::once(d.weight).chain(d.bias).collect(),
-                Op::Conv2d(c) => std::iter::once(c.weight).chain(c.bias).collect(),
-                _ => Vec::new(),
-            };
             for p in scaled {
                 let v = &mut self.params[p].value;
                 for (r, &sr) in s.iter().enumerate() {

@@ -5,7 +5,7 @@ use std::ops::RangeInclusive;
 use rayon::prelude::*;
 
 use super::relu::PAR_MIN;
-use super::{put, Bwd, Flow, Fwd, Kernel};
+use super::{Zero, put, Bwd, Flow, Fwd, Kernel};
 use crate::error::{Error, Result};
 use crate::nn::graph::Param;
 use crate::nn::layers::Shape;
@@ -51,6 +51,9 @@ impl Kernel for Add {
                 .zip(&b.dy[..n])
                 .for_each(|(d, &g)| put(d, g, acc));
         }
+    }
+    fn zero(&self) -> Zero {
+        Zero::Keeps
     }
     fn flow(&self) -> Flow {
         Flow::Merge

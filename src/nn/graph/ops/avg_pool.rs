@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::{put, Bwd, Flow, Fwd, Kernel, Pool};
+use super::{Fold, Zero, put, Bwd, Flow, Fwd, Kernel, Pool};
 use crate::error::Result;
 use crate::nn::graph::Param;
 use crate::nn::layers::Shape;
@@ -64,6 +64,12 @@ impl Kernel for AvgPool {
                     }
                 }
             });
+    }
+    fn zero(&self) -> Zero {
+        Zero::Keeps
+    }
+    fn fold(&self) -> Fold {
+        Fold::Through
     }
     fn flow(&self) -> Flow {
         Flow::PerChannel

@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use super::{channels, put, BufferSizes, Bwd, Flow, Fwd, Kernel};
+use super::{Buffers, Fold, channels, put, BufferSizes, Bwd, Flow, Fwd, Kernel};
 use crate::error::{Error, Result};
 use crate::nn::graph::{Mode, Param, ParamId};
 use crate::nn::layers::Shape;
@@ -194,6 +194,22 @@ impl Kernel for BatchNorm {
                     }
                 }
             });
+    }
+    fn fold(&self) -> Fold {
+        Fold::Into(vec![self.weight, self.bias])
+    }
+    fn after_training_pass(&mut self, params: &mut [Param], input: Shape, batch: usize, buf: &Buffers) {
+        let (c, per) = channels(input);
+        let n = (batch * per) as f32;
+        let unbias = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
+        let m = self.momentum;
+        for ch in 0..c {
+            let rm = &mut params[self.running_mean].value[ch];
+            *rm = (1.0 - m) * *rm + m * buf.saved[ch];
+            let rv = &mut params[self.running_var].value[ch];
+            *rv = (1.0 - m) * *rv + m * buf.saved[2 * c + ch] * unbias;
+        }
+        self.batches_tracked += 1;
     }
     fn flow(&self) -> Flow {
         Flow::PerChannel

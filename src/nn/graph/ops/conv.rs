@@ -1,6 +1,6 @@
 //! `torch.nn.Conv2d` with square kernels, stride and zero padding, by im2col + GEMM.
 
-use super::{BufferSizes, Bwd, Flow, Fwd, Kernel};
+use super::{Fold, BufferSizes, Bwd, Flow, Fwd, Kernel};
 use crate::error::{Error, Result};
 use crate::nn::conv::{chunks, conv_backward, conv_forward, ConvGeom, ConvWeights};
 use crate::nn::graph::{Param, ParamId};
@@ -143,6 +143,9 @@ impl Kernel for Conv {
             db,
             dx,
         );
+    }
+    fn fold(&self) -> Fold {
+        Fold::Into(self.param_ids())
     }
     fn flow(&self) -> Flow {
         Flow::Produce

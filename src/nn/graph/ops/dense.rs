@@ -1,6 +1,6 @@
 //! `torch.nn.Linear`: `y = x Wᵀ + b` on flat inputs.
 
-use super::{Bwd, Flow, Fwd, Kernel};
+use super::{Fold, Bwd, Flow, Fwd, Kernel};
 use crate::error::{Error, Result};
 use crate::nn::dense::{dense_backward, dense_forward, DenseWeights};
 use crate::nn::graph::{Param, ParamId};
@@ -66,6 +66,9 @@ impl Kernel for Dense {
             None => (b.grads[self.weight].as_mut_slice(), None),
         };
         dense_backward(l, b.batch, b.x[0], b.dy, dw, db, dx);
+    }
+    fn fold(&self) -> Fold {
+        Fold::Into(self.param_ids())
     }
     fn flow(&self) -> Flow {
         Flow::Produce

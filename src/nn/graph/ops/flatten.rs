@@ -1,6 +1,6 @@
 //! `torch.nn.Flatten`: `[c, h, w] → [c·h·w]`, channel-major (no data moves).
 
-use super::{put, Bwd, Flow, Fwd, Kernel};
+use super::{Zero, put, Bwd, Flow, Fwd, Kernel};
 use crate::error::Result;
 use crate::nn::graph::Param;
 use crate::nn::layers::Shape;
@@ -28,6 +28,9 @@ impl Kernel for Flatten {
         for (d, &g) in dx[..n].iter_mut().zip(&b.dy[..n]) {
             put(d, g, acc);
         }
+    }
+    fn zero(&self) -> Zero {
+        Zero::Keeps
     }
     fn flow(&self) -> Flow {
         Flow::Flatten

@@ -9,7 +9,7 @@
 use rayon::prelude::*;
 
 use super::relu::PAR_MIN;
-use super::{channels, put, BufferSizes, Bwd, Flow, Fwd, Kernel};
+use super::{Zero, channels, put, BufferSizes, Bwd, Flow, Fwd, Kernel};
 use crate::error::{Error, Result};
 use crate::nn::graph::{Param, ParamId};
 use crate::nn::layers::Shape;
@@ -95,6 +95,9 @@ impl Kernel for Gate {
                     }
                 }
             });
+    }
+    fn zero(&self) -> Zero {
+        Zero::Makes
     }
     fn flow(&self) -> Flow {
         Flow::PerChannel

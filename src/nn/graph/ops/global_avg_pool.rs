@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::{put, Bwd, Flow, Fwd, Kernel};
+use super::{Fold, Zero, put, Bwd, Flow, Fwd, Kernel};
 use crate::error::{Error, Result};
 use crate::nn::graph::Param;
 use crate::nn::layers::Shape;
@@ -43,6 +43,12 @@ impl Kernel for GlobalAvgPool {
             .par_chunks_mut(h * w)
             .zip(&b.dy[..b.batch * c])
             .for_each(|(dxp, &g)| dxp.iter_mut().for_each(|d| put(d, g * inv, acc)));
+    }
+    fn zero(&self) -> Zero {
+        Zero::Keeps
+    }
+    fn fold(&self) -> Fold {
+        Fold::Through
     }
     fn flow(&self) -> Flow {
         Flow::PerChannel

@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::{put, BufferSizes, Bwd, Flow, Fwd, Kernel};
+use super::{Fold, Zero, put, BufferSizes, Bwd, Flow, Fwd, Kernel};
 use crate::error::{Error, Result};
 use crate::nn::graph::Param;
 use crate::nn::layers::Shape;
@@ -135,6 +135,12 @@ impl Kernel for MaxPool {
                     put(&mut dxp[a as usize], g, true);
                 }
             });
+    }
+    fn zero(&self) -> Zero {
+        Zero::Keeps
+    }
+    fn fold(&self) -> Fold {
+        Fold::Through
     }
     fn flow(&self) -> Flow {
         Flow::PerChannel

@@ -28,6 +28,29 @@ pub(crate) enum Flow {
     Flatten,
 }
 
+/// What an op does to a channel that is exactly zero at its input (the channel groups use it
+/// to decide where a gate at 0 makes a channel vanish).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Zero {
+    /// The output channel is zero whatever the input (a gate at 0 makes it so).
+    Makes,
+    /// A zero input channel gives a zero output channel (ReLU, pooling, flatten).
+    Keeps,
+    /// A zero input channel may give a non-zero output (BatchNorm adds β).
+    Breaks,
+}
+
+/// How a gate that follows an op can be folded into it: `s · f(x)` for per-channel `s ≥ 0`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Fold {
+    /// Rows of these parameters scale by `s`, so `s · f(x) = f'(x)` (producers, BatchNorm).
+    Into(Vec<ParamId>),
+    /// Positively homogeneous per channel: `s · f(x) = f(s · x)`; keep looking upstream.
+    Through,
+    /// Neither: the gate cannot move past this op.
+    Blocked,
+}
+
 /// Scratch memory of one node, sized by [`Kernel::buffers`] for the workspace's capacity.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Buffers {
@@ -114,6 +137,24 @@ pub(crate) trait Kernel {
     fn backward(&self, b: Bwd<'_>);
     /// How channels pass through.
     fn flow(&self) -> Flow;
+    /// What a zero input channel becomes.
+    fn zero(&self) -> Zero {
+        Zero::Breaks
+    }
+    /// How a gate after this op folds into it.
+    fn fold(&self) -> Fold {
+        Fold::Blocked
+    }
+    /// Updates state after a training-mode pass from what `forward` left in `buf` (BatchNorm's
+    /// running statistics); most ops keep none.
+    fn after_training_pass(
+        &mut self,
+        _params: &mut [Param],
+        _input: Shape,
+        _batch: usize,
+        _buf: &Buffers,
+    ) {
+    }
 }
 
 macro_rules! ops {
@@ -136,6 +177,14 @@ macro_rules! ops {
                 match self {
                     Op::Input => &InputOp,
                     $(Op::$variant(k) => k,)*
+                }
+            }
+
+            /// The op's kernel for updating its state (`None` for the input, which has none).
+            pub(crate) fn kernel_mut(&mut self) -> Option<&mut dyn Kernel> {
+                match self {
+                    Op::Input => None,
+                    $(Op::$variant(k) => Some(k),)*
                 }
             }
         }

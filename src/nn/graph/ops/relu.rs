@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::{put, Bwd, Flow, Fwd, Kernel};
+use super::{Fold, Zero, put, Bwd, Flow, Fwd, Kernel};
 use crate::error::Result;
 use crate::nn::graph::Param;
 use crate::nn::layers::Shape;
@@ -39,6 +39,12 @@ impl Kernel for Relu {
             .with_min_len(PAR_MIN)
             .zip(b.dy[..n].par_iter().zip(&b.x[0][..n]))
             .for_each(|(d, (&g, &x))| put(d, if x > 0.0 { g } else { 0.0 }, acc));
+    }
+    fn zero(&self) -> Zero {
+        Zero::Keeps
+    }
+    fn fold(&self) -> Fold {
+        Fold::Through
     }
     fn flow(&self) -> Flow {
         Flow::PerChannel
