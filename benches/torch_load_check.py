@@ -7,6 +7,7 @@ The tensors load with `load_state_dict(strict=True)`: no renaming or reshaping.
 """
 import gzip
 import json
+import os
 import struct
 import sys
 from pathlib import Path
@@ -18,23 +19,9 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 
-def build(arch):
-    layers = []
-    for e in arch:
-        t = e["type"]
-        if t == "linear":
-            layers.append(nn.Linear(e["in"], e["out"]))
-        elif t == "conv2d":
-            layers.append(nn.Conv2d(e["in"], e["out"], e["kernel"], stride=e["stride"], padding=e["padding"]))
-        elif t == "relu":
-            layers.append(nn.ReLU())
-        elif t == "maxpool2d":
-            layers.append(nn.MaxPool2d(e["kernel"]))
-        elif t == "flatten":
-            layers.append(nn.Flatten())
-        else:
-            raise ValueError(f"unknown layer {t}")
-    return nn.Sequential(*layers)
+# The repo's own module builds the torch module from the metadata.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+from pruning_game_torch import build  # noqa: E402
 
 
 def read_idx(path):

@@ -34,23 +34,9 @@ def find(dirname, stem):
     raise FileNotFoundError(os.path.join(dirname, stem))
 
 
-def build(arch):
-    layers = []
-    for e in arch:
-        t = e["type"]
-        if t == "linear":
-            layers.append(torch.nn.Linear(e["in"], e["out"]))
-        elif t == "conv2d":
-            layers.append(torch.nn.Conv2d(e["in"], e["out"], e["kernel"], e["stride"], e["padding"]))
-        elif t == "relu":
-            layers.append(torch.nn.ReLU())
-        elif t == "maxpool2d":
-            layers.append(torch.nn.MaxPool2d(e["kernel"]))
-        elif t == "flatten":
-            layers.append(torch.nn.Flatten())
-        else:
-            raise ValueError(f"unknown layer type {t}")
-    return torch.nn.Sequential(*layers)
+# The repo's own module builds the torch module from the metadata.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+from pruning_game_torch import build  # noqa: E402
 
 
 def main():

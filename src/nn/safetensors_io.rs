@@ -131,14 +131,11 @@ impl Model {
         meta.insert("format".into(), "pt".into());
         let mut tensors = self.named_tensors();
         tensors.extend(extra);
-        let views = tensors
-            .iter()
-            .map(|(n, s, d)| TensorView::new(Dtype::F32, s.clone(), d).map(|v| (n.clone(), v)))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::invalid("tensors", e.to_string()))?;
-        let bytes = safetensors::serialize(views, Some(meta))
-            .map_err(|e| Error::invalid("safetensors", e.to_string()))?;
-        sorted_header(bytes)
+        let typed: Vec<_> = tensors
+            .into_iter()
+            .map(|(n, s, d)| (n, Dtype::F32, s, d))
+            .collect();
+        serialize(&typed, meta)
     }
 
     /// Saves the model with its gates (atomically: temp file + rename).
@@ -329,11 +326,27 @@ fn model_from(st: &SafeTensors<'_>, meta: &HashMap<String, String>, path: &Path)
     Model::new(input, layers).map_err(|e| bad(format!("inconsistent architecture: {e}")))
 }
 
+/// A safetensors file of `(name, dtype, shape, little-endian bytes)` tensors and metadata,
+/// with its header in sorted order.
+pub(crate) fn serialize(
+    tensors: &[(String, Dtype, Vec<usize>, Vec<u8>)],
+    meta: HashMap<String, String>,
+) -> Result<Vec<u8>> {
+    let views = tensors
+        .iter()
+        .map(|(n, dt, s, d)| TensorView::new(*dt, s.clone(), d).map(|v| (n.clone(), v)))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::invalid("tensors", e.to_string()))?;
+    let bytes = safetensors::serialize(views, Some(meta))
+        .map_err(|e| Error::invalid("safetensors", e.to_string()))?;
+    sorted_header(bytes)
+}
+
 /// The same file with its JSON header's keys in sorted order: `safetensors` writes the
 /// metadata from a `HashMap`, so without this the same model gave different bytes in every
 /// process. The header keeps its length (same content, other order), so the data offsets and
 /// the padding stay valid.
-pub(crate) fn sorted_header(mut bytes: Vec<u8>) -> Result<Vec<u8>> {
+fn sorted_header(mut bytes: Vec<u8>) -> Result<Vec<u8>> {
     let bad = |m: &str| Error::invalid("safetensors", m.to_string());
     let prefix = bytes.get(..8).ok_or_else(|| bad("no header"))?;
     let len = u64::from_le_bytes(prefix.try_into().map_err(|_| bad("no header"))?) as usize;

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use nalgebra::DMatrix;
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
 use super::ops::{
@@ -26,7 +26,7 @@ use super::{Graph, Node, Param, ParamKind};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
 use crate::nn::model::{InputSpec, Model};
-use crate::nn::safetensors_io::{parse, read_f32, row_major_bytes, sorted_header, ArchEntry};
+use crate::nn::safetensors_io::{parse, read_f32, row_major_bytes, serialize, ArchEntry};
 
 /// One node of the `graph` architecture metadata.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -239,40 +239,30 @@ impl Graph {
                 .map_err(|e| Error::invalid("input", e.to_string()))?,
         );
         meta.insert("format".to_string(), "pt".to_string());
-        let views = tensors
-            .iter()
-            .map(|(n, dt, s, d)| TensorView::new(*dt, s.clone(), d).map(|v| (n.clone(), v)))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::invalid("tensors", e.to_string()))?;
-        let bytes = safetensors::serialize(views, Some(meta))
-            .map_err(|e| Error::invalid("safetensors", e.to_string()))?;
-        sorted_header(bytes)
+        serialize(&tensors, meta)
     }
 
-    /// Saves the graph with its gates (atomically).
-    pub fn save(&self, path: &Path) -> Result<()> {
+    fn write(&self, path: &Path, gates: bool) -> Result<()> {
         if !self.is_finite() {
             return Err(Error::invalid(
                 "graph",
                 "has non-finite parameters; refusing to save",
             ));
         }
-        let bytes = self.to_safetensors(true)?;
+        let bytes = self.to_safetensors(gates)?;
         write_atomic(path, |w| w.write_all(&bytes))
+    }
+
+    /// Saves the graph with its gates (atomically).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        self.write(path, true)
     }
 
     /// Saves the inference model: gates folded into the weights before them and dropped.
     pub fn export(&self, path: &Path) -> Result<()> {
         let mut g = self.clone();
         g.fold_gates()?;
-        if !g.is_finite() {
-            return Err(Error::invalid(
-                "graph",
-                "has non-finite parameters; refusing to save",
-            ));
-        }
-        let bytes = g.to_safetensors(false)?;
-        write_atomic(path, |w| w.write_all(&bytes))
+        g.write(path, false)
     }
 
     /// Loads a graph saved by [`Graph::save`] or [`Graph::export`], a sequential model file,
