@@ -1,5 +1,5 @@
-"""Loads a model exported by `Model::export` into a plain torch.nn.Sequential built from the
-safetensors metadata, and measures its test accuracy on an IDX test set.
+"""Loads a model exported by `Model::export` or `Graph::export` into the torch module built from the
+safetensors metadata (python/pruning_game_torch.py), and measures its test accuracy on an IDX test set.
 
     python benches/torch_load_check.py model.safetensors [/usr/share/datasets/fashion-mnist]
 
