@@ -406,7 +406,7 @@ impl SweepConfig {
             });
             Error::Format {
                 path: source.into(),
-                message: format!("{}{}", at.unwrap_or_default(), e.message().trim()),
+                message: one_line(&format!("{}{}", at.unwrap_or_default(), e.message().trim())),
             }
         })?;
         config.check().map_err(|e| in_file(e, source))?;
@@ -419,7 +419,7 @@ impl SweepConfig {
         let config: SweepConfig =
             serde_path_to_error::deserialize(de).map_err(|e| Error::Format {
                 path: source.into(),
-                message: format!("at `{}`: {}", e.path(), e.inner()),
+                message: one_line(&format!("at `{}`: {}", e.path(), e.inner())),
             })?;
         config.check().map_err(|e| in_file(e, source))?;
         Ok(config)
@@ -575,6 +575,12 @@ impl SweepConfig {
         }
         cells
     }
+}
+
+/// `text` with line breaks escaped: parser messages quote the input (an unknown key may
+/// hold a `\n`), and an error is one line.
+fn one_line(text: &str) -> String {
+    text.replace('\r', "\\r").replace('\n', "\\n")
 }
 
 /// Names the sweep file in an error raised while checking its contents.

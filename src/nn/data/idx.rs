@@ -39,7 +39,13 @@ enum Stream {
 /// Reads up to `n` bytes (fewer only at the end of the stream). `n` has been checked
 /// against the limits before this allocates it.
 fn read_up_to(reader: &mut dyn Read, n: u64, stream: Stream, path: &Path) -> Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(n as usize);
+    // A raw stream's length is known to hold the `n` bytes; a gzip stream may end early, so
+    // its buffer grows with what actually inflates rather than with what the header claims.
+    let capacity = match stream {
+        Stream::Raw { .. } => n,
+        Stream::Gzip => n.min(1 << 20),
+    };
+    let mut buf = Vec::with_capacity(capacity as usize);
     reader
         .take(n)
         .read_to_end(&mut buf)
