@@ -443,3 +443,33 @@ fn assert_same_sweep(out: &Path, full: &Path) {
         out.display()
     );
 }
+
+#[test]
+fn plot_checks_its_output_and_inputs_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_sweep(dir.path(), "s.toml", &sweep_text(1, 10, 0));
+    let results = dir.path().join("results");
+    assert!(simulate(&file, &results, &[]).status().unwrap().success());
+    let plot = |input: &Path, out: &Path| {
+        Command::new(BIN)
+            .args(["plot", "phase"])
+            .arg(input)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    // A bad extension: refused before the folder it names is created.
+    let out = dir.path().join("figures/phase.jpg");
+    let e = one_line_error(&plot(&results, &out));
+    assert!(e.contains(".svg or .png"), "{e}");
+    assert!(!dir.path().join("figures").exists(), "created the folder");
+    // A missing input: refused before anything is written.
+    let out = dir.path().join("figures/phase.svg");
+    let e = one_line_error(&plot(&dir.path().join("nothing"), &out));
+    assert!(e.contains("nothing"), "{e}");
+    assert!(!dir.path().join("figures").exists(), "created the folder");
+    // A good one leaves the figure and no temporary beside it.
+    assert!(plot(&results, &out).status.success());
+    assert_eq!(file_names(&dir.path().join("figures")), ["phase.svg"]);
+}

@@ -679,6 +679,16 @@ mod tests {
     }
 
     #[test]
+    fn errors_quoting_the_input_stay_on_one_line() {
+        let text = format!("\"a\\nb\" = 1\n{SMALL}");
+        let e = SweepConfig::from_toml_str(&text, Path::new("t.toml")).unwrap_err();
+        assert!(!e.to_string().contains('\n'), "{e}");
+        assert!(e.to_string().contains("a\\nb"), "{e}");
+        let e = SweepConfig::from_json_str("{\"a\\nb\": 1}", Path::new("t.json")).unwrap_err();
+        assert!(!e.to_string().contains('\n'), "{e}");
+    }
+
+    #[test]
     fn bad_values_are_named() {
         let text = SMALL.replace("beta = 0.5", "beta = -1.0");
         let e = SweepConfig::from_toml_str(&text, Path::new("t.toml")).unwrap_err();
