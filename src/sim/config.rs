@@ -7,6 +7,12 @@
 //! benefit, solver, tolerance; the last varies fastest), so a cell index names the same
 //! parameters on every machine.
 //!
+//! Sizes are checked before anything is expanded or allocated: the number of cells
+//! ([`MAX_CELLS`]) and games ([`MAX_GAMES`]) from the axes' lengths alone, the memory of one
+//! game ([`MAX_GAME_BYTES`], estimated by [`game_bytes`] from its players, topology and
+//! solver), and the file's own size ([`MAX_FILE_BYTES`]). A typo such as `steps = 10^12`
+//! or `players = 10^12` is a one-line error naming the file and the field, not an abort.
+//!
 //! ```toml
 //! seed = 42
 //! replicates = 5
