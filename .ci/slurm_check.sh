@@ -27,13 +27,23 @@ if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
 fi
 
 WORK=$(mktemp -d /tmp/slurm-check.XXXXXX)
-PIDS=()
 cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  # slurmd/slurmctld daemonise themselves: stop them through their pid files.
-  for f in "$WORK"/state/slurmctld.pid "$WORK"/state/slurmd.pid "$WORK"/munge/munged.pid; do
-    [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+  # The daemons fork into the background: stop them through their pid files, wait for
+  # them to go, then remove the scratch folder.
+  local pids=()
+  for f in "$WORK"/state/slurmd.pid "$WORK"/state/slurmctld.pid "$WORK"/munge/munged.pid; do
+    if [ -f "$f" ]; then
+      pids+=("$(cat "$f")")
+      kill "${pids[-1]}" 2>/dev/null || true
+    fi
   done
+  for _ in $(seq 100); do
+    local alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
+  rm -rf "$WORK"
 }
 trap cleanup EXIT
 
