@@ -208,6 +208,24 @@ pub enum Error {
         /// What does not match.
         reason: String,
     },
+    /// Another process holds an output folder's lock.
+    #[error("{path}: another process is writing to this folder; wait for it to finish or use another output folder")]
+    Locked {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// A size read from a file or a flag would need more memory or work than is allowed.
+    #[error("{path}: {field} = {value}: {reason}")]
+    TooLarge {
+        /// The file (or flag) the size came from.
+        path: PathBuf,
+        /// The field, as named in the file.
+        field: String,
+        /// The value found.
+        value: String,
+        /// What it would need, and the limit.
+        reason: String,
+    },
     /// A figure could not be drawn.
     #[error("plot {path}: {reason}")]
     Plot {

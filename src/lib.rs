@@ -7,6 +7,7 @@ pub mod equilibrium;
 pub mod error;
 pub mod game;
 pub mod io;
+pub mod lock;
 pub mod nn;
 pub mod plot;
 pub mod prune;

@@ -173,3 +173,86 @@ fn nn_teacher_student_is_seeded_and_records_width() {
     }
     assert!(teacher_student(&TeacherConfig { classes: 1, ..cfg }).is_err());
 }
+
+/// A gzip stream of `bytes`, written to `dir/name`.
+fn write_gz(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, gzip(bytes)).expect("write");
+    p
+}
+
+#[test]
+fn nn_absurd_idx_sizes_are_refused_from_the_header() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 4096 × 4096 images: a valid file, but one no network here should be built on.
+    let mut big = idx_bytes(&[1, 4096, 4096], &[]);
+    big.resize(big.len() + 4096 * 4096, 0);
+    let p = dir.path().join("big-images.idx");
+    std::fs::write(&p, &big).expect("write");
+    // (Not `expect_err`: an accepted file would print 16 MiB of pixels.)
+    let Err(e) = idx::read_images(&p) else {
+        panic!("4096 × 4096 images were accepted")
+    };
+    let text = e.to_string();
+    assert!(matches!(e, Error::TooLarge { .. }), "{text}");
+    assert!(
+        text.contains("big-images.idx") && text.contains("rows × cols"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 1);
+
+    // A label header claiming 2^32 − 1 items, gzip and raw: refused from the header, before
+    // any data is read (the raw file is 8 bytes long).
+    let claim = idx_bytes(&[u32::MAX], &[]);
+    for p in [write_gz(dir.path(), "claim-labels.gz", &claim), {
+        let p = dir.path().join("claim-labels");
+        std::fs::write(&p, &claim).expect("write");
+        p
+    }] {
+        let e = idx::read_labels(&p).expect_err("huge claim");
+        assert!(matches!(e, Error::TooLarge { .. }), "{e}");
+        assert!(e.to_string().contains("dimensions"), "{e}");
+    }
+    // Images claiming 10^12 pixels in total (2^20 images of 1000 × 1000).
+    let claim = idx_bytes(&[1 << 20, 1000, 1000], &[]);
+    let e = idx::read_images(&write_gz(dir.path(), "many.gz", &claim)).expect_err("10^12");
+    assert!(matches!(e, Error::TooLarge { .. }), "{e}");
+
+    // A gzip bomb: the header claims 16 labels, the stream inflates to 64 MiB of zeros. It is
+    // refused after inflating the 16 bytes and one more, not the whole stream.
+    let mut bomb = idx_bytes(&[16], &[]);
+    bomb.resize(bomb.len() + (64 << 20), 0);
+    let p = write_gz(dir.path(), "bomb.gz", &bomb);
+    let start = std::time::Instant::now();
+    let e = idx::read_labels(&p).expect_err("bomb");
+    assert!(matches!(e, Error::DataFormat { .. }), "{e}");
+    assert!(e.to_string().contains("runs past"), "{e}");
+    assert!(
+        start.elapsed() < std::time::Duration::from_millis(500),
+        "the whole bomb was inflated ({:?})",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn nn_absurd_teacher_sizes_are_errors_not_aborts() {
+    for (cfg, field) in [
+        (
+            TeacherConfig {
+                train: 1_000_000_000_000,
+                ..TeacherConfig::default()
+            },
+            "train",
+        ),
+        (
+            TeacherConfig {
+                width: 1_000_000_000,
+                ..TeacherConfig::default()
+            },
+            "width",
+        ),
+    ] {
+        let e = teacher_student(&cfg).expect_err("absurd size");
+        assert!(e.to_string().contains(field), "{e}");
+    }
+}

@@ -37,6 +37,15 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    // Every flag and input is checked before the figure is drawn (the only write).
+    plot::output_format(&args.out)?;
+    for input in &args.inputs {
+        anyhow::ensure!(
+            input.exists(),
+            "{}: no such file or folder",
+            input.display()
+        );
+    }
     let single = || -> anyhow::Result<&PathBuf> {
         anyhow::ensure!(
             args.inputs.len() == 1,

@@ -32,6 +32,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.stop_after != Some(0),
+        "--stop-after must be at least 1 game"
+    );
     let config = SweepConfig::from_path(&args.config)?;
     let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(t) = args.threads {

@@ -69,34 +69,63 @@ pub(crate) trait Figure {
     ) -> std::result::Result<(), String>;
 }
 
-/// Draws `figure` into `out` (`.svg` or `.png`).
-pub(crate) fn render(figure: &impl Figure, out: &Path) -> Result<()> {
-    let fail = |reason: String| Error::Plot {
-        path: out.into(),
-        reason,
-    };
-    ensure_font().map_err(fail)?;
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
+/// The image format of an output path, from its extension (`svg` or `png`), or why not.
+/// `plot` calls it before reading any input, so a bad `--out` writes nothing.
+pub fn output_format(out: &Path) -> Result<&'static str> {
     match out
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase)
         .as_deref()
     {
-        Some("svg") => {
-            let root = SVGBackend::new(out, SIZE).into_drawing_area();
-            figure.draw(&root).map_err(fail)?;
-            root.present().map_err(|e| fail(e.to_string()))
-        }
-        Some("png") => {
-            let root = BitMapBackend::new(out, SIZE).into_drawing_area();
-            figure.draw(&root).map_err(fail)?;
-            root.present().map_err(|e| fail(e.to_string()))
-        }
-        _ => Err(fail("the output must end in .svg or .png".into())),
+        Some("svg") => Ok("svg"),
+        Some("png") => Ok("png"),
+        _ => Err(Error::Plot {
+            path: out.into(),
+            reason: "the output must end in .svg or .png".into(),
+        }),
     }
+}
+
+/// Draws `figure` into `out` (`.svg` or `.png`). The image is drawn into a temporary file
+/// beside `out` and renamed over it, so an interrupted or failed drawing leaves no
+/// half-written figure (and the previous one, if any, intact).
+pub(crate) fn render(figure: &impl Figure, out: &Path) -> Result<()> {
+    let fail = |reason: String| Error::Plot {
+        path: out.into(),
+        reason,
+    };
+    let format = output_format(out)?;
+    ensure_font().map_err(fail)?;
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let name = out
+        .file_name()
+        .map_or_else(Default::default, |n| n.to_string_lossy());
+    // The temporary keeps the extension: the bitmap backend picks its encoder from it.
+    let tmp = out.with_file_name(format!(".{name}.{}.tmp.{format}", std::process::id()));
+    let drawn = match format {
+        "svg" => {
+            let root = SVGBackend::new(&tmp, SIZE).into_drawing_area();
+            figure
+                .draw(&root)
+                .and_then(|()| root.present().map_err(|e| e.to_string()))
+        }
+        _ => {
+            let root = BitMapBackend::new(&tmp, SIZE).into_drawing_area();
+            figure
+                .draw(&root)
+                .and_then(|()| root.present().map_err(|e| e.to_string()))
+        }
+    };
+    let result = drawn
+        .map_err(fail)
+        .and_then(|()| std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e)));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// `Result<T, E: Display>` → `Result<T, String>`, so drawing code can use `?` on every

@@ -7,6 +7,12 @@
 //! benefit, solver, tolerance; the last varies fastest), so a cell index names the same
 //! parameters on every machine.
 //!
+//! Sizes are checked before anything is expanded or allocated: the number of cells
+//! ([`MAX_CELLS`]) and games ([`MAX_GAMES`]) from the axes' lengths alone, the memory of one
+//! game ([`MAX_GAME_BYTES`], estimated by [`game_bytes`] from its players, topology and
+//! solver), and the file's own size ([`MAX_FILE_BYTES`]). A typo such as `steps = 10^12`
+//! or `players = 10^12` is a one-line error naming the file and the field, not an abort.
+//!
 //! ```toml
 //! seed = 42
 //! replicates = 5
@@ -30,8 +36,52 @@ use crate::error::{Error, Result};
 use crate::game::{BenefitSpec, GeneratorConfig, Topology};
 
 /// Largest number of games one sweep may describe; a guard against a typo such as
-/// `steps = 1000000` silently planning years of work.
-pub const MAX_GAMES: usize = 100_000_000;
+/// `steps = 1000000` silently planning years of work. A finished sweep holds one row per
+/// game in memory (a few hundred bytes each) while it writes `results.csv`.
+pub const MAX_GAMES: usize = 10_000_000;
+
+/// Largest number of grid cells: the expanded grid is held in memory (about 150 bytes a
+/// cell) by every run and merge of the sweep.
+pub const MAX_CELLS: usize = 1_000_000;
+
+/// Largest memory one game may need, estimated from its players, topology and solver
+/// before it is generated ([`game_bytes`]). Each worker thread holds one game at a time.
+pub const MAX_GAME_BYTES: u64 = 4 << 30;
+
+/// Largest sweep file read; a sweep file is a few lines, and lists of axis values stay far
+/// below this.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// Estimated peak bytes of generating and solving one game: the per-player vectors of the
+/// game and the solvers, plus the competition matrix (dense `N × N` for the dense topology,
+/// triplets and CSR for the sparse ones) and Newton's dense block on the free players.
+/// Computed in `f64`, so absurd sizes give a large number, not an overflow.
+pub fn game_bytes(players: usize, topology: &Topology, solver: SolverKind) -> f64 {
+    let n = players as f64;
+    let vectors = 64.0 * 8.0 * n;
+    let competition = match *topology {
+        Topology::Dense { .. } => 2.0 * 8.0 * n * n,
+        Topology::Nearest { k } => 2.0 * 24.0 * n * k as f64,
+        Topology::Random { degree } => 2.0 * 2.0 * 24.0 * n * (degree * 1.1 + 1.0),
+    };
+    let newton = match solver {
+        SolverKind::Newton => 8.0 * n * n,
+        _ => 0.0,
+    };
+    vectors + competition + newton
+}
+
+/// `bytes` in the largest binary unit that keeps it above 1 (`3.2 GiB`).
+fn human_bytes(bytes: f64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut value = bytes;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < units.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", units[unit])
+}
 
 /// One value or a list of values of a grid axis.
 ///
@@ -48,6 +98,19 @@ pub enum Axis<T> {
 }
 
 impl<T: Clone> Axis<T> {
+    /// Number of values, without expanding the axis.
+    pub fn len(&self) -> usize {
+        match self {
+            Axis::Many(v) => v.len(),
+            Axis::One(_) => 1,
+        }
+    }
+
+    /// True if the axis has no values (an empty list).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The axis' values in order.
     pub fn values(&self) -> Vec<T> {
         match self {
@@ -82,7 +145,22 @@ pub enum FloatAxis {
 }
 
 impl FloatAxis {
-    /// The axis' values in order.
+    /// Number of values, without expanding the axis (a range may claim any number).
+    pub fn len(&self) -> usize {
+        match self {
+            FloatAxis::Many(v) => v.len(),
+            FloatAxis::One(_) => 1,
+            FloatAxis::Range(r) => r.steps,
+        }
+    }
+
+    /// True if the axis has no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The axis' values in order; call it only after [`SweepConfig::check`], which bounds
+    /// the number of values.
     pub fn values(&self) -> Vec<f64> {
         match self {
             FloatAxis::Many(v) => v.clone(),
@@ -300,6 +378,17 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
 impl SweepConfig {
     /// Reads a sweep file; the format follows the extension (`.toml` or `.json`).
     pub fn from_path(path: &Path) -> Result<Self> {
+        let size = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .len();
+        if size > MAX_FILE_BYTES {
+            return Err(Error::TooLarge {
+                path: path.into(),
+                field: "file size".into(),
+                value: size.to_string(),
+                reason: format!("a sweep file may hold at most {MAX_FILE_BYTES} bytes"),
+            });
+        }
         let text = crate::io::read_to_string(path)?;
         match path.extension().and_then(|e| e.to_str()) {
             Some("toml") => Self::from_toml_str(&text, path),
@@ -323,10 +412,10 @@ impl SweepConfig {
             });
             Error::Format {
                 path: source.into(),
-                message: format!("{}{}", at.unwrap_or_default(), e.message().trim()),
+                message: one_line(&format!("{}{}", at.unwrap_or_default(), e.message().trim())),
             }
         })?;
-        config.check()?;
+        config.check().map_err(|e| in_file(e, source))?;
         Ok(config)
     }
 
@@ -336,9 +425,9 @@ impl SweepConfig {
         let config: SweepConfig =
             serde_path_to_error::deserialize(de).map_err(|e| Error::Format {
                 path: source.into(),
-                message: format!("at `{}`: {}", e.path(), e.inner()),
+                message: one_line(&format!("at `{}`: {}", e.path(), e.inner())),
             })?;
-        config.check()?;
+        config.check().map_err(|e| in_file(e, source))?;
         Ok(config)
     }
 
@@ -358,18 +447,20 @@ impl SweepConfig {
         }
         let g = &self.grid;
         let lengths = [
-            ("players", g.players.values().len()),
-            ("topology", g.topology.values().len()),
-            ("symmetric", g.symmetric.values().len()),
-            ("participation_cost", g.participation_cost.values().len()),
-            ("competition_scale", g.competition_scale.values().len()),
-            ("self_cost", g.self_cost.values().len()),
-            ("diagonal_dominance", g.diagonal_dominance.values().len()),
-            ("benefit", g.benefit.values().len()),
-            ("solver", g.solver.values().len()),
-            ("tolerance", g.tolerance.values().len()),
+            ("players", g.players.len()),
+            ("topology", g.topology.len()),
+            ("symmetric", g.symmetric.len()),
+            ("participation_cost", g.participation_cost.len()),
+            ("competition_scale", g.competition_scale.len()),
+            ("self_cost", g.self_cost.len()),
+            ("diagonal_dominance", g.diagonal_dominance.len()),
+            ("benefit", g.benefit.len()),
+            ("solver", g.solver.len()),
+            ("tolerance", g.tolerance.len()),
         ];
-        let mut games = self.replicates;
+        // Sizes first, from the axes' lengths alone: nothing is expanded before the grid is
+        // known to fit.
+        let mut cells = 1usize;
         for (name, len) in lengths {
             if len == 0 {
                 return Err(Error::invalid(
@@ -377,12 +468,25 @@ impl SweepConfig {
                     "the axis has no values",
                 ));
             }
-            games = games.saturating_mul(len);
+            cells = cells.saturating_mul(len);
+            if cells > MAX_CELLS {
+                return Err(Error::invalid(
+                    format!("grid.{name}"),
+                    format!(
+                        "{len} values make the grid larger than the limit of {MAX_CELLS} cells"
+                    ),
+                ));
+            }
         }
+        let games = cells.saturating_mul(self.replicates);
         if games > MAX_GAMES {
             return Err(Error::invalid(
-                "grid",
-                format!("{games} games exceed the limit of {MAX_GAMES}"),
+                "replicates",
+                format!(
+                    "{} replicates of {cells} cells make {} games, more than the limit of {MAX_GAMES}",
+                    self.replicates,
+                    cells as u128 * self.replicates as u128
+                ),
             ));
         }
         for t in g.tolerance.values() {
@@ -397,6 +501,23 @@ impl SweepConfig {
             cell.check().map_err(|e| {
                 Error::invalid("grid", format!("combination {cell:?} is invalid: {e}"))
             })?;
+        }
+        for &players in &g.players.values() {
+            for topology in &g.topology.values() {
+                for &solver in &g.solver.values() {
+                    let bytes = game_bytes(players, topology, solver);
+                    if bytes > MAX_GAME_BYTES as f64 {
+                        return Err(Error::invalid(
+                            "grid.players",
+                            format!(
+                                "a game of {players} players ({topology:?}, solver {solver}) would need about {}, more than the limit of {} per game",
+                                human_bytes(bytes),
+                                human_bytes(MAX_GAME_BYTES as f64)
+                            ),
+                        ));
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -459,6 +580,23 @@ impl SweepConfig {
             }
         }
         cells
+    }
+}
+
+/// `text` with line breaks escaped: parser messages quote the input (an unknown key may
+/// hold a `\n`), and an error is one line.
+fn one_line(text: &str) -> String {
+    text.replace('\r', "\\r").replace('\n', "\\n")
+}
+
+/// Names the sweep file in an error raised while checking its contents.
+fn in_file(error: Error, source: &Path) -> Error {
+    match error {
+        Error::InvalidParameter { .. } => Error::Format {
+            path: source.into(),
+            message: error.to_string(),
+        },
+        other => other,
     }
 }
 
@@ -544,6 +682,16 @@ mod tests {
         assert!("0/3".parse::<Shard>().is_err());
         assert!("4/3".parse::<Shard>().is_err());
         assert!("x".parse::<Shard>().is_err());
+    }
+
+    #[test]
+    fn errors_quoting_the_input_stay_on_one_line() {
+        let text = format!("\"a\\nb\" = 1\n{SMALL}");
+        let e = SweepConfig::from_toml_str(&text, Path::new("t.toml")).unwrap_err();
+        assert!(!e.to_string().contains('\n'), "{e}");
+        assert!(e.to_string().contains("a\\nb"), "{e}");
+        let e = SweepConfig::from_json_str("{\"a\\nb\": 1}", Path::new("t.json")).unwrap_err();
+        assert!(!e.to_string().contains('\n'), "{e}");
     }
 
     #[test]

@@ -8,10 +8,21 @@
 //!   killed process loses nothing written; a power cut loses at most that interval). After a crash
 //!   the journal ends in at most one torn line: a resumed run truncates it back to its last
 //!   newline, skips every `(cell, replicate)` already present and runs the rest;
-//! * `results.csv` — written atomically when every game is done: the journal sorted by
-//!   `(cell, replicate)`, so an interrupted-and-resumed sweep and an uninterrupted one give
-//!   the same file (up to the `seconds` column);
-//! * `summary.csv`, `summary.json` — per-cell statistics ([`super::stats`]).
+//! * `summary.csv`, `summary.json` — per-cell statistics ([`super::stats`]), written when
+//!   every game is done;
+//! * `results.csv` — written atomically after the summaries, so its presence means the
+//!   folder is complete: the journal sorted by `(cell, replicate)`, so an
+//!   interrupted-and-resumed sweep and an uninterrupted one give the same file (up to the
+//!   `seconds` column);
+//! * `.lock` — the file the running process locks ([`crate::lock`]): a second `simulate`
+//!   on the folder is refused while the first lives, and the kernel frees the lock however
+//!   the first one ends.
+//!
+//! Kill-safety: every file but the journal is replaced atomically ([`crate::io::write_atomic`]),
+//! so a kill at any moment leaves each either absent, complete, or with a torn last line
+//! (the journal); temporaries of a killed write are deleted by the next run, which holds the
+//! lock. The journal's rows are checked against the sweep (cell, shard, replicate and seed)
+//! before they are resumed.
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -24,10 +35,11 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::config::{Shard, SweepConfig};
+use super::config::{game_seed, Shard, SweepConfig};
 use super::record::{parse_rows, read_rows, run_game, write_rows, Row, HEADER};
 use super::stats::{summarise, write_summary};
 use crate::error::{Error, Result};
+use crate::lock::{FolderLock, LOCK_FILE};
 
 /// Least time between two `fsync`s of the journal: bounds the work a power cut can lose,
 /// while fast games (thousands per second) do not wait on the disk. A killed process loses
@@ -118,38 +130,47 @@ pub struct SweepRun {
 
 /// Runs (or resumes) `config` into `out_dir`. See the module docs for the files.
 ///
-/// Fails if `out_dir` holds a different sweep or shard, or a journal that is not one.
+/// Everything is checked before the first file is written: the configuration, the options,
+/// and that `out_dir` is absent, empty, or a folder of this very sweep and shard. The folder
+/// is then locked ([`FolderLock`]) for the whole run, so a second process on the same
+/// folder is refused instead of interleaving its rows with this one's.
 pub fn run_sweep(config: &SweepConfig, out_dir: &Path, options: &SweepOptions) -> Result<SweepRun> {
     config.check()?;
-    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+    if options.stop_after == Some(0) {
+        return Err(Error::invalid("stop_after", "must be at least 1 game"));
+    }
+    let all_cells = config.cells();
+    let cells: Vec<_> = all_cells
+        .iter()
+        .filter(|c| options.shard.is_none_or(|s| s.owns(c.index)))
+        .cloned()
+        .collect();
+    if let (Some(shard), true) = (options.shard, cells.is_empty()) {
+        return Err(Error::invalid(
+            "shard",
+            format!(
+                "{shard} owns no cells: the sweep has {} cells, so use at most {} shards",
+                all_cells.len(),
+                all_cells.len()
+            ),
+        ));
+    }
     let manifest = Manifest::new(config, options.shard);
+    check_out_dir(out_dir, &manifest)?;
+    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+    let _lock = FolderLock::acquire(out_dir)?;
+    // Again under the lock: another process may have started this folder in between.
+    check_out_dir(out_dir, &manifest)?;
+    remove_stale_temporaries(out_dir)?;
     let manifest_path = out_dir.join(MANIFEST);
-    if manifest_path.exists() {
-        let old = Manifest::read(out_dir)?;
-        if old.config_hash != manifest.config_hash || old.shard != manifest.shard {
-            return Err(Error::SweepMismatch {
-                path: manifest_path,
-                reason: format!(
-                    "it holds sweep {} shard {}, not sweep {} shard {}; use another --out",
-                    old.config_hash,
-                    shard_label(old.shard),
-                    manifest.config_hash,
-                    shard_label(manifest.shard)
-                ),
-            });
-        }
-    } else {
+    if !manifest_path.exists() {
         crate::io::write_json_atomic(&manifest_path, &manifest)?;
     }
 
-    let cells: Vec<_> = config
-        .cells()
-        .into_iter()
-        .filter(|c| options.shard.is_none_or(|s| s.owns(c.index)))
-        .collect();
     let total = cells.len() * config.replicates;
     let journal_path = out_dir.join(JOURNAL);
     let (mut journal, done) = open_journal(&journal_path)?;
+    check_journal_rows(&done, &all_cells, config, options.shard, &journal_path)?;
     let done_keys: HashSet<(usize, usize)> = done.iter().map(Row::key).collect();
     let todo: Vec<(usize, usize)> = cells
         .iter()
@@ -214,6 +235,131 @@ pub fn run_sweep(config: &SweepConfig, out_dir: &Path, options: &SweepOptions) -
     })
 }
 
+/// Refuses an output folder that is not absent, empty, or a folder of this sweep and shard.
+/// Reads only: nothing is written before the checks pass.
+fn check_out_dir(out_dir: &Path, manifest: &Manifest) -> Result<()> {
+    if !out_dir.exists() {
+        return Ok(());
+    }
+    if !out_dir.is_dir() {
+        return Err(Error::SweepMismatch {
+            path: out_dir.into(),
+            reason: "exists and is not a folder; use another --out".into(),
+        });
+    }
+    let manifest_path = out_dir.join(MANIFEST);
+    if manifest_path.exists() {
+        let old = Manifest::read(out_dir)?;
+        if !old.merged_from.is_empty() {
+            return Err(Error::SweepMismatch {
+                path: manifest_path,
+                reason: "the folder holds merged shards, not a run to resume; use another --out"
+                    .into(),
+            });
+        }
+        if old.config_hash != manifest.config_hash || old.shard != manifest.shard {
+            return Err(Error::SweepMismatch {
+                path: manifest_path,
+                reason: format!(
+                    "it holds sweep {} shard {}, not sweep {} shard {}; use another --out",
+                    old.config_hash,
+                    shard_label(old.shard),
+                    manifest.config_hash,
+                    shard_label(manifest.shard)
+                ),
+            });
+        }
+        return Ok(());
+    }
+    if let Some(name) = foreign_entry(out_dir)? {
+        return Err(Error::SweepMismatch {
+            path: out_dir.into(),
+            reason: format!(
+                "it holds `{name}` but no {MANIFEST}, so it is not a sweep folder; use a new or empty --out"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Whether `name` is a temporary file of [`crate::io::write_atomic`] (`.NAME.PID.tmp`),
+/// which only a process killed mid-write leaves behind.
+fn is_temporary(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
+}
+
+/// The first entry of `dir` other than the lock file and temporaries, if any.
+fn foreign_entry(dir: &Path) -> Result<Option<String>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    for entry in entries {
+        let name = entry
+            .map_err(|e| Error::io(dir, e))?
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if name != LOCK_FILE && !is_temporary(&name) {
+            return Ok(Some(name));
+        }
+    }
+    Ok(None)
+}
+
+/// Deletes the temporaries a killed process left in `dir`. Called with the folder locked,
+/// so no live writer owns them.
+fn remove_stale_temporaries(dir: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        if is_temporary(&entry.file_name().to_string_lossy()) {
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks that every row of a journal is a game of this run: a cell of the grid owned by
+/// the shard, a replicate in range, and the seed the sweep gives that game. A journal
+/// edited by hand or copied from another folder is refused rather than merged into the
+/// results.
+fn check_journal_rows(
+    rows: &[Row],
+    cells: &[super::config::Cell],
+    config: &SweepConfig,
+    shard: Option<Shard>,
+    path: &Path,
+) -> Result<()> {
+    for row in rows {
+        let bad = |what: String| Error::Format {
+            path: path.into(),
+            message: format!("cell {} replicate {}: {what}", row.cell, row.replicate),
+        };
+        let Some(cell) = cells.get(row.cell) else {
+            return Err(bad(format!("the sweep has only {} cells", cells.len())));
+        };
+        if shard.is_some_and(|s| !s.owns(row.cell)) {
+            return Err(bad(format!(
+                "the cell is not in shard {}",
+                shard_label(shard)
+            )));
+        }
+        if row.replicate >= config.replicates {
+            return Err(bad(format!(
+                "the sweep has only {} replicates",
+                config.replicates
+            )));
+        }
+        let seed = game_seed(config.seed, cell.generator_index, row.replicate);
+        if row.seed != seed {
+            return Err(bad(format!(
+                "seed {} is not the sweep's seed {seed} for this game",
+                row.seed
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn shard_label(shard: Option<Shard>) -> String {
     shard.map_or_else(|| "all".into(), |s| s.to_string())
 }
@@ -274,12 +420,15 @@ fn append(writer: &Mutex<(File, Instant)>, path: &Path, row: &Row) -> Result<()>
     Ok(())
 }
 
-/// Writes `results.csv` (sorted) and the summaries from the journal of a complete run.
+/// Writes the summaries and then `results.csv` (sorted) from the journal of a complete run.
+/// `results.csv` comes last: its presence is what marks the folder complete (for `merge`,
+/// `plot` and the user), so a kill between the files leaves a folder that is still
+/// incomplete and is finished by the next run.
 fn finish(out_dir: &Path) -> Result<()> {
     let rows = read_rows(&out_dir.join(JOURNAL))?;
-    write_rows(&out_dir.join(RESULTS), &rows)?;
     let manifest = Manifest::read(out_dir)?;
-    write_summary(out_dir, &summarise(&rows, manifest.config.name.as_deref()))
+    write_summary(out_dir, &summarise(&rows, manifest.config.name.as_deref()))?;
+    write_rows(&out_dir.join(RESULTS), &rows)
 }
 
 /// What [`merge`] produced.
@@ -296,11 +445,28 @@ pub struct MergeOutcome {
 /// Combines complete shard folders of one sweep into `out_dir`.
 ///
 /// Refuses shards of different sweeps (config hash) or shard counts, a shard given twice,
-/// rows that appear in more than one input, and — unless `allow_partial` — missing shards.
+/// rows that appear in more than one input, a shard whose `results.csv` does not hold
+/// exactly the games its sweep file gives it, an output folder that is one of the inputs
+/// or holds anything but an earlier merge, and — unless `allow_partial` — missing shards.
+/// Every input is read and checked before anything is written; the output folder is locked
+/// while it is written.
 pub fn merge(inputs: &[PathBuf], out_dir: &Path, allow_partial: bool) -> Result<MergeOutcome> {
     if inputs.is_empty() {
         return Err(Error::invalid("merge", "no input folders given"));
     }
+    let out_identity = planned_canonical(out_dir);
+    for dir in inputs {
+        if std::fs::canonicalize(dir).ok() == out_identity {
+            return Err(Error::SweepMismatch {
+                path: out_dir.into(),
+                reason: format!(
+                    "the output folder is also the input {}; merge into a new folder",
+                    dir.display()
+                ),
+            });
+        }
+    }
+    check_merge_out(out_dir)?;
     let mut manifests = Vec::new();
     for dir in inputs {
         let m = Manifest::read(dir)?;
@@ -314,6 +480,7 @@ pub fn merge(inputs: &[PathBuf], out_dir: &Path, allow_partial: bool) -> Result<
     }
     let first = &manifests[0];
     let mut shards = Vec::new();
+    let mut owned_by_input = Vec::new();
     for (dir, m) in inputs.iter().zip(&manifests) {
         if m.config_hash != first.config_hash {
             return Err(Error::SweepMismatch {
@@ -337,7 +504,7 @@ pub fn merge(inputs: &[PathBuf], out_dir: &Path, allow_partial: bool) -> Result<
                 reason: "it holds the whole sweep, which overlaps every shard".into(),
             });
         }
-        for s in own {
+        for &s in &own {
             if let Some(prev) = shards.iter().find(|p: &&Shard| p.count != s.count) {
                 return Err(Error::SweepMismatch {
                     path: dir.clone(),
@@ -352,6 +519,7 @@ pub fn merge(inputs: &[PathBuf], out_dir: &Path, allow_partial: bool) -> Result<
             }
             shards.push(s);
         }
+        owned_by_input.push(own);
     }
     let count = shards[0].count;
     let missing: Vec<usize> = (1..=count)
@@ -365,15 +533,49 @@ pub fn merge(inputs: &[PathBuf], out_dir: &Path, allow_partial: bool) -> Result<
             ),
         });
     }
+    let config = &first.config;
+    config.check()?;
+    let cells = config.cells();
     let mut rows = Vec::new();
     let mut keys = HashSet::new();
-    for dir in inputs {
-        for row in read_rows(&dir.join(RESULTS))? {
+    for (dir, own) in inputs.iter().zip(&owned_by_input) {
+        let path = dir.join(RESULTS);
+        let shard_rows = read_rows(&path)?;
+        let owned_cells = cells
+            .iter()
+            .filter(|c| own.iter().any(|s| s.owns(c.index)))
+            .count();
+        let expected = owned_cells * config.replicates;
+        if shard_rows.len() != expected {
+            let labels: Vec<String> = own.iter().map(Shard::to_string).collect();
+            return Err(Error::SweepMismatch {
+                path,
+                reason: format!(
+                    "holds {} rows, but its sweep file gives shard {} {expected} games ({owned_cells} cells × {} replicates); re-run the shard",
+                    shard_rows.len(),
+                    labels.join("+"),
+                    config.replicates
+                ),
+            });
+        }
+        for row in shard_rows {
+            if row.cell >= cells.len()
+                || row.replicate >= config.replicates
+                || !own.iter().any(|s| s.owns(row.cell))
+            {
+                return Err(Error::SweepMismatch {
+                    path,
+                    reason: format!(
+                        "cell {} replicate {} is not a game of this shard",
+                        row.cell, row.replicate
+                    ),
+                });
+            }
             if !keys.insert(row.key()) {
                 return Err(Error::SweepMismatch {
-                    path: dir.clone(),
+                    path,
                     reason: format!(
-                        "cell {} replicate {} is also in an earlier input",
+                        "cell {} replicate {} appears twice or is also in an earlier input",
                         row.cell, row.replicate
                     ),
                 });
@@ -382,17 +584,65 @@ pub fn merge(inputs: &[PathBuf], out_dir: &Path, allow_partial: bool) -> Result<
         }
     }
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+    let _lock = FolderLock::acquire(out_dir)?;
+    check_merge_out(out_dir)?;
+    remove_stale_temporaries(out_dir)?;
     shards.sort_by_key(|s| s.index);
-    let mut manifest = Manifest::new(&first.config, None);
+    let mut manifest = Manifest::new(config, None);
     manifest.merged_from = shards.clone();
     crate::io::write_json_atomic(&out_dir.join(MANIFEST), &manifest)?;
+    // The results last, as in a sweep folder: their presence marks the merge complete.
+    write_summary(out_dir, &summarise(&rows, config.name.as_deref()))?;
     write_rows(&out_dir.join(RESULTS), &rows)?;
-    write_summary(out_dir, &summarise(&rows, first.config.name.as_deref()))?;
     Ok(MergeOutcome {
         rows: rows.len(),
         shards,
         missing,
     })
+}
+
+/// The canonical path `path` has or would have once created: canonical parent plus name.
+fn planned_canonical(path: &Path) -> Option<PathBuf> {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return Some(p);
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    Some(std::fs::canonicalize(parent).ok()?.join(path.file_name()?))
+}
+
+/// A merge writes only into a new or empty folder, or over an earlier merge.
+fn check_merge_out(out_dir: &Path) -> Result<()> {
+    if !out_dir.exists() {
+        return Ok(());
+    }
+    if !out_dir.is_dir() {
+        return Err(Error::SweepMismatch {
+            path: out_dir.into(),
+            reason: "exists and is not a folder; use another --out".into(),
+        });
+    }
+    if out_dir.join(MANIFEST).exists() {
+        let old = Manifest::read(out_dir)?;
+        if old.merged_from.is_empty() || out_dir.join(JOURNAL).exists() {
+            return Err(Error::SweepMismatch {
+                path: out_dir.into(),
+                reason: "it holds a sweep run by simulate, not a merge; use a new --out".into(),
+            });
+        }
+        return Ok(());
+    }
+    if let Some(name) = foreign_entry(out_dir)? {
+        return Err(Error::SweepMismatch {
+            path: out_dir.into(),
+            reason: format!(
+                "it holds `{name}` but no {MANIFEST}; merge into a new or empty folder"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Reads the rows of a results folder (`results.csv`, else the journal of an unfinished run)

@@ -13,6 +13,9 @@ use super::{DataSource, Dataset};
 use crate::error::{Error, Result};
 use crate::nn::model::{InputSpec, Model};
 
+/// Most memory the task may take (inputs of both splits, or the teacher's weights), bytes.
+pub const MAX_TEACHER_BYTES: u64 = 4 << 30;
+
 /// Parameters of the teacher–student task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TeacherConfig {
@@ -55,6 +58,29 @@ impl TeacherConfig {
             return Err(Error::invalid(
                 "teacher",
                 format!("{self:?}: sizes must be > 0 and classes >= 2"),
+            ));
+        }
+        // Checked before anything is allocated: the inputs of both splits (f32) and the
+        // teacher's two weight matrices.
+        let samples = self.train as u128 + self.test as u128;
+        let input_bytes = samples * self.inputs as u128 * 4;
+        if input_bytes > MAX_TEACHER_BYTES as u128 {
+            return Err(Error::invalid(
+                "teacher",
+                format!(
+                    "{} train + {} test samples of {} inputs need {input_bytes} bytes, more than the limit of {MAX_TEACHER_BYTES}",
+                    self.train, self.test, self.inputs
+                ),
+            ));
+        }
+        let weights = self.width as u128 * (self.inputs as u128 + self.classes as u128);
+        if weights * 4 > MAX_TEACHER_BYTES as u128 {
+            return Err(Error::invalid(
+                "teacher",
+                format!(
+                    "a teacher of width {} on {} inputs and {} classes has {weights} weights, more than the limit of {} bytes",
+                    self.width, self.inputs, self.classes, MAX_TEACHER_BYTES
+                ),
             ));
         }
         Ok(())
