@@ -4,7 +4,6 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use pruning_game::dominance::{analyze, Analysis, AnalysisOptions, Uniqueness};
 use pruning_game::game::PruningGame;
 use pruning_game::Error;
@@ -12,7 +11,7 @@ use pruning_game::Error;
 /// Options of `analyze`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Game file (JSON, DESIGN 3).
+    /// Game file (JSON or safetensors, see `docs/`).
     #[arg(long)]
     game: PathBuf,
     /// Print the analysis as JSON (every index list in full) instead of the readable report.
@@ -37,7 +36,7 @@ pub struct Args {
 const SHOWN_INDICES: usize = 12;
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let game = PruningGame::read_json(&args.game).context("reading the game file")?;
+    let game = PruningGame::read(&args.game)?;
     let mut options = AnalysisOptions::default();
     options.elimination.tolerance = args.tol;
     options.elimination.max_sweeps = args.max_sweeps;

@@ -44,7 +44,7 @@ pub struct Args {
     /// Fraction of players whose net benefit q_i = b_i − γ is negative.
     #[arg(long, default_value_t = 0.3)]
     negative_fraction: f64,
-    /// Output game file.
+    /// Output game file: safetensors when the name ends in `.safetensors`, JSON otherwise.
     #[arg(long)]
     out: PathBuf,
 }
@@ -73,7 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let start = Instant::now();
     let game = generate(&config)?;
-    game.write_json(&args.out)
+    game.write(&args.out)
         .with_context(|| "writing the game file")?;
     eprintln!(
         "wrote {} players, {} competition entries to {} in {:.2} s",

@@ -1,17 +1,21 @@
 //! `pruning-game solve`: compute a Nash equilibrium of a game file and write the equilibrium
 //! file with its certificate.
+//!
+//! `dominated` comes from [`provably_pruned_near`]: the T3/T4 proofs started from the solved
+//! profile, so that they cost about as much as the solve; players the solve pruned that those
+//! proofs could not reach in their budget are listed as `undetermined`.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use pruning_game::dominance::provably_pruned;
+use pruning_game::dominance::{provably_pruned_near, NearOptions};
 use pruning_game::equilibrium::{solve, EquilibriumFile, SolveOptions, SolverKind};
 use pruning_game::game::{Game, PruningGame};
 
 /// Options of `solve`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Game file (JSON, DESIGN 3).
+    /// Game file (JSON or safetensors, see `docs/`).
     #[arg(long)]
     game: PathBuf,
     /// Equilibrium solver.
@@ -41,7 +45,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let game = PruningGame::read_json(&args.game)?;
+    let game = PruningGame::read(&args.game)?;
     let options = SolveOptions {
         tolerance: args.tol,
         max_iterations: args.max_iter,
@@ -54,12 +58,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let solution = solve(&game, args.solver, &options)?;
     let mut file = EquilibriumFile::from_solution(&solution);
-    file.dominated = provably_pruned(&game);
+    let near = provably_pruned_near(&game, &solution.profile, &NearOptions::default())?;
+    file.dominated = near.dominated;
+    file.undetermined = near.undetermined;
     file.write_json(&args.out)
         .with_context(|| "writing the equilibrium file")?;
     let report = &solution.report;
     eprintln!(
-        "{}: {} after {} iterations in {:.3} s; residual {:.3e}, Nash gap {:.3e}; {} of {} players pruned ({} proved dominated); wrote {}",
+        "{}: {} after {} iterations in {:.3} s; residual {:.3e}, Nash gap {:.3e}; {} of {} players pruned ({} proved dominated, {} undetermined); wrote {}",
         report.solver,
         report.termination,
         report.iterations,
@@ -69,6 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         file.pruned.len(),
         game.num_players(),
         file.dominated.len(),
+        file.undetermined.len(),
         args.out.display()
     );
     if !report.converged {

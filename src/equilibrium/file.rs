@@ -1,4 +1,4 @@
-//! The equilibrium file (DESIGN 3) written by `pruning-game solve`.
+//! The equilibrium file written by `pruning-game solve` (its schema is in `docs/`).
 
 use std::path::Path;
 
@@ -26,7 +26,11 @@ pub struct EquilibriumFile {
     pub pruned: Vec<usize>,
     /// Players proved pruned by dominance (T3/T4); filled by the dominance analysis.
     pub dominated: Vec<usize>,
-    /// Why the solver stopped (an extension of DESIGN 3; absent in older files).
+    /// Players the solver pruned that the dominance sweeps could not prove pruned within
+    /// their budget (an extension of the schema; absent when empty and in older files).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub undetermined: Vec<usize>,
+    /// Why the solver stopped (an extension of the schema; absent in older files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub termination: Option<Termination>,
 }
@@ -50,6 +54,7 @@ impl EquilibriumFile {
             converged: report.converged,
             solver: report.solver,
             dominated: Vec::new(),
+            undetermined: Vec::new(),
             termination: Some(report.termination),
         }
     }

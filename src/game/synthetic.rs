@@ -10,7 +10,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
-use super::{Competition, PruningGame};
+use rayon::prelude::*;
+
+use super::{Competition, CsrMatrix, PruningGame};
 use crate::error::{Error, Result};
 
 /// Who competes with whom.
@@ -263,24 +265,7 @@ fn competition(config: &GeneratorConfig, rng: &mut ChaCha8Rng) -> Result<Competi
             }
             Competition::dense(m)
         }
-        Topology::Nearest { k } => {
-            let after = k.div_ceil(2);
-            let mut entries = Vec::with_capacity(n * k);
-            for i in 0..n {
-                for d in 1..=after {
-                    let j = (i + d) % n;
-                    let v = draw(rng);
-                    entries.push((i, j, v));
-                    // Edges before i on the ring mirror those after; with an odd k the extra
-                    // "after" neighbour has no mirror, keeping exactly k per row.
-                    if d <= k / 2 {
-                        let w = if config.symmetric { v } else { draw(rng) };
-                        entries.push((j, i, w));
-                    }
-                }
-            }
-            Competition::sparse(n, &entries)
-        }
+        Topology::Nearest { k } => nearest(n, k, config.symmetric, rng, draw),
         Topology::Random { degree } => {
             let p = if n > 1 { degree / (n - 1) as f64 } else { 0.0 };
             let mut entries = Vec::with_capacity((n as f64 * degree * 1.1) as usize + 16);
@@ -300,6 +285,58 @@ fn competition(config: &GeneratorConfig, rng: &mut ChaCha8Rng) -> Result<Competi
             Competition::sparse(n, &entries)
         }
     }
+}
+
+/// The ring of [`Topology::Nearest`], built straight into compressed sparse rows: `k` slots
+/// per row, filled in the order of the draws (player `i` draws its `⌈k/2⌉` links after it,
+/// and for each of the first `⌊k/2⌋` the mirrored link from that neighbour back to `i`), then
+/// each row sorted by column. No list of triplets is held, so 10^7 players cost the matrix
+/// and nothing more.
+fn nearest(
+    n: usize,
+    k: usize,
+    symmetric: bool,
+    rng: &mut ChaCha8Rng,
+    draw: impl Fn(&mut ChaCha8Rng) -> f64,
+) -> Result<Competition> {
+    let after = k.div_ceil(2);
+    let before = k / 2;
+    let entries = n.checked_mul(k).ok_or_else(|| {
+        Error::invalid("players", format!("{n} players × {k} neighbours overflow"))
+    })?;
+    let mut columns = vec![0u32; entries];
+    let mut values = vec![0.0; entries];
+    // Row r: slots 0..before hold the links from r − before..r − 1 back to r (slot
+    // before − d for distance d), slots before..k the links to r + 1..r + after.
+    for i in 0..n {
+        for d in 1..=after {
+            let j = (i + d) % n;
+            let v = draw(rng);
+            let slot = i * k + before + d - 1;
+            columns[slot] = j as u32;
+            values[slot] = v;
+            if d <= before {
+                let w = if symmetric { v } else { draw(rng) };
+                let slot = j * k + before - d;
+                columns[slot] = i as u32;
+                values[slot] = w;
+            }
+        }
+    }
+    columns
+        .par_chunks_mut(k.max(1))
+        .zip(values.par_chunks_mut(k.max(1)))
+        .for_each(|(cols, vals)| {
+            let mut pairs: Vec<(u32, f64)> =
+                cols.iter().copied().zip(vals.iter().copied()).collect();
+            pairs.sort_unstable_by_key(|p| p.0);
+            for (slot, (c, v)) in pairs.into_iter().enumerate() {
+                cols[slot] = c;
+                vals[slot] = v;
+            }
+        });
+    let offsets = (0..=n).map(|r| r * k).collect();
+    CsrMatrix::from_csr(n, offsets, columns, values).map(Competition::Sparse)
 }
 
 /// Indices in `first..end`, each kept independently with probability `p`, in `O(kept)` time
