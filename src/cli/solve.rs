@@ -58,14 +58,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let solution = solve(&game, args.solver, &options)?;
     let mut file = EquilibriumFile::from_solution(&solution);
+    let proving = std::time::Instant::now();
     let near = provably_pruned_near(&game, &solution.profile, &NearOptions::default())?;
+    let proof_seconds = proving.elapsed().as_secs_f64();
     file.dominated = near.dominated;
     file.undetermined = near.undetermined;
     file.write_json(&args.out)
         .with_context(|| "writing the equilibrium file")?;
     let report = &solution.report;
     eprintln!(
-        "{}: {} after {} iterations in {:.3} s; residual {:.3e}, Nash gap {:.3e}; {} of {} players pruned ({} proved dominated, {} undetermined); wrote {}",
+        "{}: {} after {} iterations in {:.3} s; residual {:.3e}, Nash gap {:.3e}; {} of {} players pruned ({} proved dominated in {} bracket rounds, {:.3} s; {} undetermined); wrote {}",
         report.solver,
         report.termination,
         report.iterations,
@@ -75,6 +77,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         file.pruned.len(),
         game.num_players(),
         file.dominated.len(),
+        near.sweeps,
+        proof_seconds,
         file.undetermined.len(),
         args.out.display()
     );

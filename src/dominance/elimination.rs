@@ -259,11 +259,14 @@ pub(crate) struct Bracket<'g> {
     /// Round stamp of the last time a row was put on a list (deduplication).
     listed: Vec<u32>,
     stamp: u32,
+    /// Sparse games: the rows whose bounds can still move, in increasing order. A row with
+    /// `U_i = 0` (then `L_i = 0` too) or `L_i = u_i` (then `U_i = u_i`) is final.
+    open: Option<Vec<usize>>,
 }
 
-/// A half-sweep recomputes listed rows instead of all of them when the list would touch
-/// fewer than `n / LISTED_FRACTION` rows.
-const LISTED_FRACTION: usize = 4;
+/// A half-sweep recomputes listed rows instead of all of them when the list holds at most
+/// `n / LISTED_FRACTION` rows.
+const LISTED_FRACTION: usize = 2;
 
 impl<'g> Bracket<'g> {
     /// The bracket of the statement before any sweep: `L = 0`, `U = u`.
@@ -284,6 +287,7 @@ impl<'g> Bracket<'g> {
             pressure: vec![0.0; n],
             listed: Vec::new(),
             stamp: 0,
+            open: None,
         }
     }
 
@@ -302,14 +306,17 @@ impl<'g> Bracket<'g> {
         };
         let mut upper_rows = Rows::All;
         for sweep in 1..=max_sweeps {
-            let (upper_change, lowered) = self.half_sweep(Side::Upper, &upper_rows);
+            let rows = self.restrict(std::mem::replace(&mut upper_rows, Rows::All));
+            let (upper_change, lowered) = self.half_sweep(Side::Upper, &rows);
             // Every bound is computed in the first round; later, only where its input moved.
             let lower_rows = if sweep == 1 {
                 Rows::All
             } else {
                 self.rows_after(&lowered)
             };
+            let lower_rows = self.restrict(lower_rows);
             let (lower_change, raised) = self.half_sweep(Side::Lower, &lower_rows);
+            self.close_final_rows();
             upper_rows = self.rows_after(&raised);
             outcome.sweeps = sweep;
             outcome.last_change = upper_change.max(lower_change);
@@ -327,6 +334,31 @@ impl<'g> Bracket<'g> {
         outcome
     }
 
+    /// Whether row `i`'s bounds are final (see [`Bracket::open`]).
+    fn is_final(&self, i: usize) -> bool {
+        self.upper[i] <= 0.0 || self.lower[i] >= self.game.upper_bounds()[i]
+    }
+
+    /// On sparse games, "all rows" means the open ones: a final row would get the value it
+    /// already holds.
+    fn restrict(&mut self, rows: Rows) -> Rows {
+        match (rows, self.game.competition()) {
+            (Rows::All, Competition::Sparse(c)) => {
+                let open = self.open.get_or_insert_with(|| (0..c.size()).collect());
+                Rows::Listed(open.clone())
+            }
+            (rows, _) => rows,
+        }
+    }
+
+    /// Drops the rows that became final from the open rows.
+    fn close_final_rows(&mut self) {
+        if let Some(mut open) = self.open.take() {
+            open.retain(|&i| !self.is_final(i));
+            self.open = Some(open);
+        }
+    }
+
     /// The rows whose pressure depends on a bound that just moved: all of them, or a list
     /// when that is much shorter (sparse games only).
     fn rows_after(&mut self, moved: &[(usize, f64)]) -> Rows {
@@ -337,12 +369,18 @@ impl<'g> Bracket<'g> {
             Competition::Dense(_) => return Rows::All,
         };
         let n = c.size();
-        // Expected rows touched: |moved| times the mean number of competitors.
-        let touched = moved.len().saturating_mul(c.nnz()) / n.max(1);
-        if touched >= n / LISTED_FRACTION {
+        // A listed row costs what it costs in a full sweep plus a random access; past half
+        // the rows the full sweep wins.
+        let limit = n / LISTED_FRACTION;
+        if moved.len() > limit {
             return Rows::All;
         }
-        let dependents = self.dependents.get_or_insert_with(|| Dependents::of(c));
+        if self.dependents.is_none() {
+            self.dependents = Some(Dependents::of(c));
+        }
+        let Some(dependents) = self.dependents.as_ref() else {
+            return Rows::All;
+        };
         if self.listed.len() != n {
             self.listed = vec![0; n];
         }
@@ -351,14 +389,19 @@ impl<'g> Bracket<'g> {
             self.listed.fill(0);
             self.stamp = 1;
         }
-        let mut rows = Vec::with_capacity(touched);
+        let mut rows = Vec::with_capacity(limit.min(16 * moved.len()));
         for &(j, _) in moved {
             for &i in dependents.column(j) {
                 let i = i as usize;
-                if self.listed[i] != self.stamp {
+                let final_row =
+                    self.upper[i] <= 0.0 || self.lower[i] >= self.game.upper_bounds()[i];
+                if self.listed[i] != self.stamp && !final_row {
                     self.listed[i] = self.stamp;
                     rows.push(i);
                 }
+            }
+            if rows.len() > limit {
+                return Rows::All;
             }
         }
         Rows::Listed(rows)

@@ -13,9 +13,9 @@
 //!    start from it instead of from `[0, u]`. Rounding is outward throughout.
 //! 2. **A stopping rule.** The players the profile prunes (`ŝ_i ≤ candidate_level`) are the
 //!    only ones the sweeps can prove pruned, if `ŝ` is near an equilibrium. The sweeps stop
-//!    once every such candidate is proved pruned, or when no candidate has been proved in as
-//!    many rounds as it took to prove the last one (and at least `patience`); candidates left
-//!    unproved are reported as `undetermined`, not as dominated.
+//!    once every such candidate is proved pruned, or when no candidate has been proved in half
+//!    as many rounds as it took to prove the last one (and at least `patience`); candidates
+//!    left unproved are reported as `undetermined`, not as dominated.
 //!
 //! What is claimed is the same as for the sweeps from `[0, u]`: a player in `dominated` has
 //! `U_i = 0` in a bracket that contains every equilibrium, and the exact bracket (the limit of
@@ -91,7 +91,8 @@ pub enum NearStop {
     Decided,
     /// No bound moved by more than the tolerance: the bracket is (numerically) its limit.
     Converged,
-    /// No candidate was proved for `max(patience, rounds so far / 2)` rounds.
+    /// No candidate was proved for `max(patience, K / 2)` rounds after the last proof at
+    /// round `K`.
     Plateau,
     /// The round budget ran out.
     Budget,
@@ -166,7 +167,7 @@ pub fn provably_pruned_near(
             stop = NearStop::Decided;
             return true;
         }
-        if round.sweeps - last_proof >= options.patience.max(last_proof) {
+        if round.sweeps - last_proof >= options.patience.max(last_proof / 2) {
             stop = NearStop::Plateau;
             return true;
         }

@@ -129,6 +129,7 @@ impl GeneratorConfig {
         if self.players == 0 {
             return Err(Error::EmptyGame);
         }
+
         finite_non_negative("competition_scale", self.competition_scale)?;
         finite_non_negative("participation_cost", self.participation_cost)?;
         finite_non_negative("diagonal_dominance", self.diagonal_dominance)?;
@@ -179,7 +180,51 @@ impl GeneratorConfig {
                 finite_non_negative("benefit std", std)?;
             }
         }
+        if self.peak_bytes().is_none() {
+            return Err(Error::invalid(
+                "players",
+                format!(
+                    "{} players: the game would not fit in any memory",
+                    self.players
+                ),
+            ));
+        }
+        if !matches!(self.topology, Topology::Dense { .. }) && self.players > u32::MAX as usize {
+            return Err(Error::invalid(
+                "players",
+                format!("{} exceeds the sparse limit of 2^32 - 1", self.players),
+            ));
+        }
         Ok(())
+    }
+}
+
+impl GeneratorConfig {
+    /// Bytes [`generate`] needs at its peak, about: the competition matrix as it is built
+    /// plus the per-player vectors. `None` when the count does not fit in 64 bits — no
+    /// machine could hold the game. Front ends compare it with the memory they have before
+    /// asking for a game that would abort the process.
+    pub fn peak_bytes(&self) -> Option<u64> {
+        let n = self.players as u64;
+        // benefit, self cost, participation cost, upper, net benefit, row and column sums.
+        let vectors = n.checked_mul(7 * 8)?;
+        let matrix = match self.topology {
+            Topology::Dense { .. } => n.checked_mul(n)?.checked_mul(8)?,
+            // CSR: 4-byte column and 8-byte value per entry, 8-byte row offsets.
+            Topology::Nearest { k } => n
+                .checked_mul(k as u64)?
+                .checked_mul(12)?
+                .checked_add(8 * n)?,
+            Topology::Random { degree } => {
+                // Triplets (24 B), their sort slots (16 B) and the CSR (12 B) per entry.
+                let entries = (n as f64 * degree * 1.1).ceil();
+                if entries.is_nan() || entries >= 1e18 {
+                    return None;
+                }
+                (entries as u64).checked_mul(52)?.checked_add(16 * n)?
+            }
+        };
+        vectors.checked_add(matrix)
     }
 }
 
