@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use pruning_game::dominance::{analyze, Analysis, AnalysisOptions, Uniqueness};
-use pruning_game::game::PruningGame;
+use pruning_game::game::{Game, PruningGame};
 use pruning_game::Error;
 
 /// Options of `analyze`.
@@ -27,6 +27,10 @@ pub struct Args {
     /// Largest number of elimination sweeps.
     #[arg(long, default_value_t = 10_000)]
     max_sweeps: usize,
+    /// Power-iteration budget of the spectral bounds (‖M‖₂, ρ(D⁻¹C)); the bounds stay
+    /// rigorous with any budget, only less tight.
+    #[arg(long, default_value_t = 200)]
+    power_iterations: usize,
     /// Largest game for a dense eigendecomposition of (M+Mᵀ)/2.
     #[arg(long, default_value_t = 1000)]
     eigen_limit: usize,
@@ -41,8 +45,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     options.elimination.tolerance = args.tol;
     options.elimination.max_sweeps = args.max_sweeps;
     options.spectral.dense_eigen_limit = args.eigen_limit;
+    options.spectral.power_iterations = args.power_iterations;
     if let Some(path) = &args.at {
         options.profile = Some(read_participation(path)?);
+    }
+    let n = game.num_players();
+    if n <= args.eigen_limit {
+        // The eigendecomposition holds M, (M+Mᵀ)/2 and its eigenvectors: 3 n² doubles.
+        let need = (n as f64).powi(2) * 8.0 * 3.0;
+        if need > 0.8 * physical_memory().unwrap_or(f64::INFINITY) {
+            anyhow::bail!(
+                "--eigen-limit {}: a dense eigendecomposition of {n} players needs about {:.1} GB; lower --eigen-limit",
+                args.eigen_limit,
+                need / 1e9
+            );
+        }
     }
     let analysis = analyze(&game, &options)?;
     if args.json {
@@ -206,4 +223,12 @@ fn report(a: &Analysis) -> String {
         a.seconds
     );
     out
+}
+
+/// Total memory of this machine in bytes (`MemTotal` of `/proc/meminfo`), if known.
+fn physical_memory() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024.0)
 }

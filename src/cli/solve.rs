@@ -45,7 +45,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let reading = std::time::Instant::now();
     let game = PruningGame::read(&args.game)?;
+    let read_seconds = reading.elapsed().as_secs_f64();
     let options = SolveOptions {
         tolerance: args.tol,
         max_iterations: args.max_iter,
@@ -67,7 +69,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| "writing the equilibrium file")?;
     let report = &solution.report;
     eprintln!(
-        "{}: {} after {} iterations in {:.3} s; residual {:.3e}, Nash gap {:.3e}; {} of {} players pruned ({} proved dominated in {} bracket rounds, {:.3} s; {} undetermined); wrote {}",
+        "read the game in {:.3} s; {}: {} after {} iterations in {:.3} s; residual {:.3e}, Nash gap {:.3e}; {} of {} players pruned ({} proved dominated in {} bracket rounds, {:.3} s; {} undetermined); wrote {}",
+        read_seconds,
         report.solver,
         report.termination,
         report.iterations,

@@ -184,6 +184,14 @@ enum Side {
     Lower,
 }
 
+/// The players whose bound moved in a half-sweep.
+enum Moved {
+    /// More than `n / LISTED_FRACTION` of them (flagged in [`Bracket::moved_flags`]).
+    Many,
+    /// These, in no particular order.
+    Few(Vec<usize>),
+}
+
 /// The rows a half-sweep recomputes.
 enum Rows {
     All,
@@ -230,8 +238,8 @@ impl Dependents {
 pub(crate) struct Round<'a> {
     /// Rounds done so far, this one included.
     pub(crate) sweeps: usize,
-    /// Players whose upper bound fell in this round, with their new bound.
-    pub(crate) lowered: &'a [(usize, f64)],
+    /// Players whose upper bound reached 0 in this round.
+    pub(crate) zeroed: &'a [usize],
 }
 
 /// How [`Bracket::run`] ended.
@@ -262,6 +270,8 @@ pub(crate) struct Bracket<'g> {
     /// Sparse games: the rows whose bounds can still move, in increasing order. A row with
     /// `U_i = 0` (then `L_i = 0` too) or `L_i = u_i` (then `U_i = u_i`) is final.
     open: Option<Vec<usize>>,
+    /// Which rows moved in the last full half-sweep.
+    moved_flags: Vec<bool>,
 }
 
 /// A half-sweep recomputes listed rows instead of all of them when the list holds at most
@@ -288,6 +298,7 @@ impl<'g> Bracket<'g> {
             listed: Vec::new(),
             stamp: 0,
             open: None,
+            moved_flags: Vec::new(),
         }
     }
 
@@ -304,10 +315,17 @@ impl<'g> Bracket<'g> {
             converged: false,
             last_change: f64::INFINITY,
         };
-        let mut upper_rows = Rows::All;
+        // The lower bounds that moved in the previous round: the next upper half-sweep
+        // recomputes their dependents (worked out only once that round is sure to run).
+        let mut raised: Option<Moved> = None;
         for sweep in 1..=max_sweeps {
-            let rows = self.restrict(std::mem::replace(&mut upper_rows, Rows::All));
+            let upper_rows = match raised.take() {
+                None => Rows::All,
+                Some(moved) => self.rows_after(&moved),
+            };
+            let rows = self.restrict(upper_rows);
             let (upper_change, lowered) = self.half_sweep(Side::Upper, &rows);
+            let zeroed = self.zeroed(&lowered);
             // Every bound is computed in the first round; later, only where its input moved.
             let lower_rows = if sweep == 1 {
                 Rows::All
@@ -315,9 +333,9 @@ impl<'g> Bracket<'g> {
                 self.rows_after(&lowered)
             };
             let lower_rows = self.restrict(lower_rows);
-            let (lower_change, raised) = self.half_sweep(Side::Lower, &lower_rows);
+            let (lower_change, moved) = self.half_sweep(Side::Lower, &lower_rows);
             self.close_final_rows();
-            upper_rows = self.rows_after(&raised);
+            raised = Some(moved);
             outcome.sweeps = sweep;
             outcome.last_change = upper_change.max(lower_change);
             if outcome.last_change <= tolerance {
@@ -326,7 +344,7 @@ impl<'g> Bracket<'g> {
             }
             if stop(&Round {
                 sweeps: sweep,
-                lowered: &lowered,
+                zeroed: &zeroed,
             }) {
                 break;
             }
@@ -342,26 +360,40 @@ impl<'g> Bracket<'g> {
     /// On sparse games, "all rows" means the open ones: a final row would get the value it
     /// already holds.
     fn restrict(&mut self, rows: Rows) -> Rows {
-        match (rows, self.game.competition()) {
-            (Rows::All, Competition::Sparse(c)) => {
-                let open = self.open.get_or_insert_with(|| (0..c.size()).collect());
+        match (rows, &self.open) {
+            // The full product is the faster pass while most rows are open.
+            (Rows::All, Some(open)) if open.len() < self.upper.len() / 2 => {
                 Rows::Listed(open.clone())
             }
             (rows, _) => rows,
         }
     }
 
-    /// Drops the rows that became final from the open rows.
+    /// Drops the rows that became final from the open rows (sparse games only).
     fn close_final_rows(&mut self) {
-        if let Some(mut open) = self.open.take() {
-            open.retain(|&i| !self.is_final(i));
-            self.open = Some(open);
+        if !matches!(self.game.competition(), Competition::Sparse(_)) {
+            return;
         }
+        let open = match self.open.take() {
+            Some(mut open) => {
+                open.retain(|&i| !self.is_final(i));
+                open
+            }
+            None => (0..self.upper.len())
+                .into_par_iter()
+                .filter(|&i| !self.is_final(i))
+                .collect(),
+        };
+        self.open = Some(open);
     }
 
     /// The rows whose pressure depends on a bound that just moved: all of them, or a list
     /// when that is much shorter (sparse games only).
-    fn rows_after(&mut self, moved: &[(usize, f64)]) -> Rows {
+    fn rows_after(&mut self, moved: &Moved) -> Rows {
+        let moved = match moved {
+            Moved::Many => return Rows::All,
+            Moved::Few(list) => list.as_slice(),
+        };
         let c = match self.game.competition() {
             _ if moved.is_empty() => return Rows::Listed(Vec::new()),
             Competition::Sparse(c) => c,
@@ -390,7 +422,7 @@ impl<'g> Bracket<'g> {
             self.stamp = 1;
         }
         let mut rows = Vec::with_capacity(limit.min(16 * moved.len()));
-        for &(j, _) in moved {
+        for &j in moved {
             for &i in dependents.column(j) {
                 let i = i as usize;
                 let final_row =
@@ -407,10 +439,10 @@ impl<'g> Bracket<'g> {
         Rows::Listed(rows)
     }
 
-    /// Updates one bound on `rows`; returns the largest move and the players that moved,
-    /// with their new bound.
-    fn half_sweep(&mut self, side: Side, rows: &Rows) -> (f64, Vec<(usize, f64)>) {
+    /// Updates one bound on `rows`; returns the largest move and the players that moved.
+    fn half_sweep(&mut self, side: Side, rows: &Rows) -> (f64, Moved) {
         let game = self.game;
+        let n = self.upper.len();
         let (source, target) = match side {
             Side::Upper => (&self.lower, &mut self.upper),
             Side::Lower => (&self.upper, &mut self.lower),
@@ -420,21 +452,33 @@ impl<'g> Bracket<'g> {
             Side::Upper => best_response_max(game, i, pressure * (1.0 - PRESSURE_SLACK)).min(old),
             Side::Lower => best_response_min(game, i, pressure * (1.0 + PRESSURE_SLACK)).max(old),
         };
-        // (player, new bound, size of the move) for every bound that moved.
-        let moves: Vec<(usize, f64, f64)> = match rows {
+        match rows {
             Rows::All => {
                 game.competition().mul_vec(source, &mut self.pressure);
-                target
+                if self.moved_flags.len() != n {
+                    self.moved_flags = vec![false; n];
+                }
+                let (change, count) = target
                     .par_iter_mut()
                     .zip(self.pressure.par_iter())
+                    .zip(self.moved_flags.par_iter_mut())
                     .enumerate()
-                    .filter_map(|(i, (t, &p))| {
+                    .map(|(i, ((t, &p), flag))| {
                         let new = bound(i, p, *t);
                         let step = (new - *t).abs();
                         *t = new;
-                        (step > 0.0).then_some((i, new, step))
+                        *flag = step > 0.0;
+                        (step, usize::from(step > 0.0))
                     })
-                    .collect()
+                    .reduce(|| (0.0, 0), |a, b| (a.0.max(b.0), a.1 + b.1));
+                // Past half the rows the next half-sweep is a full one: no list needed.
+                let moved = if count > n / LISTED_FRACTION {
+                    Moved::Many
+                } else {
+                    let flags = &self.moved_flags;
+                    Moved::Few((0..n).into_par_iter().filter(|&i| flags[i]).collect())
+                };
+                (change, moved)
             }
             Rows::Listed(list) => {
                 let competition = game.competition();
@@ -442,21 +486,37 @@ impl<'g> Bracket<'g> {
                     .par_iter()
                     .map(|&i| (i, bound(i, competition.row_dot(i, source), target[i])))
                     .collect();
-                updates
-                    .into_iter()
-                    .filter_map(|(i, new)| {
-                        let step = (new - target[i]).abs();
-                        target[i] = new;
-                        (step > 0.0).then_some((i, new, step))
-                    })
+                let mut change = 0.0f64;
+                let mut moved = Vec::new();
+                for (i, new) in updates {
+                    let step = (new - target[i]).abs();
+                    target[i] = new;
+                    if step > 0.0 {
+                        change = change.max(step);
+                        moved.push(i);
+                    }
+                }
+                (change, Moved::Few(moved))
+            }
+        }
+    }
+
+    /// The players among `moved` (all of them, for [`Moved::Many`]) whose upper bound is 0.
+    fn zeroed(&self, moved: &Moved) -> Vec<usize> {
+        match moved {
+            Moved::Many => {
+                let flags = &self.moved_flags;
+                (0..self.upper.len())
+                    .into_par_iter()
+                    .filter(|&i| flags[i] && self.upper[i] <= 0.0)
                     .collect()
             }
-        };
-        let change = moves.iter().fold(0.0, |m: f64, &(_, _, step)| m.max(step));
-        (
-            change,
-            moves.into_iter().map(|(i, new, _)| (i, new)).collect(),
-        )
+            Moved::Few(list) => list
+                .iter()
+                .copied()
+                .filter(|&i| self.upper[i] <= 0.0)
+                .collect(),
+        }
     }
 
     /// The bracket as a public value.

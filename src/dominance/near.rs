@@ -7,7 +7,7 @@
 //!
 //! 1. **A start near the limit (T6).** When every `a_i > 0` and a weighted row sum shows that
 //!    best response contracts, `ρ̄ = max_i (D⁻¹C w)_i / w_i < 1` for a weight `w > 0` (tried:
-//!    `w = 1` and a few power steps), the equilibrium is unique and lies within
+//!    `w = 1`, then a few power steps until one contracts), the equilibrium is unique and lies within
 //!    `r = ‖ŝ − BR(ŝ)‖_w / (1 − ρ̄)` of the profile `ŝ` (Banach). The box
 //!    `[ŝ − r w, ŝ + r w] ∩ [0, u]` is then a bracket of every equilibrium, and the sweeps
 //!    start from it instead of from `[0, u]`. Rounding is outward throughout.
@@ -154,11 +154,7 @@ pub fn provably_pruned_near(
     let mut last_proof = 0usize;
     let mut stop = NearStop::Budget;
     let outcome: Outcome = bracket.run(options.tolerance, options.max_sweeps, |round| {
-        let new = round
-            .lowered
-            .iter()
-            .filter(|&&(i, u)| u <= 0.0 && candidate[i])
-            .count();
+        let new = round.zeroed.iter().filter(|&&i| candidate[i]).count();
         if new > 0 {
             proved += new;
             last_proof = round.sweeps;
@@ -177,13 +173,13 @@ pub fn provably_pruned_near(
         stop = NearStop::Converged;
     }
     let bounds = bracket.into_bounds(outcome);
-    let t3 = dominated_players(game).into_iter().map(|m| m.player);
-    let mut dominated: Vec<usize> = t3.chain(bounds.pruned()).collect();
-    dominated.sort_unstable();
-    dominated.dedup();
-    let undetermined = (0..n)
-        .filter(|&i| candidate[i] && dominated.binary_search(&i).is_err())
-        .collect();
+    let t3 = dominated_players(game);
+    let mut marked: Vec<bool> = bounds.upper.par_iter().map(|&u| u <= 0.0).collect();
+    for m in t3 {
+        marked[m.player] = true;
+    }
+    let dominated = indices_where(&marked, |i| marked[i]);
+    let undetermined = indices_where(&marked, |i| candidate[i] && !marked[i]);
     Ok(NearReport {
         dominated,
         undetermined,
@@ -192,6 +188,14 @@ pub fn provably_pruned_near(
         contraction: start.as_ref().map(|b| b.contraction),
         radius: start.as_ref().map(|b| b.radius),
     })
+}
+
+/// The indices `i` of `0..values.len()` with `keep(i)`, in increasing order.
+fn indices_where<T: Sync>(values: &[T], keep: impl Fn(usize) -> bool + Sync) -> Vec<usize> {
+    (0..values.len())
+        .into_par_iter()
+        .filter(|&i| keep(i))
+        .collect()
 }
 
 /// A bracket of every equilibrium around a profile, from a contraction of best response.
@@ -249,8 +253,9 @@ fn contraction_start(game: &PruningGame, profile: &[f64], power_steps: usize) ->
     })
 }
 
-/// The best `(ρ̄, w)` with `ρ̄ = max_i (D⁻¹C w)_i / w_i < 1` among `w = 1` and `power_steps`
-/// shifted power steps `w ← (w + D⁻¹C w)/max`, rounded outward; `None` if none is below 1.
+/// The first `(ρ̄, w)` with `ρ̄ = max_i (D⁻¹C w)_i / w_i < 1` among `w = 1` and up to
+/// `power_steps` shifted power steps `w ← (w + D⁻¹C w)/max`, rounded outward; `None` if none
+/// is below 1.
 fn contraction_weight(game: &PruningGame, power_steps: usize) -> Option<(f64, Vec<f64>)> {
     let a = game.self_cost().as_slice();
     let n = a.len();
@@ -273,10 +278,13 @@ fn contraction_weight(game: &PruningGame, power_steps: usize) -> Option<(f64, Ve
             .reduce(|| 0.0, f64::max)
             * (1.0 + PRESSURE_SLACK)
             * (1.0 + ROUNDING_SLACK);
-        if ratio < best.as_ref().map_or(1.0, |b| b.0) {
-            best = Some((ratio, w.clone()));
+        if ratio < 1.0 {
+            // Any contraction will do: the radius scales with 1/(1 − ρ̄), and the rounds
+            // after the start shrink the box at the true rate anyway.
+            best = Some((ratio, w));
+            break;
         }
-        if step == power_steps || ratio == 0.0 {
+        if step == power_steps {
             break;
         }
         let scale = w

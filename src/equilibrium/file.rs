@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 use super::{Solution, SolverKind, Termination};
 use crate::error::{Error, Result};
 
+/// Files of more players than this are written without indentation: one number per line
+/// would double a 10^7-player file.
+const PRETTY_LIMIT: usize = 100_000;
+
 /// A solved game as stored on disk: the profile, its certificate and what was pruned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EquilibriumFile {
@@ -59,7 +63,7 @@ impl EquilibriumFile {
         }
     }
 
-    /// Writes the file atomically as JSON. Refuses non-finite certificates, which JSON cannot
+    /// Writes the file atomically as JSON (indented up to 10^5 players). Refuses non-finite certificates, which JSON cannot
     /// represent (they would be written as `null` and fail to read back).
     pub fn write_json(&self, path: &Path) -> Result<()> {
         for (field, value) in [("nash_gap", self.nash_gap), ("residual", self.residual)] {
@@ -71,7 +75,14 @@ impl EquilibriumFile {
                 });
             }
         }
-        crate::io::write_json_atomic(path, self)
+        if self.participation.len() <= PRETTY_LIMIT {
+            crate::io::write_json_atomic(path, self)
+        } else {
+            crate::io::write_atomic(path, |w| {
+                serde_json::to_writer(&mut *w, self).map_err(std::io::Error::other)?;
+                w.write_all(b"\n")
+            })
+        }
     }
 
     /// Reads a file written by [`EquilibriumFile::write_json`].

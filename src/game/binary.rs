@@ -171,11 +171,32 @@ impl<'p> Reader<'p> {
 
     fn bytes(&mut self, tensor: &Tensor) -> Result<Vec<u8>> {
         let mut bytes = vec![0u8; tensor.len];
+        self.read_into(tensor, &mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// Reads the tensor's bytes straight into `out` (whose size the header check matched).
+    fn read_into(&mut self, tensor: &Tensor, out: &mut [u8]) -> Result<()> {
         self.file
             .seek(SeekFrom::Start(tensor.start))
-            .and_then(|_| self.file.read_exact(&mut bytes))
-            .map_err(|e| Error::io(self.path, e))?;
-        Ok(bytes)
+            .and_then(|_| self.file.read_exact(out))
+            .map_err(|e| Error::io(self.path, e))
+    }
+
+    /// The tensor's elements as `T`, read without an intermediate copy (little-endian file,
+    /// converted in place on a big-endian machine by `from_le`).
+    fn elements<T: bytemuck::Pod + Default + Send + Sync>(
+        &mut self,
+        tensor: &Tensor,
+        from_le: impl Fn(T) -> T + Sync + Send,
+    ) -> Result<Vec<T>> {
+        let count = tensor.len / std::mem::size_of::<T>();
+        let mut values = vec![T::default(); count];
+        self.read_into(tensor, bytemuck::cast_slice_mut(&mut values))?;
+        if cfg!(target_endian = "big") {
+            values.par_iter_mut().for_each(|v| *v = from_le(*v));
+        }
+        Ok(values)
     }
 
     /// A 1-D F64 tensor.
@@ -186,53 +207,65 @@ impl<'p> Reader<'p> {
                 tensor.name, tensor.dtype
             )));
         }
-        let bytes = self.bytes(tensor)?;
-        Ok(bytes
-            .par_chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-            .collect())
+        self.elements(tensor, |v: f64| f64::from_bits(u64::from_le(v.to_bits())))
     }
 
     /// A 1-D integer tensor, every value checked to be in `0..=max`, each cast by `cast`.
-    fn integers<T: Send>(
+    ///
+    /// Plain loops: one pass over memory each, which a thread pool shared with other work
+    /// only slows down.
+    fn integers<T>(
         &mut self,
         tensor: &Tensor,
         max: u64,
-        cast: impl Fn(u64) -> T + Sync,
+        cast: impl Fn(u64) -> T,
     ) -> Result<Vec<T>> {
-        let dtype = tensor.dtype;
-        if dtype == Dtype::F64 {
-            return Err(self.format(format!(
+        let name = tensor.name.clone();
+        let out_of_range = |k: usize, value: String| {
+            format_error(
+                self.path,
+                format!("{name}[{k}] = {value} is outside 0..={max}"),
+            )
+        };
+        match tensor.dtype {
+            Dtype::F64 => Err(self.format(format!(
                 "tensor `{}` has dtype F64; expected an integer dtype (I32, I64, U32, U64)",
                 tensor.name
-            )));
-        }
-        let bytes = self.bytes(tensor)?;
-        // The value as a signed 128-bit integer: every supported dtype fits.
-        let read = |c: &[u8]| -> i128 {
-            let mut wide = [0u8; 8];
-            wide[..c.len()].copy_from_slice(c);
-            match dtype {
-                Dtype::I64 => i64::from_le_bytes(wide) as i128,
-                Dtype::I32 => i32::from_le_bytes([wide[0], wide[1], wide[2], wide[3]]) as i128,
-                _ => u64::from_le_bytes(wide) as i128,
+            ))),
+            Dtype::I64 | Dtype::U64 => {
+                let signed = tensor.dtype == Dtype::I64;
+                let wide: Vec<u64> = self.elements(tensor, u64::from_le)?;
+                // A negative I64 reads as a u64 above 2^63, far above any limit.
+                if let Some(k) = wide.iter().position(|&v| v > max) {
+                    let value = if signed {
+                        (wide[k] as i64).to_string()
+                    } else {
+                        wide[k].to_string()
+                    };
+                    return Err(out_of_range(k, value));
+                }
+                Ok(wide.into_iter().map(cast).collect())
             }
-        };
-        let size = dtype.size();
-        if let Some(k) = bytes
-            .par_chunks_exact(size)
-            .position_first(|c| !(0..=max as i128).contains(&read(c)))
-        {
-            let value = read(&bytes[k * size..(k + 1) * size]);
-            return Err(self.format(format!(
-                "{}[{k}] = {value} is outside 0..={max}",
-                tensor.name
-            )));
+            Dtype::I32 | Dtype::U32 => {
+                let signed = tensor.dtype == Dtype::I32;
+                let narrow: Vec<u32> = self.elements(tensor, u32::from_le)?;
+                // A negative I32 reads as a u32 above 2^31.
+                let limit = if signed {
+                    max.min(i32::MAX as u64)
+                } else {
+                    max.min(u32::MAX as u64)
+                };
+                if let Some(k) = narrow.iter().position(|&v| v as u64 > limit) {
+                    let value = if signed {
+                        (narrow[k] as i32).to_string()
+                    } else {
+                        narrow[k].to_string()
+                    };
+                    return Err(out_of_range(k, value));
+                }
+                Ok(narrow.into_iter().map(|v| cast(v as u64)).collect())
+            }
         }
-        Ok(bytes
-            .par_chunks_exact(size)
-            .map(|c| cast(read(c) as u64))
-            .collect())
     }
 
     /// A per-player vector: shape `[n]`, or `[1]` for one value for all.

@@ -152,7 +152,7 @@ impl CsrMatrix {
         {
             check_entry("values", k, values[k])?;
         }
-        let bad_row = (0..size).into_par_iter().find_first(|&i| {
+        let bad_row = (0..size).find(|&i| {
             let range = row_offsets[i]..row_offsets[i + 1];
             let cols = &columns[range.clone()];
             cols.iter().any(|&c| c as usize >= size || c as usize == i)

@@ -278,6 +278,17 @@ pub fn generate(config: &GeneratorConfig) -> Result<PruningGame> {
 fn sums(competition: &Competition, n: usize) -> (Vec<f64>, Vec<f64>) {
     let mut rows = vec![0.0; n];
     let mut cols = vec![0.0; n];
+    if let Competition::Sparse(c) = competition {
+        // The same additions in the same order as the triplet loop below, on the arrays.
+        let (offsets, columns, values) = (c.row_offsets(), c.columns(), c.values());
+        for i in 0..n {
+            for k in offsets[i]..offsets[i + 1] {
+                rows[i] += values[k];
+                cols[columns[k] as usize] += values[k];
+            }
+        }
+        return (rows, cols);
+    }
     for (i, j, v) in competition.triplets() {
         rows[i] += v;
         cols[j] += v;
