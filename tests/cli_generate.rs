@@ -95,3 +95,92 @@ fn usage_errors_are_one_line_and_help_lists_the_subcommands() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("generate"));
 }
+
+#[test]
+fn absurd_sizes_are_refused_in_one_line_before_any_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("g.safetensors");
+    let out = out_path.to_str().unwrap();
+    for (args, fragment) in [
+        (
+            vec!["--players", "1000000000000"],
+            "would not fit in any memory",
+        ),
+        (
+            vec!["--players", "1000000000000", "--sparse", "16"],
+            "sparse limit",
+        ),
+        (
+            vec!["--players", "4000000000", "--sparse", "16"],
+            "more than the",
+        ),
+        (vec!["--players", "3000000"], "more than the"),
+    ] {
+        let mut full = vec!["generate"];
+        full.extend(&args);
+        full.extend(["--out", out]);
+        let result = run(&full);
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(!result.status.success(), "{args:?} was accepted");
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(fragment), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!out_path.exists());
+    }
+}
+
+#[test]
+fn generate_writes_binary_files_that_solve_and_analyze_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("g.safetensors");
+    let json = dir.path().join("g.json");
+    for path in [&binary, &json] {
+        let out = run(&[
+            "generate",
+            "--players",
+            "400",
+            "--sparse",
+            "8",
+            "--seed",
+            "5",
+            "--out",
+            path.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(
+        PruningGame::read(&binary).unwrap(),
+        PruningGame::read(&json).unwrap()
+    );
+    assert!(std::fs::metadata(&binary).unwrap().len() < std::fs::metadata(&json).unwrap().len());
+    let mut outputs = Vec::new();
+    for path in [&binary, &json] {
+        let eq = dir.path().join("eq.json");
+        let solved = run(&[
+            "solve",
+            "--game",
+            path.to_str().unwrap(),
+            "--out",
+            eq.to_str().unwrap(),
+        ]);
+        assert!(
+            solved.status.success(),
+            "{}",
+            String::from_utf8_lossy(&solved.stderr)
+        );
+        let analyzed = run(&["analyze", "--game", path.to_str().unwrap(), "--json"]);
+        assert!(analyzed.status.success());
+        let analysis: serde_json::Value = serde_json::from_slice(&analyzed.stdout).unwrap();
+        let file: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&eq).unwrap()).unwrap();
+        outputs.push((
+            file["participation"].clone(),
+            analysis["provably_pruned"].clone(),
+        ));
+    }
+    assert_eq!(outputs[0], outputs[1]);
+}

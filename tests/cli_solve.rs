@@ -1,5 +1,5 @@
 //! `pruning-game solve` end to end: the equilibrium file of docs/formats.md (with `dominated`
-//! filled in), and the error paths.
+//! and `undetermined` filled in), and the error paths.
 
 mod common;
 
@@ -188,4 +188,63 @@ fn solve_refuses_a_malformed_game_with_one_line() {
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("self_cost[1]"), "{stderr}");
     assert!(!out_path.exists());
+}
+
+/// On an ill-conditioned game (δ just above the loss of positive definiteness, no base self
+/// cost: best response does not contract and the T4 bracket does not meet) `dominated` is a
+/// subset of what the exact bracket of `analyze` proves, and with `undetermined` it accounts
+/// for every pruned player.
+#[test]
+fn dominated_on_an_ill_conditioned_game_is_within_the_exact_bracket() {
+    let dir = tempfile::tempdir().unwrap();
+    let game_path = dir.path().join("ill.safetensors");
+    let out_path = dir.path().join("e.json");
+    let g = game_path.to_str().unwrap();
+    let generated = run(&[
+        "generate",
+        "--players",
+        "3000",
+        "--sparse",
+        "16",
+        "--symmetric",
+        "--dominance",
+        "0.47",
+        "--alpha",
+        "0",
+        "--seed",
+        "1",
+        "--out",
+        g,
+    ]);
+    assert!(generated.status.success());
+    let solved = run(&["solve", "--game", g, "--out", out_path.to_str().unwrap()]);
+    assert!(
+        solved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&solved.stderr)
+    );
+    let file = EquilibriumFile::read_json(&out_path).unwrap();
+    let analyzed = run(&["analyze", "--game", g, "--json"]);
+    assert!(analyzed.status.success());
+    let analysis: serde_json::Value = serde_json::from_slice(&analyzed.stdout).unwrap();
+    let exact: Vec<usize> = serde_json::from_value(analysis["provably_pruned"].clone()).unwrap();
+    assert!(analysis["elimination"]["converged"].as_bool().unwrap());
+    assert!(!file.dominated.is_empty());
+    for i in &file.dominated {
+        assert!(
+            exact.binary_search(i).is_ok(),
+            "player {i} is not in the exact bracket"
+        );
+    }
+    let mut accounted: Vec<usize> = file
+        .dominated
+        .iter()
+        .chain(&file.undetermined)
+        .copied()
+        .collect();
+    accounted.sort_unstable();
+    let mut pruned = file.pruned.clone();
+    pruned.extend(file.dominated.iter().filter(|i| !file.pruned.contains(i)));
+    pruned.sort_unstable();
+    assert_eq!(accounted, pruned);
 }

@@ -15,9 +15,10 @@ use nalgebra::{DMatrix, DVector};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use pruning_game::dominance::{
-    analyze, dominated_players, iterated_elimination, uniqueness_and_convergence, zero_dominance,
-    AnalysisOptions, DominanceVerdict, EliminationOptions, SamplingOptions, SpectralOptions,
-    Uniqueness, ZeroMarginalBound,
+    analyze, dominated_players, iterated_elimination, provably_pruned_near,
+    uniqueness_and_convergence, zero_dominance, AnalysisOptions, DominanceVerdict,
+    EliminationOptions, NearOptions, SamplingOptions, SpectralOptions, Uniqueness,
+    ZeroMarginalBound,
 };
 use pruning_game::equilibrium::{solve, SolveOptions, SolverKind};
 use pruning_game::game::{
@@ -630,6 +631,54 @@ proptest! {
             for s in enumerate_equilibria(&game) {
                 prop_assert!(bounds.contains(&s, 0.0), "{s:?} outside [{:?}, {:?}]",
                     bounds.lower, bounds.upper);
+            }
+            Ok(())
+        })?;
+    }
+
+    /// T4 from a solved profile: the budgeted bracket that `solve` records as `dominated`
+    /// never marks a player that the exact bracket (the sweeps from `[0, u]` run until no
+    /// bound moves at all) leaves unpruned — whatever profile it starts from: every solver's
+    /// output, converged or not, and a random profile — and on small games every enumerated
+    /// equilibrium has the marked players at zero.
+    #[test]
+    fn t4_fast_path_never_marks_a_player_the_exact_bracket_does_not(
+        (game, start) in game_and_start(games(1..=30, 0.0..3.0, 0.05, None)),
+    ) {
+        in_pool(|| -> Result<(), TestCaseError> {
+            let exact_options = EliminationOptions {
+                tolerance: 0.0,
+                max_sweeps: 1_000_000,
+                ..EliminationOptions::default()
+            };
+            let exact = iterated_elimination(&game, &exact_options).unwrap();
+            prop_assume!(exact.converged);
+            let exact_pruned = exact.pruned();
+            let mut profiles: Vec<Vec<f64>> = solver_outputs(&game, None)
+                .into_iter()
+                .map(|(_, s, _)| s)
+                .collect();
+            profiles.push(scaled(&game, &start));
+            let equilibria = if game.num_players() <= ENUMERATION_LIMIT {
+                enumerate_equilibria(&game)
+            } else {
+                Vec::new()
+            };
+            for profile in &profiles {
+                let near = provably_pruned_near(&game, profile, &NearOptions::default()).unwrap();
+                for i in &near.dominated {
+                    prop_assert!(
+                        exact_pruned.binary_search(i).is_ok(),
+                        "player {i} marked, exact bracket U_i = {} (stop {:?}, ρ̄ {:?})",
+                        exact.upper[*i], near.stop, near.contraction
+                    );
+                    for s in &equilibria {
+                        prop_assert!(s[*i] == 0.0);
+                    }
+                }
+                for i in &near.undetermined {
+                    prop_assert!(profile[*i] <= 0.0 && near.dominated.binary_search(i).is_err());
+                }
             }
             Ok(())
         })?;

@@ -4,15 +4,14 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use pruning_game::dominance::{analyze, Analysis, AnalysisOptions, Uniqueness};
-use pruning_game::game::PruningGame;
+use pruning_game::game::{Game, PruningGame};
 use pruning_game::Error;
 
 /// Options of `analyze`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Game file (JSON, see docs/formats.md).
+    /// Game file (JSON or safetensors; docs/formats.md, docs/game-binary-format.md).
     #[arg(long)]
     game: PathBuf,
     /// Print the analysis as JSON (every index list in full) instead of the readable report.
@@ -28,6 +27,11 @@ pub struct Args {
     /// Largest number of elimination sweeps.
     #[arg(long, default_value_t = 10_000)]
     max_sweeps: usize,
+    /// Power-iteration budget of the spectral bounds (‖M‖₂, ρ(D⁻¹C)); the bounds stay
+    /// rigorous with any budget, only less tight. Default: 200, lowered on games of more than
+    /// 10^7 non-zeros to about 2·10^9 multiply-adds (at least 20 iterations).
+    #[arg(long)]
+    power_iterations: Option<usize>,
     /// Largest game for a dense eigendecomposition of (M+Mᵀ)/2.
     #[arg(long, default_value_t = 1000)]
     eigen_limit: usize,
@@ -37,13 +41,29 @@ pub struct Args {
 const SHOWN_INDICES: usize = 12;
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let game = PruningGame::read_json(&args.game).context("reading the game file")?;
+    let game = PruningGame::read(&args.game)?;
     let mut options = AnalysisOptions::default();
     options.elimination.tolerance = args.tol;
     options.elimination.max_sweeps = args.max_sweeps;
     options.spectral.dense_eigen_limit = args.eigen_limit;
+    let work = game.competition().nnz() + game.num_players();
+    options.spectral.power_iterations = args
+        .power_iterations
+        .unwrap_or_else(|| (2_000_000_000 / work.max(1)).clamp(20, 200));
     if let Some(path) = &args.at {
         options.profile = Some(read_participation(path)?);
+    }
+    let n = game.num_players();
+    if n <= args.eigen_limit {
+        // The eigendecomposition holds M, (M+Mᵀ)/2 and its eigenvectors: 3 n² doubles.
+        let need = (n as f64).powi(2) * 8.0 * 3.0;
+        if need > 0.8 * physical_memory().unwrap_or(f64::INFINITY) {
+            anyhow::bail!(
+                "--eigen-limit {}: a dense eigendecomposition of {n} players needs about {:.1} GB; lower --eigen-limit",
+                args.eigen_limit,
+                need / 1e9
+            );
+        }
     }
     let analysis = analyze(&game, &options)?;
     if args.json {
@@ -207,4 +227,12 @@ fn report(a: &Analysis) -> String {
         a.seconds
     );
     out
+}
+
+/// Total memory of this machine in bytes (`MemTotal` of `/proc/meminfo`), if known.
+fn physical_memory() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024.0)
 }

@@ -44,7 +44,7 @@ pub struct Args {
     /// Fraction of players whose net benefit q_i = b_i − γ is negative.
     #[arg(long, default_value_t = 0.3)]
     negative_fraction: f64,
-    /// Output game file.
+    /// Output game file: safetensors when the name ends in `.safetensors`, JSON otherwise.
     #[arg(long)]
     out: PathBuf,
 }
@@ -71,9 +71,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         diagonal_dominance: args.dominance,
         self_cost: args.alpha,
     };
+    config.check()?;
+    if let (Some(need), Some(have)) = (config.peak_bytes(), physical_memory()) {
+        if need > have {
+            anyhow::bail!(
+                "--players {}: generating this game needs about {:.1} GB, more than the {:.1} GB of memory here",
+                args.players,
+                need as f64 / 1e9,
+                have as f64 / 1e9
+            );
+        }
+    }
     let start = Instant::now();
     let game = generate(&config)?;
-    game.write_json(&args.out)
+    game.write(&args.out)
         .with_context(|| "writing the game file")?;
     eprintln!(
         "wrote {} players, {} competition entries to {} in {:.2} s",
@@ -83,4 +94,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         start.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Total memory of this machine in bytes (`MemTotal` of `/proc/meminfo`), if known.
+fn physical_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kb.checked_mul(1024)
 }

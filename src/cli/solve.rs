@@ -1,17 +1,21 @@
 //! `pruning-game solve`: compute a Nash equilibrium of a game file and write the equilibrium
 //! file with its certificate.
+//!
+//! `dominated` comes from [`provably_pruned_near`]: the T3/T4 proofs started from the solved
+//! profile, so that they cost about as much as the solve; players the solve pruned that those
+//! proofs could not reach in their budget are listed as `undetermined`.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use pruning_game::dominance::provably_pruned;
+use pruning_game::dominance::{provably_pruned_near, NearOptions};
 use pruning_game::equilibrium::{solve, EquilibriumFile, SolveOptions, SolverKind};
 use pruning_game::game::{Game, PruningGame};
 
 /// Options of `solve`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Game file (JSON, see docs/formats.md).
+    /// Game file (JSON or safetensors; docs/formats.md, docs/game-binary-format.md).
     #[arg(long)]
     game: PathBuf,
     /// Equilibrium solver.
@@ -41,7 +45,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let game = PruningGame::read_json(&args.game)?;
+    let reading = std::time::Instant::now();
+    let game = PruningGame::read(&args.game)?;
+    let read_seconds = reading.elapsed().as_secs_f64();
     let options = SolveOptions {
         tolerance: args.tol,
         max_iterations: args.max_iter,
@@ -54,12 +60,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let solution = solve(&game, args.solver, &options)?;
     let mut file = EquilibriumFile::from_solution(&solution);
-    file.dominated = provably_pruned(&game);
+    let proving = std::time::Instant::now();
+    let near = provably_pruned_near(&game, &solution.profile, &NearOptions::default())?;
+    let proof_seconds = proving.elapsed().as_secs_f64();
+    file.dominated = near.dominated;
+    file.undetermined = near.undetermined;
     file.write_json(&args.out)
         .with_context(|| "writing the equilibrium file")?;
     let report = &solution.report;
     eprintln!(
-        "{}: {} after {} iterations in {:.3} s; residual {:.3e}, Nash gap {:.3e}; {} of {} players pruned ({} proved dominated); wrote {}",
+        "read the game in {:.3} s; {}: {} after {} iterations in {:.3} s; residual {:.3e}, Nash gap {:.3e}; {} of {} players pruned ({} proved dominated in {} bracket rounds, {:.3} s; {} undetermined); wrote {}",
+        read_seconds,
         report.solver,
         report.termination,
         report.iterations,
@@ -69,6 +80,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         file.pruned.len(),
         game.num_players(),
         file.dominated.len(),
+        near.sweeps,
+        proof_seconds,
+        file.undetermined.len(),
         args.out.display()
     );
     if !report.converged {

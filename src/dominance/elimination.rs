@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::game::PruningGame;
+use crate::game::{Competition, CsrMatrix, PruningGame};
 
 /// Relative outward rounding of competition pressures; see the module docs.
 pub const PRESSURE_SLACK: f64 = 1e-10;
@@ -136,7 +136,7 @@ fn indices_where(values: &[f64], keep: impl Fn(f64) -> bool + Sync) -> Vec<usize
 }
 
 /// The largest best response of player `i` to pressure `pressure` (ties resolved upward).
-fn best_response_max(game: &PruningGame, i: usize, pressure: f64) -> f64 {
+pub(crate) fn best_response_max(game: &PruningGame, i: usize, pressure: f64) -> f64 {
     let slope = game.net_benefit()[i] - pressure;
     let a = game.self_cost()[i];
     let u = game.upper_bounds()[i];
@@ -150,7 +150,7 @@ fn best_response_max(game: &PruningGame, i: usize, pressure: f64) -> f64 {
 }
 
 /// The smallest best response of player `i` to pressure `pressure` (ties resolved downward).
-fn best_response_min(game: &PruningGame, i: usize, pressure: f64) -> f64 {
+pub(crate) fn best_response_min(game: &PruningGame, i: usize, pressure: f64) -> f64 {
     let slope = game.net_benefit()[i] - pressure;
     let a = game.self_cost()[i];
     let u = game.upper_bounds()[i];
@@ -170,46 +170,365 @@ pub fn iterated_elimination(
     options: &EliminationOptions,
 ) -> Result<EliminationBounds> {
     options.check()?;
-    let n = game.net_benefit().len();
-    let mut lower = vec![0.0; n];
-    let mut upper: Vec<f64> = game.upper_bounds().iter().copied().collect();
-    let mut pressure_lower = vec![0.0; n]; // C · L
-    let mut pressure_upper = vec![0.0; n]; // C · U
-    let mut bounds = EliminationBounds {
-        lower: Vec::new(),
-        upper: Vec::new(),
-        sweeps: 0,
-        converged: false,
-        last_change: f64::INFINITY,
-    };
-    for sweep in 1..=options.max_sweeps {
-        game.competition().mul_vec(&lower, &mut pressure_lower);
-        game.competition().mul_vec(&upper, &mut pressure_upper);
-        let change = upper
-            .par_iter_mut()
-            .zip(lower.par_iter_mut())
-            .zip(pressure_lower.par_iter().zip(pressure_upper.par_iter()))
-            .enumerate()
-            .map(|(i, ((u, l), (&pl, &pu)))| {
-                // Monotone by construction; max/min only guard against rounding.
-                let new_u = best_response_max(game, i, pl * (1.0 - PRESSURE_SLACK)).min(*u);
-                let new_l = best_response_min(game, i, pu * (1.0 + PRESSURE_SLACK)).max(*l);
-                let change = (*u - new_u).max(new_l - *l);
-                *u = new_u;
-                *l = new_l;
-                change
-            })
-            .reduce(|| 0.0, f64::max);
-        bounds.sweeps = sweep;
-        bounds.last_change = change;
-        if change <= options.tolerance {
-            bounds.converged = true;
-            break;
+    let mut bracket = Bracket::top(game);
+    let outcome = bracket.run(options.tolerance, options.max_sweeps, |_| false);
+    Ok(bracket.into_bounds(outcome))
+}
+
+/// Which bound a half-sweep updates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Side {
+    /// `U_i ← min(U_i, β̄_i(C L))`.
+    Upper,
+    /// `L_i ← max(L_i, β_i(C U))`.
+    Lower,
+}
+
+/// The players whose bound moved in a half-sweep.
+enum Moved {
+    /// More than `n / LISTED_FRACTION` of them (flagged in [`Bracket::moved_flags`]).
+    Many,
+    /// These, in no particular order.
+    Few(Vec<usize>),
+}
+
+/// The rows a half-sweep recomputes.
+enum Rows {
+    All,
+    Listed(Vec<usize>),
+}
+
+/// For every column `j` of a sparse `C`, the rows `i` with `C_ij ≠ 0`: whose pressure moves
+/// when player `j`'s bound moves. The pattern of `Cᵀ`, without values.
+struct Dependents {
+    offsets: Vec<usize>,
+    rows: Vec<u32>,
+}
+
+impl Dependents {
+    fn of(c: &CsrMatrix) -> Self {
+        let n = c.size();
+        let mut offsets = vec![0usize; n + 1];
+        for i in 0..n {
+            for (j, _) in c.row(i) {
+                offsets[j + 1] += 1;
+            }
+        }
+        for j in 0..n {
+            offsets[j + 1] += offsets[j];
+        }
+        let mut next = offsets.clone();
+        let mut rows = vec![0u32; offsets[n]];
+        for i in 0..n {
+            for (j, _) in c.row(i) {
+                // `CsrMatrix` holds at most 2^32 − 1 rows, so `i` fits.
+                rows[next[j]] = i as u32;
+                next[j] += 1;
+            }
+        }
+        Dependents { offsets, rows }
+    }
+
+    fn column(&self, j: usize) -> &[u32] {
+        &self.rows[self.offsets[j]..self.offsets[j + 1]]
+    }
+}
+
+/// What one round (an upper then a lower half-sweep) did.
+pub(crate) struct Round<'a> {
+    /// Rounds done so far, this one included.
+    pub(crate) sweeps: usize,
+    /// Players whose upper bound reached 0 in this round.
+    pub(crate) zeroed: &'a [usize],
+}
+
+/// How [`Bracket::run`] ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Outcome {
+    pub(crate) sweeps: usize,
+    pub(crate) converged: bool,
+    pub(crate) last_change: f64,
+}
+
+/// A T4 bracket `[L, U]` that contains every equilibrium, and the sweeps that shrink it.
+///
+/// A round updates `U` from the current `L`, then `L` from the *new* `U` (the Jacobi sweeps
+/// of the statement use the old `U`, and so run two independent chains at half the speed;
+/// both reach the same limits, see `proofs/T4-iterated-elimination.md`). On sparse games a
+/// half-sweep recomputes only the rows whose pressure moved — those with a competitor whose
+/// bound changed — once few rows move; the iterates are the same, bit for bit, as those of
+/// full sweeps.
+pub(crate) struct Bracket<'g> {
+    game: &'g PruningGame,
+    pub(crate) lower: Vec<f64>,
+    pub(crate) upper: Vec<f64>,
+    dependents: Option<Dependents>,
+    pressure: Vec<f64>,
+    /// Round stamp of the last time a row was put on a list (deduplication).
+    listed: Vec<u32>,
+    stamp: u32,
+    /// Sparse games: the rows whose bounds can still move, in increasing order. A row with
+    /// `U_i = 0` (then `L_i = 0` too) or `L_i = u_i` (then `U_i = u_i`) is final.
+    open: Option<Vec<usize>>,
+    /// Which rows moved in the last full half-sweep.
+    moved_flags: Vec<bool>,
+}
+
+/// A half-sweep recomputes listed rows instead of all of them when the list holds at most
+/// `n / LISTED_FRACTION` rows.
+const LISTED_FRACTION: usize = 2;
+
+impl<'g> Bracket<'g> {
+    /// The bracket of the statement before any sweep: `L = 0`, `U = u`.
+    pub(crate) fn top(game: &'g PruningGame) -> Self {
+        let n = game.net_benefit().len();
+        let upper = game.upper_bounds().iter().copied().collect();
+        Self::new(game, vec![0.0; n], upper)
+    }
+
+    /// A bracket the caller has proved to contain every equilibrium.
+    pub(crate) fn new(game: &'g PruningGame, lower: Vec<f64>, upper: Vec<f64>) -> Self {
+        let n = lower.len();
+        Bracket {
+            game,
+            lower,
+            upper,
+            dependents: None,
+            pressure: vec![0.0; n],
+            listed: Vec::new(),
+            stamp: 0,
+            open: None,
+            moved_flags: Vec::new(),
         }
     }
-    bounds.lower = lower;
-    bounds.upper = upper;
-    Ok(bounds)
+
+    /// Runs rounds until no bound moves by more than `tolerance`, `max_sweeps` rounds are
+    /// done, or `stop` (called after every round) says so.
+    pub(crate) fn run(
+        &mut self,
+        tolerance: f64,
+        max_sweeps: usize,
+        mut stop: impl FnMut(&Round<'_>) -> bool,
+    ) -> Outcome {
+        let mut outcome = Outcome {
+            sweeps: 0,
+            converged: false,
+            last_change: f64::INFINITY,
+        };
+        // The lower bounds that moved in the previous round: the next upper half-sweep
+        // recomputes their dependents (worked out only once that round is sure to run).
+        let mut raised: Option<Moved> = None;
+        for sweep in 1..=max_sweeps {
+            let upper_rows = match raised.take() {
+                None => Rows::All,
+                Some(moved) => self.rows_after(&moved),
+            };
+            let rows = self.restrict(upper_rows);
+            let (upper_change, lowered) = self.half_sweep(Side::Upper, &rows);
+            let zeroed = self.zeroed(&lowered);
+            // Every bound is computed in the first round; later, only where its input moved.
+            let lower_rows = if sweep == 1 {
+                Rows::All
+            } else {
+                self.rows_after(&lowered)
+            };
+            let lower_rows = self.restrict(lower_rows);
+            let (lower_change, moved) = self.half_sweep(Side::Lower, &lower_rows);
+            self.close_final_rows();
+            raised = Some(moved);
+            outcome.sweeps = sweep;
+            outcome.last_change = upper_change.max(lower_change);
+            if outcome.last_change <= tolerance {
+                outcome.converged = true;
+                break;
+            }
+            if stop(&Round {
+                sweeps: sweep,
+                zeroed: &zeroed,
+            }) {
+                break;
+            }
+        }
+        outcome
+    }
+
+    /// Whether row `i`'s bounds are final (see [`Bracket::open`]).
+    fn is_final(&self, i: usize) -> bool {
+        self.upper[i] <= 0.0 || self.lower[i] >= self.game.upper_bounds()[i]
+    }
+
+    /// On sparse games, "all rows" means the open ones: a final row would get the value it
+    /// already holds.
+    fn restrict(&mut self, rows: Rows) -> Rows {
+        match (rows, &self.open) {
+            // The full product is the faster pass while most rows are open.
+            (Rows::All, Some(open)) if open.len() < self.upper.len() / 2 => {
+                Rows::Listed(open.clone())
+            }
+            (rows, _) => rows,
+        }
+    }
+
+    /// Drops the rows that became final from the open rows (sparse games only).
+    fn close_final_rows(&mut self) {
+        if !matches!(self.game.competition(), Competition::Sparse(_)) {
+            return;
+        }
+        let open = match self.open.take() {
+            Some(mut open) => {
+                open.retain(|&i| !self.is_final(i));
+                open
+            }
+            None => (0..self.upper.len())
+                .into_par_iter()
+                .filter(|&i| !self.is_final(i))
+                .collect(),
+        };
+        self.open = Some(open);
+    }
+
+    /// The rows whose pressure depends on a bound that just moved: all of them, or a list
+    /// when that is much shorter (sparse games only).
+    fn rows_after(&mut self, moved: &Moved) -> Rows {
+        let moved = match moved {
+            Moved::Many => return Rows::All,
+            Moved::Few(list) => list.as_slice(),
+        };
+        let c = match self.game.competition() {
+            _ if moved.is_empty() => return Rows::Listed(Vec::new()),
+            Competition::Sparse(c) => c,
+            Competition::None => return Rows::Listed(Vec::new()),
+            Competition::Dense(_) => return Rows::All,
+        };
+        let n = c.size();
+        // A listed row costs what it costs in a full sweep plus a random access; past half
+        // the rows the full sweep wins.
+        let limit = n / LISTED_FRACTION;
+        if moved.len() > limit {
+            return Rows::All;
+        }
+        if self.dependents.is_none() {
+            self.dependents = Some(Dependents::of(c));
+        }
+        let Some(dependents) = self.dependents.as_ref() else {
+            return Rows::All;
+        };
+        if self.listed.len() != n {
+            self.listed = vec![0; n];
+        }
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            self.listed.fill(0);
+            self.stamp = 1;
+        }
+        let mut rows = Vec::with_capacity(limit.min(16 * moved.len()));
+        for &j in moved {
+            for &i in dependents.column(j) {
+                let i = i as usize;
+                let final_row =
+                    self.upper[i] <= 0.0 || self.lower[i] >= self.game.upper_bounds()[i];
+                if self.listed[i] != self.stamp && !final_row {
+                    self.listed[i] = self.stamp;
+                    rows.push(i);
+                }
+            }
+            if rows.len() > limit {
+                return Rows::All;
+            }
+        }
+        Rows::Listed(rows)
+    }
+
+    /// Updates one bound on `rows`; returns the largest move and the players that moved.
+    fn half_sweep(&mut self, side: Side, rows: &Rows) -> (f64, Moved) {
+        let game = self.game;
+        let n = self.upper.len();
+        let (source, target) = match side {
+            Side::Upper => (&self.lower, &mut self.upper),
+            Side::Lower => (&self.upper, &mut self.lower),
+        };
+        // Monotone by construction; min/max only guard against rounding.
+        let bound = |i: usize, pressure: f64, old: f64| match side {
+            Side::Upper => best_response_max(game, i, pressure * (1.0 - PRESSURE_SLACK)).min(old),
+            Side::Lower => best_response_min(game, i, pressure * (1.0 + PRESSURE_SLACK)).max(old),
+        };
+        match rows {
+            Rows::All => {
+                game.competition().mul_vec(source, &mut self.pressure);
+                if self.moved_flags.len() != n {
+                    self.moved_flags = vec![false; n];
+                }
+                let (change, count) = target
+                    .par_iter_mut()
+                    .zip(self.pressure.par_iter())
+                    .zip(self.moved_flags.par_iter_mut())
+                    .enumerate()
+                    .map(|(i, ((t, &p), flag))| {
+                        let new = bound(i, p, *t);
+                        let step = (new - *t).abs();
+                        *t = new;
+                        *flag = step > 0.0;
+                        (step, usize::from(step > 0.0))
+                    })
+                    .reduce(|| (0.0, 0), |a, b| (a.0.max(b.0), a.1 + b.1));
+                // Past half the rows the next half-sweep is a full one: no list needed.
+                let moved = if count > n / LISTED_FRACTION {
+                    Moved::Many
+                } else {
+                    let flags = &self.moved_flags;
+                    Moved::Few((0..n).into_par_iter().filter(|&i| flags[i]).collect())
+                };
+                (change, moved)
+            }
+            Rows::Listed(list) => {
+                let competition = game.competition();
+                let updates: Vec<(usize, f64)> = list
+                    .par_iter()
+                    .map(|&i| (i, bound(i, competition.row_dot(i, source), target[i])))
+                    .collect();
+                let mut change = 0.0f64;
+                let mut moved = Vec::new();
+                for (i, new) in updates {
+                    let step = (new - target[i]).abs();
+                    target[i] = new;
+                    if step > 0.0 {
+                        change = change.max(step);
+                        moved.push(i);
+                    }
+                }
+                (change, Moved::Few(moved))
+            }
+        }
+    }
+
+    /// The players among `moved` (all of them, for [`Moved::Many`]) whose upper bound is 0.
+    fn zeroed(&self, moved: &Moved) -> Vec<usize> {
+        match moved {
+            Moved::Many => {
+                let flags = &self.moved_flags;
+                (0..self.upper.len())
+                    .into_par_iter()
+                    .filter(|&i| flags[i] && self.upper[i] <= 0.0)
+                    .collect()
+            }
+            Moved::Few(list) => list
+                .iter()
+                .copied()
+                .filter(|&i| self.upper[i] <= 0.0)
+                .collect(),
+        }
+    }
+
+    /// The bracket as a public value.
+    pub(crate) fn into_bounds(self, outcome: Outcome) -> EliminationBounds {
+        EliminationBounds {
+            lower: self.lower,
+            upper: self.upper,
+            sweeps: outcome.sweeps,
+            converged: outcome.converged,
+            last_change: outcome.last_change,
+        }
+    }
 }
 
 /// Summary of the T4 bracket for reports (index lists, no per-player vectors).
@@ -288,8 +607,9 @@ mod tests {
         let bounds = iterated_elimination(&game, &options).unwrap();
         assert_eq!(bounds.pruned(), vec![0]);
         assert!((bounds.upper[1] - 1.0).abs() < 1e-15);
-        // L¹ = BR(U⁰ = 1): player 1 faces pressure 0.2 from player 0 at its upper bound.
-        assert!((bounds.lower[1] - 0.8).abs() < 1e-9);
+        // L¹ = BR(U¹): U¹_0 = 0 already, so player 1 faces no pressure from player 0 (the
+        // Jacobi sweep of the statement would still use U⁰_0 = 1 and give L¹_1 = 0.8).
+        assert!((bounds.lower[1] - 1.0).abs() < 1e-15);
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //!   or sampled refutation) for a general [`Game`](crate::game::Game).
 //! * [`iterated_elimination`] — the monotone bracket `[L, U]` of T4, `O(nnz)` per sweep:
 //!   players with `U_i = 0` are pruned in every equilibrium.
+//! * [`provably_pruned_near`] — the same proofs at about the cost of a solve, given the
+//!   solver's profile: a start box from a contraction of best response (T6) and a stopping
+//!   rule; what it cannot decide in time it reports as undetermined, never as pruned.
 //! * [`uniqueness_and_convergence`] — sufficient conditions for a unique equilibrium (T2) and
 //!   the Lipschitz constant, monotonicity modulus, safe step sizes and Jacobi contraction
 //!   factor of T6.
@@ -17,6 +20,7 @@
 //! `proofs/`.
 
 mod elimination;
+mod near;
 mod operator;
 mod strict;
 mod uniqueness;
@@ -28,6 +32,7 @@ use serde::{Deserialize, Serialize};
 pub use elimination::{
     iterated_elimination, EliminationBounds, EliminationOptions, EliminationReport, PRESSURE_SLACK,
 };
+pub use near::{provably_pruned_near, NearOptions, NearReport, NearStop};
 pub use strict::{
     dominated_players, zero_dominance, DominanceMargin, DominanceReport, DominanceVerdict,
     ProofSource, SamplingOptions, ZeroMarginalBound, REFUTATION_GAIN,

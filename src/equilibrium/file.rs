@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 use super::{Solution, SolverKind, Termination};
 use crate::error::{Error, Result};
 
+/// Files of more players than this are written without indentation: one number per line
+/// would double a 10^7-player file.
+const PRETTY_LIMIT: usize = 100_000;
+
 /// A solved game as stored on disk: the profile, its certificate and what was pruned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EquilibriumFile {
@@ -26,6 +30,10 @@ pub struct EquilibriumFile {
     pub pruned: Vec<usize>,
     /// Players proved pruned by dominance (T3/T4); filled by the dominance analysis.
     pub dominated: Vec<usize>,
+    /// Players the solver pruned that the dominance sweeps could not prove pruned within
+    /// their budget (an extension of the schema; absent when empty and in older files).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub undetermined: Vec<usize>,
     /// Why the solver stopped (optional: absent in older files; docs/formats.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub termination: Option<Termination>,
@@ -50,11 +58,12 @@ impl EquilibriumFile {
             converged: report.converged,
             solver: report.solver,
             dominated: Vec::new(),
+            undetermined: Vec::new(),
             termination: Some(report.termination),
         }
     }
 
-    /// Writes the file atomically as JSON. Refuses non-finite certificates, which JSON cannot
+    /// Writes the file atomically as JSON (indented up to 10^5 players). Refuses non-finite certificates, which JSON cannot
     /// represent (they would be written as `null` and fail to read back).
     pub fn write_json(&self, path: &Path) -> Result<()> {
         for (field, value) in [("nash_gap", self.nash_gap), ("residual", self.residual)] {
@@ -66,7 +75,14 @@ impl EquilibriumFile {
                 });
             }
         }
-        crate::io::write_json_atomic(path, self)
+        if self.participation.len() <= PRETTY_LIMIT {
+            crate::io::write_json_atomic(path, self)
+        } else {
+            crate::io::write_atomic(path, |w| {
+                serde_json::to_writer(&mut *w, self).map_err(std::io::Error::other)?;
+                w.write_all(b"\n")
+            })
+        }
     }
 
     /// Reads a file written by [`EquilibriumFile::write_json`].

@@ -1,4 +1,7 @@
-//! The game file (docs/formats.md): JSON in, validated [`PruningGame`] out, and back.
+//! The game file (docs/formats.md): JSON in, validated [`PruningGame`] out, and back;
+//! [`PruningGame::read`] and [`PruningGame::write`] also take the binary form of `binary.rs`
+//! (safetensors, docs/game-binary-format.md), chosen by the file's extension or, for
+//! reading, its first bytes.
 //!
 //! ```json
 //! { "benefit": [..], "self_cost": [..], "participation_cost": 0.1 | [..],
@@ -177,6 +180,36 @@ impl PruningGame {
         file.into_game()
     }
 
+    /// Reads and validates a game file in either form: safetensors when the name ends in
+    /// `.safetensors` or the file starts like one, JSON otherwise. Every error names the file.
+    pub fn read(path: &Path) -> Result<Self> {
+        let binary = match path.extension().and_then(|e| e.to_str()) {
+            Some("safetensors") => true,
+            Some("json") => false,
+            _ => {
+                let mut start = [0u8; 9];
+                let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+                let got = read_prefix(&mut file, &mut start).map_err(|e| Error::io(path, e))?;
+                super::binary::looks_like_safetensors(&start[..got])
+            }
+        };
+        let game = if binary {
+            Self::read_safetensors(path)
+        } else {
+            Self::read_json(path)
+        };
+        game.map_err(|e| super::binary::with_path(path, e))
+    }
+
+    /// Writes the game file atomically: safetensors when the name ends in `.safetensors`,
+    /// JSON otherwise.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("safetensors") => self.write_safetensors(path),
+            _ => self.write_json(path),
+        }
+    }
+
     /// Reads and validates a game file.
     pub fn read_json(path: &Path) -> Result<Self> {
         Self::from_json_str(&crate::io::read_to_string(path)?, path)
@@ -204,4 +237,17 @@ fn describe_json_error(error: &serde_path_to_error::Error<serde_json::Error>) ->
     } else {
         format!("{path}: {}", error.inner())
     }
+}
+
+/// Reads up to `buffer.len()` bytes (fewer only at the end of the file).
+fn read_prefix(file: &mut std::fs::File, buffer: &mut [u8]) -> std::io::Result<usize> {
+    use std::io::Read;
+    let mut got = 0;
+    while got < buffer.len() {
+        match file.read(&mut buffer[got..])? {
+            0 => break,
+            k => got += k,
+        }
+    }
+    Ok(got)
 }

@@ -11,6 +11,7 @@
 //! * [`synthetic`] — seeded synthetic pruning games.
 
 mod best_response;
+mod binary;
 mod certificate;
 mod competition;
 mod file;
@@ -20,6 +21,7 @@ pub mod synthetic;
 mod validate;
 
 pub use best_response::{maximise_concave, maximise_on_interval};
+pub use binary::{looks_like_safetensors, FORMAT_NAME, FORMAT_VERSION};
 pub use certificate::{nash_gap, natural_residual, Certificate};
 pub use competition::{Competition, CsrMatrix};
 pub use pruning::PruningGame;

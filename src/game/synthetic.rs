@@ -10,7 +10,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
-use super::{Competition, PruningGame};
+use rayon::prelude::*;
+
+use super::{Competition, CsrMatrix, PruningGame};
 use crate::error::{Error, Result};
 
 /// Who competes with whom.
@@ -127,6 +129,7 @@ impl GeneratorConfig {
         if self.players == 0 {
             return Err(Error::EmptyGame);
         }
+
         finite_non_negative("competition_scale", self.competition_scale)?;
         finite_non_negative("participation_cost", self.participation_cost)?;
         finite_non_negative("diagonal_dominance", self.diagonal_dominance)?;
@@ -177,7 +180,51 @@ impl GeneratorConfig {
                 finite_non_negative("benefit std", std)?;
             }
         }
+        if self.peak_bytes().is_none() {
+            return Err(Error::invalid(
+                "players",
+                format!(
+                    "{} players: the game would not fit in any memory",
+                    self.players
+                ),
+            ));
+        }
+        if !matches!(self.topology, Topology::Dense { .. }) && self.players > u32::MAX as usize {
+            return Err(Error::invalid(
+                "players",
+                format!("{} exceeds the sparse limit of 2^32 - 1", self.players),
+            ));
+        }
         Ok(())
+    }
+}
+
+impl GeneratorConfig {
+    /// Bytes [`generate`] needs at its peak, about: the competition matrix as it is built
+    /// plus the per-player vectors. `None` when the count does not fit in 64 bits — no
+    /// machine could hold the game. Front ends compare it with the memory they have before
+    /// asking for a game that would abort the process.
+    pub fn peak_bytes(&self) -> Option<u64> {
+        let n = self.players as u64;
+        // benefit, self cost, participation cost, upper, net benefit, row and column sums.
+        let vectors = n.checked_mul(7 * 8)?;
+        let matrix = match self.topology {
+            Topology::Dense { .. } => n.checked_mul(n)?.checked_mul(8)?,
+            // CSR: 4-byte column and 8-byte value per entry, 8-byte row offsets.
+            Topology::Nearest { k } => n
+                .checked_mul(k as u64)?
+                .checked_mul(12)?
+                .checked_add(8 * n)?,
+            Topology::Random { degree } => {
+                // Triplets (24 B), their sort slots (16 B) and the CSR (12 B) per entry.
+                let entries = (n as f64 * degree * 1.1).ceil();
+                if entries.is_nan() || entries >= 1e18 {
+                    return None;
+                }
+                (entries as u64).checked_mul(52)?.checked_add(16 * n)?
+            }
+        };
+        vectors.checked_add(matrix)
     }
 }
 
@@ -231,6 +278,17 @@ pub fn generate(config: &GeneratorConfig) -> Result<PruningGame> {
 fn sums(competition: &Competition, n: usize) -> (Vec<f64>, Vec<f64>) {
     let mut rows = vec![0.0; n];
     let mut cols = vec![0.0; n];
+    if let Competition::Sparse(c) = competition {
+        // The same additions in the same order as the triplet loop below, on the arrays.
+        let (offsets, columns, values) = (c.row_offsets(), c.columns(), c.values());
+        for i in 0..n {
+            for k in offsets[i]..offsets[i + 1] {
+                rows[i] += values[k];
+                cols[columns[k] as usize] += values[k];
+            }
+        }
+        return (rows, cols);
+    }
     for (i, j, v) in competition.triplets() {
         rows[i] += v;
         cols[j] += v;
@@ -263,24 +321,7 @@ fn competition(config: &GeneratorConfig, rng: &mut ChaCha8Rng) -> Result<Competi
             }
             Competition::dense(m)
         }
-        Topology::Nearest { k } => {
-            let after = k.div_ceil(2);
-            let mut entries = Vec::with_capacity(n * k);
-            for i in 0..n {
-                for d in 1..=after {
-                    let j = (i + d) % n;
-                    let v = draw(rng);
-                    entries.push((i, j, v));
-                    // Edges before i on the ring mirror those after; with an odd k the extra
-                    // "after" neighbour has no mirror, keeping exactly k per row.
-                    if d <= k / 2 {
-                        let w = if config.symmetric { v } else { draw(rng) };
-                        entries.push((j, i, w));
-                    }
-                }
-            }
-            Competition::sparse(n, &entries)
-        }
+        Topology::Nearest { k } => nearest(n, k, config.symmetric, rng, draw),
         Topology::Random { degree } => {
             let p = if n > 1 { degree / (n - 1) as f64 } else { 0.0 };
             let mut entries = Vec::with_capacity((n as f64 * degree * 1.1) as usize + 16);
@@ -300,6 +341,58 @@ fn competition(config: &GeneratorConfig, rng: &mut ChaCha8Rng) -> Result<Competi
             Competition::sparse(n, &entries)
         }
     }
+}
+
+/// The ring of [`Topology::Nearest`], built straight into compressed sparse rows: `k` slots
+/// per row, filled in the order of the draws (player `i` draws its `⌈k/2⌉` links after it,
+/// and for each of the first `⌊k/2⌋` the mirrored link from that neighbour back to `i`), then
+/// each row sorted by column. No list of triplets is held, so 10^7 players cost the matrix
+/// and nothing more.
+fn nearest(
+    n: usize,
+    k: usize,
+    symmetric: bool,
+    rng: &mut ChaCha8Rng,
+    draw: impl Fn(&mut ChaCha8Rng) -> f64,
+) -> Result<Competition> {
+    let after = k.div_ceil(2);
+    let before = k / 2;
+    let entries = n.checked_mul(k).ok_or_else(|| {
+        Error::invalid("players", format!("{n} players × {k} neighbours overflow"))
+    })?;
+    let mut columns = vec![0u32; entries];
+    let mut values = vec![0.0; entries];
+    // Row r: slots 0..before hold the links from r − before..r − 1 back to r (slot
+    // before − d for distance d), slots before..k the links to r + 1..r + after.
+    for i in 0..n {
+        for d in 1..=after {
+            let j = (i + d) % n;
+            let v = draw(rng);
+            let slot = i * k + before + d - 1;
+            columns[slot] = j as u32;
+            values[slot] = v;
+            if d <= before {
+                let w = if symmetric { v } else { draw(rng) };
+                let slot = j * k + before - d;
+                columns[slot] = i as u32;
+                values[slot] = w;
+            }
+        }
+    }
+    columns
+        .par_chunks_mut(k.max(1))
+        .zip(values.par_chunks_mut(k.max(1)))
+        .for_each(|(cols, vals)| {
+            let mut pairs: Vec<(u32, f64)> =
+                cols.iter().copied().zip(vals.iter().copied()).collect();
+            pairs.sort_unstable_by_key(|p| p.0);
+            for (slot, (c, v)) in pairs.into_iter().enumerate() {
+                cols[slot] = c;
+                vals[slot] = v;
+            }
+        });
+    let offsets = (0..=n).map(|r| r * k).collect();
+    CsrMatrix::from_csr(n, offsets, columns, values).map(Competition::Sparse)
 }
 
 /// Indices in `first..end`, each kept independently with probability `p`, in `O(kept)` time
