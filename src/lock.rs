@@ -23,9 +23,19 @@ pub const LOCK_FILE: &str = ".lock";
 /// An exclusive lock on a folder, released when dropped (or when the process dies).
 #[derive(Debug)]
 pub struct FolderLock {
-    // Held open for the lock's lifetime: closing the descriptor releases the lock.
-    _file: File,
+    // Held open for the lock's lifetime; released explicitly on drop (see `Drop`).
+    file: File,
     dir: PathBuf,
+}
+
+impl Drop for FolderLock {
+    /// Unlocks before closing. Closing alone is not enough: a child process forked by another
+    /// thread shares the open file description until it execs, and the lock lives as long as
+    /// any descriptor of it does, so a second sweep of this process could find its own
+    /// folder locked. An explicit unlock releases it for every descriptor at once.
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
 }
 
 impl FolderLock {
@@ -44,7 +54,7 @@ impl FolderLock {
             .map_err(|e| Error::io(&path, e))?;
         match file.try_lock() {
             Ok(()) => Ok(FolderLock {
-                _file: file,
+                file,
                 dir: dir.into(),
             }),
             Err(TryLockError::WouldBlock) => Err(Error::Locked { path: dir.into() }),
