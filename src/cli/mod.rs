@@ -20,7 +20,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Write a seeded synthetic pruning game to a JSON game file.
+    /// Write a seeded synthetic pruning game to a game file (JSON, or safetensors for `.safetensors`).
     Generate(generate::Args),
     /// Compute a Nash equilibrium of a game file, with its certificate.
     Solve(solve::Args),
