@@ -497,11 +497,8 @@ impl SweepConfig {
                 ));
             }
         }
-        for cell in self.generator_cells() {
-            cell.check().map_err(|e| {
-                Error::invalid("grid", format!("combination {cell:?} is invalid: {e}"))
-            })?;
-        }
+        // The per-game memory bound first: it names the axis at fault, where a generator
+        // combination's own check would only say which combination.
         for &players in &g.players.values() {
             for topology in &g.topology.values() {
                 for &solver in &g.solver.values() {
@@ -518,6 +515,11 @@ impl SweepConfig {
                     }
                 }
             }
+        }
+        for cell in self.generator_cells() {
+            cell.check().map_err(|e| {
+                Error::invalid("grid", format!("combination {cell:?} is invalid: {e}"))
+            })?;
         }
         Ok(())
     }
