@@ -186,6 +186,29 @@ pub(crate) fn parse<'a>(
     Ok((st, meta))
 }
 
+/// The `input` metadata of a model file, checked: finite scale and mean, finite non-zero std.
+pub(crate) fn read_input_spec(meta: &HashMap<String, String>, path: &Path) -> Result<InputSpec> {
+    let bad = |m: String| Error::ModelFormat {
+        path: path.to_path_buf(),
+        message: m,
+    };
+    let input: InputSpec = serde_json::from_str(
+        meta.get("input")
+            .ok_or_else(|| bad("metadata has no input".into()))?,
+    )
+    .map_err(|e| bad(format!("input: {e}")))?;
+    if !(input.std.is_finite()
+        && input.std != 0.0
+        && input.scale.is_finite()
+        && input.mean.is_finite())
+    {
+        return Err(bad(
+            "input: scale, mean and std must be finite and std != 0".into(),
+        ));
+    }
+    Ok(input)
+}
+
 /// Reads an `f32` tensor of exactly `shape`.
 pub(crate) fn read_f32(
     st: &SafeTensors<'_>,
@@ -233,20 +256,7 @@ fn model_from(st: &SafeTensors<'_>, meta: &HashMap<String, String>, path: &Path)
             .ok_or_else(|| bad("metadata has no architecture".into()))?,
     )
     .map_err(|e| bad(format!("architecture: {e}")))?;
-    let input: InputSpec = serde_json::from_str(
-        meta.get("input")
-            .ok_or_else(|| bad("metadata has no input".into()))?,
-    )
-    .map_err(|e| bad(format!("input: {e}")))?;
-    if !(input.std.is_finite()
-        && input.std != 0.0
-        && input.scale.is_finite()
-        && input.mean.is_finite())
-    {
-        return Err(bad(
-            "input: scale, mean and std must be finite and std != 0".into(),
-        ));
-    }
+    let input = read_input_spec(meta, path)?;
     let mut expected_names = Vec::new();
     let mut layers = Vec::with_capacity(arch.len());
     for (i, entry) in arch.iter().enumerate() {

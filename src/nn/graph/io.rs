@@ -25,8 +25,10 @@ use super::ops::{
 use super::{Graph, Node, Param, ParamKind};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
-use crate::nn::model::{InputSpec, Model};
-use crate::nn::safetensors_io::{parse, read_f32, row_major_bytes, serialize, ArchEntry};
+use crate::nn::model::Model;
+use crate::nn::safetensors_io::{
+    parse, read_f32, read_input_spec, row_major_bytes, serialize, ArchEntry,
+};
 
 /// One node of the `graph` architecture metadata.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -293,20 +295,7 @@ impl Graph {
         }
         let arch: GraphArch =
             serde_json::from_value(value).map_err(|e| bad(format!("architecture: {e}")))?;
-        let input: InputSpec = serde_json::from_str(
-            meta.get("input")
-                .ok_or_else(|| bad("metadata has no input".into()))?,
-        )
-        .map_err(|e| bad(format!("input: {e}")))?;
-        if !(input.std.is_finite()
-            && input.std != 0.0
-            && input.scale.is_finite()
-            && input.mean.is_finite())
-        {
-            return Err(bad(
-                "input: scale, mean and std must be finite and std != 0".into(),
-            ));
-        }
+        let input = read_input_spec(&meta, path)?;
         let mut reader = Reader {
             st: &st,
             path,
