@@ -1,6 +1,8 @@
 //! Sweeps: interruption and resume, shards and merge, statistics, malformed sweep files,
 //! and figures.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,28 +13,12 @@ use pruning_game::sim::{
 
 const BIN: &str = env!("CARGO_BIN_EXE_pruning-game");
 
-/// A sweep of `cells` × `replicates` small sparse games.
-fn config_text(replicates: usize, players: usize, seed: u64) -> String {
-    format!(
-        r#"
-seed = {seed}
-replicates = {replicates}
-[grid]
-players = {players}
-topology = {{ kind = "random", degree = 6.0 }}
-gamma = [0.0, 0.1, 0.2]
-beta = [0.0, 0.5]
-diagonal_dominance = 1.1
-benefit = {{ kind = "normal", mean = 0.2, std = 0.3 }}
-solver = "best-response"
-tolerance = 1e-9
-"#
-    )
-}
-
 fn config(replicates: usize, players: usize, seed: u64) -> SweepConfig {
-    SweepConfig::from_toml_str(&config_text(replicates, players, seed), Path::new("t.toml"))
-        .unwrap()
+    SweepConfig::from_toml_str(
+        &common::sweep_text(replicates, players, seed),
+        Path::new("t.toml"),
+    )
+    .unwrap()
 }
 
 /// The results file without the wall-time column, the only one that varies between runs.
@@ -55,7 +41,7 @@ fn full_run(dir: &Path, config: &SweepConfig) -> PathBuf {
 fn killed_sweep_resumes_to_the_uninterrupted_result() {
     let dir = tempfile::tempdir().unwrap();
     // 6 cells × 150 replicates of 400 players: long enough (seconds) to be killed midway.
-    let text = config_text(150, 400, 11);
+    let text = common::sweep_text(150, 400, 11);
     let file = dir.path().join("sweep.toml");
     std::fs::write(&file, &text).unwrap();
     let out = dir.path().join("killed");
@@ -282,7 +268,7 @@ fn simulate_error(name: &str, text: &str) -> String {
 
 #[test]
 fn malformed_sweep_files_give_clear_errors() {
-    let good = config_text(1, 10, 0);
+    let good = common::sweep_text(1, 10, 0);
     let cases: [(&str, String, &str); 10] = [
         (
             "a.toml",

@@ -2,6 +2,8 @@
 //! own inputs or of short shards, absurd sizes, folders that are not sweeps, and `kill -9`
 //! at random moments followed by a resume.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -11,25 +13,6 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pruning-game");
-
-/// `cells` = 6 cells × `replicates` games of `players` sparse players.
-fn sweep_text(replicates: usize, players: usize, seed: u64) -> String {
-    format!(
-        r#"
-seed = {seed}
-replicates = {replicates}
-[grid]
-players = {players}
-topology = {{ kind = "random", degree = 6.0 }}
-gamma = [0.0, 0.1, 0.2]
-beta = [0.0, 0.5]
-diagonal_dominance = 1.1
-benefit = {{ kind = "normal", mean = 0.2, std = 0.3 }}
-solver = "best-response"
-tolerance = 1e-9
-"#
-    )
-}
 
 fn write_sweep(dir: &Path, name: &str, text: &str) -> PathBuf {
     let file = dir.join(name);
@@ -78,7 +61,7 @@ fn wait_for_rows(journal: &Path, rows: usize, child: &mut std::process::Child) {
 #[test]
 fn a_second_simulate_on_a_busy_folder_is_refused_and_the_lock_dies_with_its_process() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write_sweep(dir.path(), "s.toml", &sweep_text(150, 400, 21));
+    let file = write_sweep(dir.path(), "s.toml", &common::sweep_text(150, 400, 21));
     let out = dir.path().join("out");
     let mut first = simulate(&file, &out, &["--threads", "1"])
         .stderr(Stdio::null())
@@ -134,7 +117,7 @@ fn merge_cli(inputs: &[PathBuf], out: &Path) -> Output {
 #[test]
 fn merge_refuses_its_own_inputs_short_shards_and_foreign_folders() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write_sweep(dir.path(), "s.toml", &sweep_text(3, 30, 5));
+    let file = write_sweep(dir.path(), "s.toml", &common::sweep_text(3, 30, 5));
     let config = SweepConfig::from_path(&file).unwrap();
     let inputs = shards(dir.path(), &config, 3);
     let before = std::fs::read(inputs[0].join(RESULTS)).unwrap();
@@ -208,7 +191,7 @@ fn refused(name: &str, text: &str) -> String {
 
 #[test]
 fn absurd_sizes_are_refused_before_any_allocation_or_file() {
-    let good = sweep_text(1, 10, 0);
+    let good = common::sweep_text(1, 10, 0);
     let cases = [
         (
             "steps.toml",
@@ -260,7 +243,7 @@ fn absurd_sizes_are_refused_before_any_allocation_or_file() {
 #[test]
 fn simulate_checks_its_flags_and_folder_before_writing() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write_sweep(dir.path(), "s.toml", &sweep_text(1, 10, 0));
+    let file = write_sweep(dir.path(), "s.toml", &common::sweep_text(1, 10, 0));
     // A folder that is not a sweep folder is left alone.
     let busy = dir.path().join("busy");
     std::fs::create_dir(&busy).unwrap();
@@ -295,7 +278,7 @@ fn simulate_checks_its_flags_and_folder_before_writing() {
 #[test]
 fn a_journal_row_that_is_not_a_game_of_the_sweep_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write_sweep(dir.path(), "s.toml", &sweep_text(2, 20, 3));
+    let file = write_sweep(dir.path(), "s.toml", &common::sweep_text(2, 20, 3));
     let out = dir.path().join("out");
     let status = simulate(&file, &out, &["--stop-after", "3", "--threads", "1"])
         .status()
@@ -326,7 +309,7 @@ fn killed_anywhere_the_sweep_resumes_to_the_uninterrupted_result() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(40);
     let dir = tempfile::tempdir().unwrap();
-    let file = write_sweep(dir.path(), "s.toml", &sweep_text(40, 200, 17));
+    let file = write_sweep(dir.path(), "s.toml", &common::sweep_text(40, 200, 17));
     let games = 6 * 40;
     let full = dir.path().join("full");
     let start = Instant::now();
@@ -447,7 +430,7 @@ fn assert_same_sweep(out: &Path, full: &Path) {
 #[test]
 fn plot_checks_its_output_and_inputs_before_writing() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write_sweep(dir.path(), "s.toml", &sweep_text(1, 10, 0));
+    let file = write_sweep(dir.path(), "s.toml", &common::sweep_text(1, 10, 0));
     let results = dir.path().join("results");
     assert!(simulate(&file, &results, &[]).status().unwrap().success());
     let plot = |input: &Path, out: &Path| {

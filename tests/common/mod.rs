@@ -98,3 +98,23 @@ pub fn run_cli(args: &[&str]) -> std::process::Output {
         .output()
         .expect("the binary runs")
 }
+
+/// A sweep file (TOML) of 6 cells × `replicates` games of `players` sparse players,
+/// shared by the sweep tests.
+pub fn sweep_text(replicates: usize, players: usize, seed: u64) -> String {
+    format!(
+        r#"
+seed = {seed}
+replicates = {replicates}
+[grid]
+players = {players}
+topology = {{ kind = "random", degree = 6.0 }}
+gamma = [0.0, 0.1, 0.2]
+beta = [0.0, 0.5]
+diagonal_dominance = 1.1
+benefit = {{ kind = "normal", mean = 0.2, std = 0.3 }}
+solver = "best-response"
+tolerance = 1e-9
+"#
+    )
+}
