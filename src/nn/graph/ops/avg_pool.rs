@@ -20,9 +20,7 @@ impl Kernel for AvgPool {
         self.0.output(inputs[0], "avgpool2d")
     }
     fn forward(&self, f: Fwd<'_>) {
-        let (Shape::Image { c, h, w }, Ok(Shape::Image { h: ho, w: wo, .. })) =
-            (f.in_shapes[0], self.0.output(f.in_shapes[0], ""))
-        else {
+        let Some((c, h, w, ho, wo)) = self.0.sizes(f.in_shapes[0]) else {
             return;
         };
         let inv = 1.0 / (self.0.kernel * self.0.kernel) as f32;
@@ -42,9 +40,7 @@ impl Kernel for AvgPool {
         let Some((dx, acc)) = b.dx[0].take() else {
             return;
         };
-        let (Shape::Image { c, h, w }, Ok(Shape::Image { h: ho, w: wo, .. })) =
-            (b.in_shapes[0], self.0.output(b.in_shapes[0], ""))
-        else {
+        let Some((c, h, w, ho, wo)) = self.0.sizes(b.in_shapes[0]) else {
             return;
         };
         let inv = 1.0 / (self.0.kernel * self.0.kernel) as f32;

@@ -48,6 +48,17 @@ impl Pool {
         })
     }
 
+    /// `(c, h, w, ho, wo)`: the input image's sizes and the output's height and width, or
+    /// `None` when the window does not fit (shapes are checked before any pass runs).
+    pub(crate) fn sizes(&self, s: Shape) -> Option<(usize, usize, usize, usize, usize)> {
+        match (s, self.output(s, "")) {
+            (Shape::Image { c, h, w }, Ok(Shape::Image { h: ho, w: wo, .. })) => {
+                Some((c, h, w, ho, wo))
+            }
+            _ => None,
+        }
+    }
+
     /// Input cells `(iy, ix)` inside the image of output cell `(oy, ox)`.
     pub(crate) fn window(
         &self,
@@ -83,10 +94,7 @@ impl Kernel for MaxPool {
         }
     }
     fn forward(&self, f: Fwd<'_>) {
-        let Shape::Image { c, h, w } = f.in_shapes[0] else {
-            return;
-        };
-        let Ok(Shape::Image { h: ho, w: wo, .. }) = self.0.output(f.in_shapes[0], "") else {
+        let Some((c, h, w, ho, wo)) = self.0.sizes(f.in_shapes[0]) else {
             return;
         };
         let planes = f.batch * c;
@@ -116,13 +124,10 @@ impl Kernel for MaxPool {
         let Some((dx, acc)) = b.dx[0].take() else {
             return;
         };
-        let Shape::Image { c, h, w } = b.in_shapes[0] else {
+        let Some((c, h, w, ho, wo)) = self.0.sizes(b.in_shapes[0]) else {
             return;
         };
-        let Ok(out) = self.0.output(b.in_shapes[0], "") else {
-            return;
-        };
-        let (op, planes) = (out.numel() / c, b.batch * c);
+        let (op, planes) = (ho * wo, b.batch * c);
         dx[..planes * h * w]
             .par_chunks_mut(h * w)
             .zip(b.dy[..planes * op].par_chunks(op))
