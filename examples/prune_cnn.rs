@@ -12,10 +12,11 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Parser;
 use pruning_game::nn::data::fashion_mnist;
+use pruning_game::nn::graph::Op;
 use pruning_game::nn::train::LrSchedule;
-use pruning_game::nn::{DataSource, Dataset, InputSpec, Layer, Model};
+use pruning_game::nn::{DataSource, Dataset, InputSpec, Model};
 use pruning_game::prune::pipeline::{run_job, Architecture, Job};
-use pruning_game::prune::report::LayerCount;
+use pruning_game::prune::report::GroupCount;
 use pruning_game::prune::{Baseline, PruneConfig};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -129,8 +130,8 @@ fn main() -> Result<()> {
         dataset: name.into(),
     };
     let r = run_job(&job, &train, &test, &args.out, false)?;
-    for c in &r.kept_per_layer {
-        println!("layer {:<3} {} -> {} units", c.layer, c.before, c.after);
+    for c in &r.kept_per_group {
+        println!("group {:<3} {} -> {} units", c.group, c.before, c.after);
     }
     println!(
         "accuracy dense {:.4}, pruned {:.4}, refitted {:.4}, fine-tuned {:.4}; params {} -> {}; FLOPs {} -> {}; latency {:.2} -> {:.2} ms",
@@ -145,13 +146,17 @@ fn main() -> Result<()> {
         r.latency_ms_before,
         r.latency_ms_after
     );
-    let model = job.architecture.build(&train, args.seed)?;
+    let graph = job.architecture.build(&train, args.seed)?;
     let conv: Vec<_> = r
-        .kept_per_layer
+        .kept_per_group
         .iter()
-        .filter(|c| matches!(model.layers()[c.layer], Layer::Conv2d(_)))
+        .filter(|c| {
+            graph
+                .node(&c.group)
+                .is_some_and(|n| matches!(graph.nodes()[n].op, Op::Conv2d(_)))
+        })
         .collect();
-    let filters = |f: fn(&&LayerCount) -> usize| conv.iter().map(f).sum::<usize>() as f64;
+    let filters = |f: fn(&&GroupCount) -> usize| conv.iter().map(f).sum::<usize>() as f64;
     println!(
         "filters removed {:.1}%; FLOPs reduced {:.2}x; measured inference speed-up {:.2}x",
         100.0 * (1.0 - filters(|c| c.after) / filters(|c| c.before).max(1.0)),

@@ -83,10 +83,10 @@ fn main() -> Result<()> {
     };
     let r = run_job(&job, &train, &test, &args.out, false)?;
     println!("data set          {}", job.dataset);
-    for (c, g) in r.kept_per_layer.iter().zip(&r.gamma_per_layer) {
+    for (c, g) in r.kept_per_group.iter().zip(&r.gamma_per_group) {
         println!(
-            "layer {:<3}         {} -> {} units (gamma {g:.3e})",
-            c.layer, c.before, c.after
+            "group {:<3}         {} -> {} units (gamma {g:.3e})",
+            c.group, c.before, c.after
         );
     }
     println!(
@@ -114,8 +114,8 @@ fn main() -> Result<()> {
     if let Some(e) = r.evaluations.last() {
         for l in &e.layers {
             println!(
-                "layer {:<3} final  natural residual {:.2e}  Nash gap {:.2e}  mean gate {:.3}",
-                l.layer, l.natural_residual, l.nash_gap, l.mean_gate
+                "group {:<3} final  natural residual {:.2e}  Nash gap {:.2e}  mean gate {:.3}",
+                l.group, l.natural_residual, l.nash_gap, l.mean_gate
             );
         }
     }

@@ -78,7 +78,7 @@ fn main() -> Result<()> {
             for l in &e.layers {
                 println!(
                     "{name:<9} epoch {:>2} layer {} units {:>3} residual train {:.2e} held-out {:.2e} mean gate {:.3} drift {:.2e} |w_out| {:.3} acc {:.4}",
-                    e.epoch, l.layer, l.units, l.natural_residual_train, l.natural_residual,
+                    e.epoch, l.group, l.units, l.natural_residual_train, l.natural_residual,
                     l.mean_gate, l.drift, l.mean_outgoing_norm, e.test_accuracy
                 );
             }

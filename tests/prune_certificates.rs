@@ -3,8 +3,11 @@
 //! smallest cost it can face in any equilibrium; T3 units have benefit below γ; margins add up.
 
 use pruning_game::nn::data::{teacher_student, TeacherConfig};
-use pruning_game::nn::{evaluate, Dataset, Model};
+use pruning_game::nn::graph::train::evaluate;
+use pruning_game::nn::graph::Graph;
+use pruning_game::nn::Dataset;
 use pruning_game::prune::pipeline::split_holdout;
+use pruning_game::prune::players::{gates_mut, player};
 use pruning_game::prune::{PruneConfig, PruneRun};
 
 /// Gate step of the one-sided finite difference at `s_i = 0`.
@@ -12,7 +15,7 @@ const FD_STEP: f32 = 1e-3;
 /// Agreement between the analytic and finite-difference benefit (absolute part).
 const FD_ABS_TOL: f64 = 2e-4;
 
-fn holdout_loss(model: &Model, data: &Dataset) -> f64 {
+fn holdout_loss(model: &Graph, data: &Dataset) -> f64 {
     evaluate(model, data, 500).unwrap().loss
 }
 
@@ -33,15 +36,15 @@ fn dominated_units_really_do_not_pay_for_their_cost() {
         ..PruneConfig::teacher_default()
     };
     let (tr, ho) = split_holdout(&train, 800).unwrap();
-    let model = Model::mlp(&[20, 32, 4], 11).unwrap();
+    let model = Graph::mlp(&[20, 32, 4], 11).unwrap();
     let mut run = PruneRun::new(model, cfg.clone()).unwrap();
     run.run(&tr, &ho, None, None).unwrap();
-    let gated = run.model().clone();
-    let gamma_of: std::collections::HashMap<usize, f64> = run
+    let gated = run.graph().clone();
+    let gamma_of: std::collections::HashMap<String, f64> = run
         .pruner()
         .kept_units()
-        .iter()
-        .map(|(layer, _)| *layer)
+        .into_iter()
+        .map(|(group, _)| group)
         .zip(run.pruner().gammas())
         .collect();
     let (_, pruner) = run.finish(&ho).unwrap();
@@ -50,7 +53,7 @@ fn dominated_units_really_do_not_pay_for_their_cost() {
     let base = holdout_loss(&gated, &ho);
     let mut dominated = 0;
     for c in certs {
-        let gamma = gamma_of[&c.layer];
+        let gamma = gamma_of[&c.group];
         assert!((c.margin - (c.cost - c.benefit)).abs() < 1e-12);
         assert!(
             c.cost >= gamma && c.cost_bound >= gamma && c.cost_bound <= c.cost + 1e-12
@@ -58,7 +61,8 @@ fn dominated_units_really_do_not_pay_for_their_cost() {
         );
         // Independent benefit: −(L(s_i = h) − L(0)) / h on the held-out data.
         let mut m = gated.clone();
-        m.gate_mut(c.layer).unwrap()[c.unit] = FD_STEP;
+        let group = player(&m, &c.group).unwrap();
+        gates_mut(&mut m, &group)[c.unit] = FD_STEP;
         let fd = -(holdout_loss(&m, &ho) - base) / FD_STEP as f64;
         assert!(
             (fd - c.benefit).abs() <= FD_ABS_TOL + 0.05 * c.benefit.abs(),

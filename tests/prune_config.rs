@@ -2,7 +2,8 @@
 
 use std::process::Command;
 
-use pruning_game::nn::{Model, OptimizerConfig};
+use pruning_game::nn::graph::Graph;
+use pruning_game::nn::OptimizerConfig;
 use pruning_game::prune::{EquilibriumPruner, PruneConfig, Redundancy, ScaleSymmetry, TargetScope};
 use pruning_game::Error;
 
@@ -198,7 +199,7 @@ fn overrides_set_nested_keys_and_reject_what_is_not_a_valid_configuration() {
 
 #[test]
 fn pruner_rejects_bad_config_and_models_without_gates() {
-    let model = Model::mlp(&[4, 6, 3], 1).unwrap();
+    let model = Graph::mlp(&[4, 6, 3], 1).unwrap();
     assert!(EquilibriumPruner::new(
         PruneConfig {
             gamma: -0.1,
@@ -207,7 +208,7 @@ fn pruner_rejects_bad_config_and_models_without_gates() {
         &model
     )
     .is_err());
-    let ungated = Model::mlp(&[4, 3], 1).unwrap();
+    let ungated = Graph::mlp(&[4, 3], 1).unwrap();
     assert!(matches!(
         EquilibriumPruner::new(PruneConfig::default(), &ungated),
         Err(Error::NotPrunable { .. })

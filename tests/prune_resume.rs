@@ -1,7 +1,7 @@
 //! An interrupted and resumed pruning run equals the uninterrupted one (same seed).
 
 use pruning_game::nn::data::{teacher_student, TeacherConfig};
-use pruning_game::nn::Model;
+use pruning_game::nn::graph::Graph;
 use pruning_game::prune::pipeline::split_holdout;
 use pruning_game::prune::{PruneConfig, PruneRun};
 use pruning_game::Error;
@@ -27,7 +27,7 @@ fn resumed_run_equals_uninterrupted_run() {
     })
     .unwrap();
     let (tr, ho) = split_holdout(&train, 500).unwrap();
-    let model = Model::mlp(&[20, 32, 4], 7).unwrap();
+    let model = Graph::mlp(&[20, 32, 4], 7).unwrap();
 
     let mut full = PruneRun::new(model.clone(), config()).unwrap();
     full.run(&tr, &ho, Some(&test), None).unwrap();
@@ -67,7 +67,7 @@ fn resuming_with_another_configuration_is_refused() {
     .unwrap();
     let (tr, ho) = split_holdout(&train, 100).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut run = PruneRun::new(Model::mlp(&[20, 8, 4], 1).unwrap(), config()).unwrap();
+    let mut run = PruneRun::new(Graph::mlp(&[20, 8, 4], 1).unwrap(), config()).unwrap();
     run.run_epoch(&tr, &ho, None).unwrap();
     run.save(dir.path()).unwrap();
     let other = PruneConfig {

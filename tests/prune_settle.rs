@@ -3,8 +3,9 @@
 //! within ±20% of the teacher's from a student four times wider.
 
 use pruning_game::nn::data::{teacher_student, TeacherConfig};
-use pruning_game::nn::Model;
+use pruning_game::nn::graph::Graph;
 use pruning_game::prune::pipeline::split_holdout;
+use pruning_game::prune::players::players;
 use pruning_game::prune::{Evaluation, PruneConfig, PruneRun, ScaleSymmetry};
 
 /// Evaluations (one per epoch) averaged at the end of the run.
@@ -35,7 +36,7 @@ fn run(symmetry: ScaleSymmetry) -> Outcome {
         ..PruneConfig::teacher_default()
     };
     let (tr, ho) = split_holdout(&train, cfg.holdout).unwrap();
-    let model = Model::mlp(
+    let model = Graph::mlp(
         &[teacher.inputs, 4 * teacher.width, teacher.classes],
         cfg.seed,
     )
@@ -48,7 +49,7 @@ fn run(symmetry: ScaleSymmetry) -> Outcome {
     Outcome {
         residual: tail_mean(&evals, |e| e.layers[0].natural_residual_train),
         drift: tail_mean(&evals, |e| e.layers[0].drift),
-        kept: model.gate(0).unwrap().len(),
+        kept: players(&model)[0].channels,
         gate: (first.mean_gate, last.mean_gate),
         outgoing: (first.mean_outgoing_norm, last.mean_outgoing_norm),
     }

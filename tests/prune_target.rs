@@ -2,8 +2,9 @@
 //! never below the target count of the units priced together.
 
 use pruning_game::nn::data::{teacher_student, TeacherConfig};
-use pruning_game::nn::Model;
+use pruning_game::nn::graph::Graph;
 use pruning_game::prune::pipeline::split_holdout;
+use pruning_game::prune::players::players;
 use pruning_game::prune::{PruneConfig, PruneRun, TargetScope};
 
 const TARGET: f64 = 0.3;
@@ -18,12 +19,8 @@ fn run(scope: TargetScope) -> (Vec<f64>, Vec<usize>, Vec<usize>) {
     })
     .unwrap();
     let (tr, ho) = split_holdout(&train, 500).unwrap();
-    let model = Model::mlp(&[20, 32, 24, 4], 3).unwrap();
-    let sizes: Vec<usize> = model
-        .gated_layers()
-        .iter()
-        .map(|&l| model.gate(l).unwrap().len())
-        .collect();
+    let model = Graph::mlp(&[20, 32, 24, 4], 3).unwrap();
+    let sizes: Vec<usize> = players(&model).iter().map(|g| g.channels).collect();
     let config = PruneConfig {
         epochs: 8,
         target_kept: Some(TARGET),
@@ -38,6 +35,12 @@ fn run(scope: TargetScope) -> (Vec<f64>, Vec<usize>, Vec<usize>) {
     let cal = r.pruner().calibration().expect("target mode calibrates");
     assert_eq!(cal.initial_gamma.len(), sizes.len());
     assert!(cal.adjustments > 0);
+    // The predictions are equilibria of the measured games (Newton's certificate).
+    assert!(
+        cal.prediction_residual < 1e-8,
+        "{}",
+        cal.prediction_residual
+    );
     let left: Vec<usize> = r
         .pruner()
         .kept_units()

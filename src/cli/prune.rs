@@ -16,6 +16,8 @@ use pruning_game::prune::{Baseline, PruneConfig, Redundancy, ScaleSymmetry};
 enum ModelArg {
     Mlp,
     Cnn,
+    BnCnn,
+    Resnet,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -43,9 +45,21 @@ enum RedundancyArg {
 #[derive(Debug, clap::Args)]
 #[command(allow_negative_numbers = true)]
 pub struct Args {
-    /// Network: MLP (hidden widths from --hidden) or the small CNN.
+    /// Network: MLP (hidden widths from --hidden), the small CNN, the BatchNorm CNN (block
+    /// widths from --widths) or a ResNet for small images (--depth).
     #[arg(long, value_enum, default_value = "mlp")]
     model: ModelArg,
+    /// BN-CNN block widths, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "32,64,128")]
+    widths: Vec<usize>,
+    /// ResNet depth (6n + 2: 8, 14, 20, 32, 44).
+    #[arg(long, default_value_t = 8)]
+    depth: usize,
+    /// Prune this trained model instead of training one (`.safetensors` from this tool or
+    /// from PyTorch via python/pruning_game_torch.py): no dense training; the game plays
+    /// during the --epochs of fine-tuning.
+    #[arg(long, value_name = "MODEL")]
+    init: Option<PathBuf>,
     /// Data set: Fashion-MNIST (installed IDX files), the embedded teacher–student task, or
     /// any IDX folder given by --data-dir.
     #[arg(long, value_enum, default_value = "teacher")]
@@ -102,6 +116,9 @@ pub struct Args {
     /// (`--set schedule=cosine --set warmup_steps=400`); repeatable, applied last.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
+    /// Use only the first N training samples (quicker runs; the held-out set comes from them).
+    #[arg(long, value_name = "N")]
+    train_samples: Option<usize>,
     /// Run folder.
     #[arg(long)]
     out: PathBuf,
@@ -136,6 +153,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 load_idx_dir(dir, &InputSpec::fashion_mnist())?,
             )
         }
+    };
+    let train = match args.train_samples {
+        Some(0) => anyhow::bail!("invalid --train-samples: must be > 0"),
+        Some(n) if n < train.len() => train.take(n),
+        _ => train,
     };
     let is_teacher = matches!(args.dataset, DatasetArg::Teacher);
     let mut c = if is_teacher {
@@ -176,16 +198,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let c = c
         .with_overrides(&args.overrides)
         .context("invalid configuration")?;
-    let architecture = match args.model {
-        ModelArg::Mlp => Architecture::Mlp {
-            hidden: args.hidden.clone().unwrap_or(if is_teacher {
-                vec![4 * teacher.width]
-            } else {
-                vec![512, 256]
-            }),
+    let architecture = match (&args.init, args.model) {
+        (Some(path), _) => Architecture::File { path: path.clone() },
+        (None, model) => match model {
+            ModelArg::Mlp => Architecture::Mlp {
+                hidden: args.hidden.clone().unwrap_or(if is_teacher {
+                    vec![4 * teacher.width]
+                } else {
+                    vec![512, 256]
+                }),
+            },
+            ModelArg::Cnn => Architecture::Cnn,
+            ModelArg::BnCnn => Architecture::BnCnn {
+                widths: args.widths.clone(),
+            },
+            ModelArg::Resnet => Architecture::Resnet { depth: args.depth },
         },
-        ModelArg::Cnn => Architecture::Cnn,
     };
+    if let Architecture::BnCnn { widths } = &architecture {
+        if widths.is_empty() || widths.contains(&0) {
+            anyhow::bail!("invalid --widths: need at least one width, all > 0");
+        }
+    }
     if let Architecture::Mlp { hidden } = &architecture {
         if hidden.is_empty() || hidden.contains(&0) {
             anyhow::bail!("invalid --hidden: need at least one width, all > 0");
@@ -205,14 +239,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let r = run_job(&job, &train, &test, &args.out, args.resume)
         .with_context(|| format!("pruning run in {}", args.out.display()))?;
     let kept: Vec<String> = r
-        .kept_per_layer
+        .kept_per_group
         .iter()
         .map(|k| format!("{}->{}", k.before, k.after))
         .collect();
     eprintln!(
         "kept {} (gamma {}); accuracy dense {:.4}, pruned {:.4}, refitted {:.4}, fine-tuned {:.4}; params {} -> {}; wrote {}",
         kept.join(", "),
-        r.gamma_per_layer
+        r.gamma_per_group
             .iter()
             .map(|g| format!("{g:.3e}"))
             .collect::<Vec<_>>()

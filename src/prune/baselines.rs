@@ -1,6 +1,6 @@
-//! Baselines on the same backend, compared at equal per-layer kept counts: each ranks the
-//! units of every gated layer by a score, keeps the top ones and is then fine-tuned exactly
-//! like the game's network.
+//! Baselines on the same backend, compared at equal per-group kept counts and equal training
+//! budget: each ranks the channels of every player group by a score, keeps the top ones and
+//! is then fine-tuned exactly like the game's network.
 
 use std::path::Path;
 
@@ -10,22 +10,34 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::config::PruneConfig;
-use super::layer_game::measure_benefits;
-use super::pruner::PruneRun;
+use super::players::{gate_gradient, gate_id, gates, magnitudes, player, players};
 use crate::error::{Error, Result};
-use crate::nn::{Dataset, Model, TrainConfig, Trainer};
+use crate::nn::data::Dataset;
+use crate::nn::graph::train::FitConfig;
+use crate::nn::graph::{
+    ChannelGroup, Graph, GraphGrads, GraphWorkspace, L1Penalty, Mode, Op, ParamKind, RemovalPlan,
+    Trainer,
+};
 
 /// A baseline pruning criterion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Baseline {
-    /// L2 norm of the incoming weights (and bias).
+    /// Group magnitude: the L2 norm of all of a channel's parameters (producer rows and
+    /// biases, BatchNorm `γ`/`β`, consumer columns), on the dense network.
     Magnitude,
-    /// Network slimming: gates trained with an L1 penalty `λ Σ s_i`, ranked by gate value.
-    L1Gates,
+    /// Network slimming (Liu et al., "Learning Efficient Convolutional Networks through
+    /// Network Slimming", ICCV 2017): training from scratch with an L1 penalty `λ Σ |γ|` on
+    /// BatchNorm's scaling factors — or, in a group without BatchNorm, on free per-channel
+    /// scales (the gates, made trainable and kept `≥ 0`) — optimised by the same optimiser
+    /// as the weights; channels ranked by `|γ|` (summed over the group's BatchNorms); the
+    /// kept scales are kept.
+    Slimming,
     /// A seeded random ranking.
     Random,
-    /// First-order Taylor / gate-gradient saliency `|s_i ∂L/∂s_i|` on held-out data.
+    /// First-order Taylor importance (Molchanov et al., "Importance Estimation for Neural
+    /// Network Pruning", CVPR 2019): `(Σ_{w ∈ channel} g_w w)²`, equal to `(s ∂L/∂s)²` for a
+    /// gate, accumulated over held-out minibatches, on the dense network.
     Taylor,
     /// No ranking: the kept shape trained from a fresh initialisation for the dense
     /// network's epochs (the control of "is the pruned network more than its shape?").
@@ -36,7 +48,7 @@ impl Baseline {
     /// Every baseline.
     pub const ALL: [Baseline; 5] = [
         Baseline::Magnitude,
-        Baseline::L1Gates,
+        Baseline::Slimming,
         Baseline::Random,
         Baseline::Taylor,
         Baseline::Scratch,
@@ -46,7 +58,7 @@ impl Baseline {
     pub fn name(&self) -> &'static str {
         match self {
             Baseline::Magnitude => "magnitude",
-            Baseline::L1Gates => "l1-gates",
+            Baseline::Slimming => "slimming",
             Baseline::Random => "random",
             Baseline::Taylor => "taylor",
             Baseline::Scratch => "scratch",
@@ -54,152 +66,193 @@ impl Baseline {
     }
 }
 
-/// Scores of every unit of every gated layer (higher = more important).
+/// BatchNorm scale vectors of `group`.
+fn bn_scales(graph: &Graph, group: &ChannelGroup) -> Vec<usize> {
+    group
+        .per_channel
+        .iter()
+        .filter_map(|&m| match &graph.nodes()[m].op {
+            Op::BatchNorm(b) => Some(b.weight),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Slimming's per-channel scales of `group`: its BatchNorm `γ`s, else its gate.
+fn slimming_scales(graph: &Graph, group: &ChannelGroup) -> (Vec<usize>, bool) {
+    let bn = bn_scales(graph, group);
+    if bn.is_empty() {
+        (vec![gate_id(group)], true)
+    } else {
+        (bn, false)
+    }
+}
+
+/// Scores of every channel of every player group (higher = more important).
 pub fn scores(
     method: Baseline,
-    model: &Model,
+    graph: &Graph,
     holdout: &Dataset,
     batch: usize,
     seed: u64,
 ) -> Result<Vec<Vec<f64>>> {
-    let layers = model.gated_layers();
+    let groups = players(graph);
     match method {
-        Baseline::Magnitude => layers
+        Baseline::Magnitude => Ok(groups.iter().map(|g| magnitudes(graph, g)).collect()),
+        Baseline::Slimming => Ok(groups
             .iter()
-            .map(|&l| {
-                let w = model.incoming_weights(l)?;
-                let b = model.layers()[l].params().map(|(_, b)| b.clone());
-                Ok((0..w.nrows())
-                    .map(|i| {
-                        let bias = b.as_ref().map_or(0.0, |b| (b[i] as f64).powi(2));
-                        (w.row(i).iter().map(|&v| (v as f64).powi(2)).sum::<f64>() + bias).sqrt()
+            .map(|g| {
+                let (scales, _) = slimming_scales(graph, g);
+                (0..g.channels)
+                    .map(|c| {
+                        scales
+                            .iter()
+                            .map(|&p| (graph.params()[p].value[c] as f64).abs())
+                            .sum()
                     })
-                    .collect())
+                    .collect()
             })
-            .collect(),
-        Baseline::L1Gates => layers
-            .iter()
-            .map(|&l| Ok(model.gate(l)?.iter().map(|&v| v as f64).collect()))
-            .collect(),
+            .collect()),
         Baseline::Random => {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            layers
+            Ok(groups
                 .iter()
-                .map(|&l| {
-                    let n = model.gate(l)?.len();
-                    let mut order: Vec<usize> = (0..n).collect();
+                .map(|g| {
+                    let mut order: Vec<usize> = (0..g.channels).collect();
                     order.shuffle(&mut rng);
-                    let mut s = vec![0.0; n];
+                    let mut s = vec![0.0; g.channels];
                     for (rank, &i) in order.iter().enumerate() {
                         s[i] = rank as f64;
                     }
-                    Ok(s)
+                    s
                 })
-                .collect()
+                .collect())
         }
-        // The shape alone matters: every unit scores the same.
-        Baseline::Scratch => layers
-            .iter()
-            .map(|&l| Ok(vec![0.0; model.gate(l)?.len()]))
-            .collect(),
-        Baseline::Taylor => {
-            let (benefits, _) = measure_benefits(model, holdout, batch)?;
-            layers
-                .iter()
-                .zip(benefits)
-                .map(|(&l, b)| {
-                    let g = model.gate(l)?;
-                    Ok(b.iter()
-                        .zip(g.iter())
-                        .map(|(&b, &s)| (b * s as f64).abs())
-                        .collect())
-                })
-                .collect()
-        }
+        // The shape alone matters: every channel scores the same.
+        Baseline::Scratch => Ok(groups.iter().map(|g| vec![0.0; g.channels]).collect()),
+        Baseline::Taylor => taylor(graph, &groups, holdout, batch),
     }
 }
 
-/// Keeps the `counts[k]` highest-scoring units of the `k`-th gated layer (ties: lower index)
-/// and removes the others; gates are folded first, so the result has every gate at 1.
-pub fn prune_to_counts(model: &Model, scores: &[Vec<f64>], counts: &[usize]) -> Result<Model> {
-    let layers = model.gated_layers();
-    if scores.len() != layers.len() || counts.len() != layers.len() {
+/// Molchanov et al.'s importance `(s ∂L/∂s)²` per minibatch, averaged over `data`.
+fn taylor(
+    graph: &Graph,
+    groups: &[ChannelGroup],
+    data: &Dataset,
+    batch: usize,
+) -> Result<Vec<Vec<f64>>> {
+    let b = batch.max(1).min(data.len().max(1));
+    let mut ws = GraphWorkspace::new(graph, b);
+    let mut grads = GraphGrads::new(graph);
+    let mut sums: Vec<Vec<f64>> = groups.iter().map(|g| vec![0.0; g.channels]).collect();
+    let n = graph.input_len();
+    let mut batches = 0usize;
+    for start in (0..data.len()).step_by(b) {
+        let end = (start + b).min(data.len());
+        let x = &data.inputs()[start * n..end * n];
+        graph.loss_and_grad(
+            &mut ws,
+            x,
+            &data.labels()[start..end],
+            Mode::Eval,
+            &mut grads,
+        )?;
+        for (acc, g) in sums.iter_mut().zip(groups) {
+            let s = gates(graph, g);
+            for ((a, &d), &v) in acc.iter_mut().zip(gate_gradient(&grads, g)).zip(s) {
+                *a += (d as f64 * v as f64).powi(2);
+            }
+        }
+        batches += 1;
+    }
+    for acc in sums.iter_mut() {
+        acc.iter_mut().for_each(|a| *a /= batches.max(1) as f64);
+    }
+    Ok(sums)
+}
+
+/// Keeps the `counts[k]` highest-scoring channels of the `k`-th player group (ties: lower
+/// index) and removes the others; gates are folded first, so the result has every gate at 1.
+pub fn prune_to_counts(graph: &Graph, scores: &[Vec<f64>], counts: &[usize]) -> Result<Graph> {
+    let names: Vec<String> = players(graph).into_iter().map(|g| g.name).collect();
+    if scores.len() != names.len() || counts.len() != names.len() {
         return Err(Error::LengthMismatch {
-            field: "per-layer counts".into(),
-            expected: layers.len(),
+            field: "per-group counts".into(),
+            expected: names.len(),
             got: counts.len().min(scores.len()),
         });
     }
-    let mut m = model.clone();
-    m.fold_gates()?;
-    for ((&layer, s), &k) in layers.iter().zip(scores).zip(counts) {
+    let mut g = graph.clone();
+    g.fold_gates()?;
+    for ((name, s), &k) in names.iter().zip(scores).zip(counts) {
         let n = s.len();
         if k == 0 || k > n {
             return Err(Error::invalid(
                 "kept count",
-                format!("layer {layer}: {k} not in 1..={n}"),
+                format!("group {name}: {k} not in 1..={n}"),
             ));
         }
         let mut order: Vec<usize> = (0..n).collect();
         order.sort_by(|&a, &b| s[b].total_cmp(&s[a]).then(a.cmp(&b)));
         let mut keep: Vec<usize> = order[..k].to_vec();
         keep.sort_unstable();
-        m.remove_units(layer, &keep)?;
+        let group = player(&g, name)?;
+        let plan = RemovalPlan::new(&g, &group, keep)?;
+        g.remove_channels(&plan)?;
     }
-    Ok(m)
+    Ok(g)
 }
 
-/// Fine-tunes `model`'s weights for `epochs` epochs (gates folded first, then fixed at 1) at
+/// Fine-tunes `graph`'s weights for `epochs` epochs (gates folded first, then fixed at 1) at
 /// `finetune_lr_scale` times the training rate.
 pub fn finetune(
-    model: &Model,
+    graph: &Graph,
     train: &Dataset,
     config: &PruneConfig,
     epochs: usize,
-) -> Result<Model> {
-    let mut tc = config.train_config(epochs);
-    tc.seed = config.seed.wrapping_add(1);
-    tc.optimizer = tc.optimizer.scaled_lr(config.finetune_lr_scale as f32);
-    train_folded(model, train, tc, None)
+) -> Result<Graph> {
+    let mut fc = config.train_config(epochs);
+    fc.seed = config.seed.wrapping_add(1);
+    fc.optimizer = fc.optimizer.scaled_lr(config.finetune_lr_scale as f32);
+    train_folded(graph, train, fc, None)
 }
 
-/// Trains `model`'s weights with `tc` after folding its gates (fixed at 1 from then on); with
-/// `checkpoint = Some((file, resume))`, checkpointed into `file` and, with `resume`, continued
-/// from it.
+/// Trains `graph`'s weights with `fc` after folding its gates (fixed at 1 from then on);
+/// with `checkpoint = Some((file, resume))`, checkpointed into `file` and, with `resume`,
+/// continued from it.
 pub(crate) fn train_folded(
-    model: &Model,
+    graph: &Graph,
     train: &Dataset,
-    tc: TrainConfig,
+    fc: FitConfig,
     checkpoint: Option<(&Path, bool)>,
-) -> Result<Model> {
-    let mut m = model.clone();
-    m.fold_gates()?;
-    if tc.epochs == 0 {
-        return Ok(m);
+) -> Result<Graph> {
+    let mut g = graph.clone();
+    g.fold_gates()?;
+    if fc.epochs == 0 {
+        return Ok(g);
     }
     match checkpoint {
-        Some((file, resume)) => train_resumable(m, train, tc, file, resume),
+        Some((file, resume)) => train_resumable(g, train, fc, file, resume),
         None => {
-            let mut t = Trainer::new(m, tc)?;
-            t.run(train, None, &mut ())?;
-            Ok(t.into_model())
+            let mut t = Trainer::new(g, fc)?;
+            t.run(train, &mut (), None)?;
+            Ok(t.into_graph())
         }
     }
 }
 
-/// Trains `model` with `tc`, checkpointing into `checkpoint`; with `resume`, continues from
-/// it (which must have been written with the same settings).
+/// Trains `graph` with `fc`, checkpointing into `checkpoint` after every epoch; with
+/// `resume`, continues from it (which must have been written with the same settings).
 pub(crate) fn train_resumable(
-    model: Model,
+    graph: Graph,
     train: &Dataset,
-    mut tc: TrainConfig,
+    fc: FitConfig,
     checkpoint: &Path,
     resume: bool,
-) -> Result<Model> {
-    tc.checkpoint = Some(checkpoint.to_path_buf());
+) -> Result<Graph> {
     let mut t = if resume && checkpoint.is_file() {
         let t = Trainer::resume(checkpoint)?;
-        if t.config() != &tc {
+        if t.config() != &fc {
             return Err(Error::ResumeMismatch {
                 path: checkpoint.to_path_buf(),
                 message: "the checkpoint was written with other training settings".into(),
@@ -207,32 +260,41 @@ pub(crate) fn train_resumable(
         }
         t
     } else {
-        Trainer::new(model, tc)?
+        Trainer::new(graph, fc)?
     };
-    t.run(train, None, &mut ())?;
-    Ok(t.into_model())
+    t.run(train, &mut (), Some(checkpoint))?;
+    Ok(t.into_graph())
 }
 
-/// Network slimming's training: the same gate dynamics with only the L1 cost `λ s_i`
-/// (`α = β = 0`, `γ = λ`, no removal, symmetry left as in the original method).
+/// Network slimming's training of `graph` from its initialisation with the dense budget:
+/// the L1 penalty `λ` on every player group's scales (see [`Baseline::Slimming`]). Returns
+/// the trained network with its gates back to being gates.
 pub fn train_slimming(
-    model: Model,
+    graph: &Graph,
     train: &Dataset,
-    holdout: &Dataset,
     config: &PruneConfig,
     lambda: f64,
-) -> Result<Model> {
-    let cfg = PruneConfig {
-        alpha: 0.0,
-        beta: 0.0,
-        gamma: lambda,
-        remove: false,
-        symmetry: super::config::ScaleSymmetry::Unbroken,
-        target_kept: None,
-        refit_fraction: 0.0,
-        ..config.clone()
-    };
-    let mut run = PruneRun::new(model, cfg)?;
-    run.run(train, holdout, None, None)?;
-    Ok(run.finish(holdout)?.0)
+) -> Result<Graph> {
+    let mut g = graph.clone();
+    let mut params = Vec::new();
+    for group in players(&g) {
+        let (scales, nonnegative) = slimming_scales(&g, &group);
+        params.extend(scales.into_iter().map(|p| (p, nonnegative)));
+    }
+    for &(p, _) in &params {
+        g.params[p].kind = ParamKind::Weight;
+    }
+    let mut t = Trainer::new(g, config.train_config(config.epochs))?;
+    t.set_penalty(L1Penalty {
+        params: params.clone(),
+        lambda: lambda as f32,
+    })?;
+    t.run(train, &mut (), None)?;
+    let mut g = t.into_graph();
+    for (p, gate) in params {
+        if gate {
+            g.params[p].kind = ParamKind::Gate;
+        }
+    }
+    Ok(g)
 }

@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 /// `benefit < cost_bound` but not always `benefit < cost`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UnitCertificate {
-    /// Layer index (as in `torch.nn.Sequential`).
-    pub layer: usize,
-    /// Unit index in the original, unpruned layer.
+    /// The player group (its first producer's name: `0` or `layer1.0.conv1`).
+    pub group: String,
+    /// Channel index in the original, unpruned group.
     pub unit: usize,
     /// Optimiser step at removal.
     pub step: u64,
@@ -23,7 +23,7 @@ pub struct UnitCertificate {
     pub cost: f64,
     /// `cost − benefit` (> 0: leaving is the strict best response).
     pub margin: f64,
-    /// The self cost `a_i = α‖θ_i‖²` of the layer's game.
+    /// The self cost `a_i = α‖θ_i‖²` of the group's game.
     pub self_cost: f64,
     /// `γ + Σ_j C_ij L_j` with `L` the T4 lower bounds: the smallest cost the unit can face
     /// in any equilibrium of the measured game. `dominated ⇔ benefit < cost_bound`.
@@ -40,9 +40,9 @@ pub struct UnitCertificate {
 /// A unit kept by the layer-collapse guard although its gate reached 0.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GuardRecord {
-    /// Layer index.
-    pub layer: usize,
-    /// Original unit index.
+    /// The player group.
+    pub group: String,
+    /// Original channel index.
     pub unit: usize,
     /// Step at which the guard acted.
     pub step: u64,

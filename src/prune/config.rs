@@ -3,8 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::nn::graph::train::FitConfig;
 use crate::nn::train::LrSchedule;
-use crate::nn::{OptimizerConfig, TrainConfig};
+use crate::nn::OptimizerConfig;
 
 /// How the redundancy `R_ij ∈ [0, 1]` between two units of a layer is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -160,6 +161,10 @@ pub struct PruneConfig {
     /// Weight learning-rate schedule over the pruning epochs (a decaying rate lets the
     /// weights, and with them the gates, come to rest).
     pub schedule: LrSchedule,
+    /// Zero padding of the random-crop augmentation of image data (0: none).
+    pub crop_padding: usize,
+    /// Random horizontal flips of image data.
+    pub flip: bool,
     /// Seed of the initial weights, shuffling and baselines.
     pub seed: u64,
 }
@@ -195,6 +200,8 @@ impl Default for PruneConfig {
             batch_size: 128,
             optimizer: OptimizerConfig::adam(1e-3),
             schedule: LrSchedule::Constant,
+            crop_padding: 0,
+            flip: false,
             seed: 42,
         }
     }
@@ -300,17 +307,16 @@ impl PruneConfig {
         self.epochs.saturating_sub(self.refit_epochs())
     }
 
-    /// The trainer settings for `epochs` epochs (no progress bar, no trainer-owned checkpoint).
-    pub fn train_config(&self, epochs: usize) -> TrainConfig {
-        TrainConfig {
+    /// The trainer settings for `epochs` epochs.
+    pub fn train_config(&self, epochs: usize) -> FitConfig {
+        FitConfig {
             epochs,
             batch_size: self.batch_size,
             optimizer: self.optimizer,
-            seed: self.seed,
-            progress: false,
-            checkpoint: None,
-            checkpoint_every: None,
             schedule: self.schedule,
+            crop_padding: self.crop_padding,
+            flip: self.flip,
+            seed: self.seed,
         }
     }
 

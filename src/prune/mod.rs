@@ -1,6 +1,8 @@
 //! The equilibrium-driven pruner, its baselines, structural removal and certificates.
 //!
-//! Each hidden unit (MLP neuron or CNN filter) is a player with gate `s_i ∈ [0, 1]` and
+//! Each channel of a prunable channel group (an MLP neuron, a CNN filter, a ResNet block's
+//! inner channel, a residual stream's channel across every block that adds into it) is a
+//! player with gate `s_i ∈ [0, 1]` and
 //! utility `U_i = b_i s_i − (a_i/2) s_i² − γ s_i − s_i β Σ_{j≠i} R_ij s_j` (docs/mathematics.md,
 //! the pruner), where `b_i = −∂L/∂s_i` (T8). After every weight step the gates take a projected
 //! gradient step on their own utility ([`EquilibriumPruner`]); a unit whose gate stays at 0
@@ -26,13 +28,24 @@
 pub mod baselines;
 mod certificate;
 mod config;
+mod diagnostics;
+mod dynamics;
 pub mod layer_game;
 mod nan_serde;
 pub mod pipeline;
+pub mod players;
+mod price;
 mod pruner;
+mod removal;
 pub mod report;
+mod run;
+mod state;
+mod symmetry;
 
 pub use baselines::Baseline;
 pub use certificate::{GuardRecord, UnitCertificate};
 pub use config::{GateStep, PruneConfig, Redundancy, ScaleSymmetry, TargetSchedule, TargetScope};
-pub use pruner::{Calibration, EquilibriumPruner, Evaluation, PruneRun, TrajectoryPoint};
+pub use diagnostics::{Evaluation, TrajectoryPoint};
+pub use price::Calibration;
+pub use pruner::{EquilibriumPruner, PruneHook};
+pub use run::PruneRun;

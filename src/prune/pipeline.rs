@@ -12,13 +12,17 @@ use super::baselines::{
 };
 use super::certificate::{GuardRecord, UnitCertificate};
 use super::config::PruneConfig;
-use super::pruner::{Calibration, Evaluation, PruneRun};
+use super::diagnostics::Evaluation;
+use super::price::Calibration;
 use super::report::{
-    kept_fraction, latency_ms, layer_counts, write_evaluations, write_trajectories, LayerCount,
+    group_counts, kept_fraction, latency_ms, write_evaluations, write_trajectories, GroupCount,
 };
+use super::run::PruneRun;
 use crate::error::{Error, Result};
 use crate::io::write_json_atomic;
-use crate::nn::{evaluate, DataSource, Dataset, Model};
+use crate::nn::graph::train::evaluate;
+use crate::nn::graph::{Graph, RESNET_DEPTHS};
+use crate::nn::{DataSource, Dataset, Model};
 
 /// Network architecture of a job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,29 +35,87 @@ pub enum Architecture {
     },
     /// The small CNN of [`Model::small_cnn`].
     Cnn,
+    /// The BatchNorm CNN of [`Graph::bn_cnn`] with these block widths.
+    BnCnn {
+        /// Channels of each conv-BN-ReLU block.
+        widths: Vec<usize>,
+    },
+    /// The ResNet for small images of [`Graph::resnet`].
+    Resnet {
+        /// Depth `6n + 2`.
+        depth: usize,
+    },
+    /// A trained network from a model file (this crate's export, or PyTorch's through
+    /// `python/pruning_game_torch.py`): no dense training; gates are inserted
+    /// ([`Graph::with_gates`]) and the game plays while the network is fine-tuned.
+    File {
+        /// The `.safetensors` file.
+        path: PathBuf,
+    },
 }
 
 impl Architecture {
-    /// A fresh gated model for `data`, weights seeded by `seed`.
-    pub fn build(&self, data: &Dataset, seed: u64) -> Result<Model> {
-        let model = match self {
+    /// A fresh gated network for `data`, weights seeded by `seed`.
+    pub fn build(&self, data: &Dataset, seed: u64) -> Result<Graph> {
+        let images = data.shape().len() == 3;
+        let needs_images = |what: &str| {
+            Error::invalid(
+                "model",
+                format!("the {what} needs image data ([c, h, w]); use --model mlp"),
+            )
+        };
+        let input = data.input_spec().clone();
+        match self {
             Architecture::Mlp { hidden } => {
                 let mut widths = vec![data.sample_len()];
                 widths.extend(hidden);
                 widths.push(data.classes());
-                Model::mlp(&widths, seed)?
+                Graph::from_model(&Model::mlp(&widths, seed)?.with_input(input)?)
             }
-            Architecture::Cnn => {
-                if data.shape().len() != 3 {
+            Architecture::Cnn if images => Graph::from_model(
+                &Model::small_cnn(data.shape(), data.classes(), seed)?.with_input(input)?,
+            ),
+            Architecture::BnCnn { widths } if images => {
+                Graph::bn_cnn(input, widths, data.classes(), seed)
+            }
+            Architecture::Resnet { depth } if images => {
+                if !RESNET_DEPTHS.contains(depth) {
                     return Err(Error::invalid(
                         "model",
-                        "the CNN needs image data ([c, h, w]); use --model mlp",
+                        format!("resnet{depth}: the depth must be one of {RESNET_DEPTHS:?}"),
                     ));
                 }
-                Model::small_cnn(data.shape(), data.classes(), seed)?
+                Graph::resnet(*depth, input, data.classes(), seed)
             }
-        };
-        model.with_input(data.input_spec().clone())
+            Architecture::File { path } => {
+                let graph = Graph::load(path)?;
+                // The loader refuses non-finite values by tensor and entry.
+                if graph.input().shape != data.shape() {
+                    return Err(Error::ModelFormat {
+                        path: path.clone(),
+                        message: format!(
+                            "input shape {:?}, but the data set's samples are {:?}",
+                            graph.input().shape,
+                            data.shape()
+                        ),
+                    });
+                }
+                if graph.output_len() != data.classes() {
+                    return Err(Error::ModelFormat {
+                        path: path.clone(),
+                        message: format!(
+                            "{} outputs, but the data set has {} classes",
+                            graph.output_len(),
+                            data.classes()
+                        ),
+                    });
+                }
+                graph.with_gates()
+            }
+            Architecture::Cnn => Err(needs_images("CNN")),
+            Architecture::BnCnn { .. } => Err(needs_images("BN-CNN")),
+            Architecture::Resnet { .. } => Err(needs_images("ResNet")),
+        }
     }
 }
 
@@ -99,8 +161,8 @@ pub struct Job {
 pub struct BaselineResult {
     /// Baseline name.
     pub method: String,
-    /// Kept units per layer.
-    pub kept_per_layer: Vec<LayerCount>,
+    /// Kept channels per player group.
+    pub kept_per_group: Vec<GroupCount>,
     /// Test accuracy right after pruning (for `scratch`: after training the fresh shape).
     pub pruned_accuracy: f64,
     /// Test accuracy after the same fine-tune as the game.
@@ -116,8 +178,8 @@ pub struct Report {
     pub job: Job,
     /// Seed of the run.
     pub seed: u64,
-    /// `γ` of each gated layer's game at the end (calibrated in target mode).
-    pub gamma_per_layer: Vec<f64>,
+    /// `γ` of each player group's game at the end (calibrated in target mode).
+    pub gamma_per_group: Vec<f64>,
     /// Target-mode calibration.
     pub calibration: Option<Calibration>,
     /// Test accuracy of the dense network trained with the same budget.
@@ -138,9 +200,9 @@ pub struct Report {
     pub refitted_loss: f64,
     /// Test loss of the exported network.
     pub finetuned_loss: f64,
-    /// Units per gated layer before and after.
-    pub kept_per_layer: Vec<LayerCount>,
-    /// Fraction of hidden units kept.
+    /// Channels per player group before and after.
+    pub kept_per_group: Vec<GroupCount>,
+    /// Fraction of channels kept.
     pub kept_fraction: f64,
     /// Parameters of the dense network.
     pub params_before: usize,
@@ -254,8 +316,8 @@ fn run_notes(calibration: Option<&Calibration>, guards: &[GuardRecord], kept: f6
     }
     for g in guards {
         notes.push(format!(
-            "layer {} would have lost every unit; unit {} was kept by the collapse guard",
-            g.layer, g.unit
+            "group {} would have lost every channel; channel {} was kept by the collapse guard",
+            g.group, g.unit
         ));
     }
     notes
@@ -276,15 +338,15 @@ impl RunFiles {
 /// The survivors' refit: gates folded, `config.refit_epochs()` epochs on the plain loss with
 /// a fresh learning-rate schedule at the training rate.
 fn refit(
-    gated: &Model,
+    gated: &Graph,
     train: &Dataset,
     config: &PruneConfig,
     checkpoint: &Path,
     resume: bool,
-) -> Result<Model> {
-    let mut tc = config.train_config(config.refit_epochs());
-    tc.seed = config.seed.wrapping_add(2);
-    train_folded(gated, train, tc, Some((checkpoint, resume)))
+) -> Result<Graph> {
+    let mut fc = config.train_config(config.refit_epochs());
+    fc.seed = config.seed.wrapping_add(2);
+    train_folded(gated, train, fc, Some((checkpoint, resume)))
 }
 
 /// Runs `job` on `(train, test)`, writing everything into `out`; with `resume`, continues
@@ -307,11 +369,22 @@ pub fn run_job(
     let files = RunFiles {
         dir: out.to_path_buf(),
     };
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    write_json_atomic(&files.path("config.json"), job)?;
     let cfg = &job.config;
     let (train, holdout) = split_holdout(train, cfg.holdout)?;
+    // Everything is checked before the first file is written.
     let initial = job.architecture.build(&train, cfg.seed)?;
+    if test.sample_len() != initial.input_len() {
+        return Err(Error::invalid(
+            "test set",
+            format!(
+                "samples have {} values, the network takes {}",
+                test.sample_len(),
+                initial.input_len()
+            ),
+        ));
+    }
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    write_json_atomic(&files.path("config.json"), job)?;
 
     // The game.
     let game_dir = files.path("game");
@@ -331,25 +404,29 @@ pub fn run_job(
         resume,
     )?;
     let refitted_stats = evaluate(&refitted, test, 500)?;
-    let finetuned = finetune(&refitted, &train, cfg, cfg.finetune_epochs)?.exported()?;
+    let finetuned = finetune(&refitted, &train, cfg, cfg.finetune_epochs)?;
     let final_stats = evaluate(&finetuned, test, 500)?;
-    let counts = layer_counts(&initial, &gated);
+    let counts = group_counts(&initial, &gated);
 
-    // Dense reference (the baselines' starting point).
-    let dense = train_resumable(
-        initial.clone(),
-        &train,
-        cfg.train_config(cfg.epochs),
-        &files.path("dense.ckpt.safetensors"),
-        resume,
-    )?;
+    // Dense reference (the baselines' starting point): a model from a file is one already.
+    let dense = if matches!(job.architecture, Architecture::File { .. }) {
+        initial.clone()
+    } else {
+        train_resumable(
+            initial.clone(),
+            &train,
+            cfg.train_config(cfg.epochs),
+            &files.path("dense.ckpt.safetensors"),
+            resume,
+        )?
+    };
     let dense_stats = evaluate(&dense, test, 500)?;
 
     let mut baselines = Vec::new();
     let kept: Vec<usize> = counts.iter().map(|c| c.after.max(1)).collect();
     for &b in &job.baselines {
-        let source = if b == Baseline::L1Gates {
-            train_slimming(initial.clone(), &train, &holdout, cfg, job.slimming_lambda)?
+        let source = if b == Baseline::Slimming {
+            train_slimming(&initial, &train, cfg, job.slimming_lambda)?
         } else {
             dense.clone()
         };
@@ -362,7 +439,7 @@ pub fn run_job(
         )?;
         let mut pruned = prune_to_counts(&source, &s, &kept)?;
         if b == Baseline::Scratch {
-            let fresh = pruned.reinitialized(cfg.seed.wrapping_add(3))?;
+            let fresh = pruned.reinitialized(cfg.seed.wrapping_add(3));
             pruned = train_folded(&fresh, &train, cfg.train_config(cfg.epochs), None)?;
         }
         let before = evaluate(&pruned, test, 500)?;
@@ -370,13 +447,14 @@ pub fn run_job(
         let after = evaluate(&tuned, test, 500)?;
         baselines.push(BaselineResult {
             method: b.name().into(),
-            kept_per_layer: layer_counts(&initial, &pruned),
+            kept_per_group: group_counts(&initial, &pruned),
             pruned_accuracy: before.accuracy(),
             finetuned_accuracy: after.accuracy(),
         });
     }
 
-    let dense_export = dense.exported()?;
+    let mut dense_export = dense.clone();
+    dense_export.fold_gates()?;
     // Interleaved, best of all rounds, so load from other processes hits both alike.
     let (mut lat_before, mut lat_after) = (f64::INFINITY, f64::INFINITY);
     for _ in 0..3 {
@@ -384,7 +462,7 @@ pub fn run_job(
         lat_after = lat_after.min(latency_ms(&finetuned, test, 2000, 250, 3)?);
     }
     let certs: &[UnitCertificate] = pruner.certificates();
-    finetuned.save(&files.path("pruned.safetensors"))?;
+    finetuned.export(&files.path("pruned.safetensors"))?;
     write_json_atomic(&files.path("certificates.json"), &certs)?;
     write_trajectories(&files.path("trajectories.csv"), pruner.trajectory())?;
     write_evaluations(&files.path("equilibrium.csv"), pruner.evaluations())?;
@@ -393,7 +471,7 @@ pub fn run_job(
         variant: variant(cfg),
         job: job.clone(),
         seed: cfg.seed,
-        gamma_per_layer: pruner.gammas(),
+        gamma_per_group: pruner.gammas(),
         calibration: pruner.calibration().cloned(),
         dense_accuracy: dense_stats.accuracy(),
         pruned_accuracy: pruned_stats.accuracy(),
@@ -404,7 +482,7 @@ pub fn run_job(
         refitted_loss: refitted_stats.loss,
         finetuned_loss: final_stats.loss,
         kept_fraction: kept,
-        kept_per_layer: counts,
+        kept_per_group: counts,
         params_before: initial.parameter_count(),
         params_after: finetuned.parameter_count(),
         flops_before: 2 * initial.macs_per_sample(),
@@ -429,7 +507,8 @@ pub fn run_job(
 mod tests {
     use super::*;
     use crate::nn::data::{teacher_student, TeacherConfig};
-    use crate::nn::Trainer;
+    use crate::nn::graph::Trainer;
+    use crate::prune::players::{gates_mut, players};
 
     /// The refit trains the survivors of a shrunk network on the plain loss (its training loss
     /// falls) with their gates folded, and without a refit the folded network computes what the
@@ -442,17 +521,17 @@ mod tests {
             ..TeacherConfig::default()
         })
         .unwrap();
-        let mut gated = Model::mlp(&[train.sample_len(), 12, train.classes()], 3).unwrap();
+        let mut gated = Graph::mlp(&[train.sample_len(), 12, train.classes()], 3).unwrap();
         // Briefly trained, then shrunk as the game's costs shrink its survivors.
         let warm = PruneConfig {
             epochs: 2,
             ..PruneConfig::teacher_default()
         };
         let mut t = Trainer::new(gated.clone(), warm.train_config(2)).unwrap();
-        t.run(&train, None, &mut ()).unwrap();
-        gated = t.into_model();
-        let layer = gated.gated_layers()[0];
-        gated.set_gate(layer, &[0.3; 12]).unwrap();
+        t.run(&train, &mut (), None).unwrap();
+        gated = t.into_graph();
+        let group = players(&gated).remove(0);
+        gates_mut(&mut gated, &group).fill(0.3);
         let dir = tempfile::tempdir().unwrap();
         let ckpt = dir.path().join("refit.ckpt");
         let config = |refit_fraction: f64| PruneConfig {
@@ -460,7 +539,7 @@ mod tests {
             refit_fraction,
             ..PruneConfig::teacher_default()
         };
-        let loss = |m: &Model| evaluate(m, &train, 500).unwrap().loss;
+        let loss = |g: &Graph| evaluate(g, &train, 500).unwrap().loss;
 
         let folded = refit(&gated, &train, &config(0.0), &ckpt, false).unwrap();
         assert!(
@@ -478,14 +557,9 @@ mod tests {
             ckpt.exists(),
             "the refit wrote no checkpoint to resume from"
         );
-        assert_eq!(
-            refitted.gate(layer).unwrap().len(),
-            12,
-            "the refit changed the width"
-        );
-        assert!(refitted
-            .gate(layer)
-            .unwrap()
+        let after = players(&refitted).remove(0);
+        assert_eq!(after.channels, 12, "the refit changed the width");
+        assert!(crate::prune::players::gates(&refitted, &after)
             .iter()
             .all(|g| g.to_bits() == 1.0f32.to_bits()));
         let (before, after) = (loss(&folded), loss(&refitted));
@@ -498,6 +572,7 @@ mod tests {
             initial_gamma: vec![0.0, 0.0],
             predicted_kept: 1.0,
             kept_without_price,
+            prediction_residual: 0.0,
             step: 200,
             adjustments: 10,
             control_until: 1000,
@@ -521,14 +596,14 @@ mod tests {
         assert!(run_notes(Some(&calibration(0.1, 0.05)), &[], 0.095).is_empty());
         assert!(run_notes(None, &[], 0.5).is_empty());
         let guard = GuardRecord {
-            layer: 2,
+            group: "2".into(),
             unit: 7,
             step: 300,
             net: -0.1,
         };
         let guarded = run_notes(None, &[guard], 0.01);
         assert!(
-            guarded[0].contains("unit 7 was kept by the collapse guard"),
+            guarded[0].contains("channel 7 was kept by the collapse guard"),
             "{guarded:?}"
         );
     }

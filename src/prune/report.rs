@@ -1,5 +1,5 @@
 //! Run reports: JSON summaries and CSV files in the formats `src/plot` renders
-//! (trajectories `step,layer,unit,value`; frontier `method,kept_fraction,accuracy_mean,
+//! (trajectories `step,group,unit,value`; frontier `method,kept_fraction,accuracy_mean,
 //! accuracy_std`).
 
 use std::path::Path;
@@ -7,50 +7,52 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::pruner::{Evaluation, TrajectoryPoint};
+use super::diagnostics::{Evaluation, TrajectoryPoint};
+use super::players::players;
 use crate::error::Result;
 use crate::io::write_atomic;
-use crate::nn::{Dataset, Model, Workspace};
+use crate::nn::data::Dataset;
+use crate::nn::graph::{Graph, GraphWorkspace, Mode};
 
-/// Units of one gated layer before and after pruning.
+/// Channels of one player group before and after pruning.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LayerCount {
-    /// Layer index.
-    pub layer: usize,
-    /// Units before.
+pub struct GroupCount {
+    /// The player group.
+    pub group: String,
+    /// Channels before.
     pub before: usize,
-    /// Units after.
+    /// Channels after.
     pub after: usize,
 }
 
-/// Per-layer counts of `after` relative to `before` (same gated-layer order).
-pub fn layer_counts(before: &Model, after: &Model) -> Vec<LayerCount> {
-    let b = before.gated_layers();
-    b.iter()
-        .map(|&l| LayerCount {
-            layer: l,
-            before: before.gate(l).map_or(0, |g| g.len()),
-            after: after
-                .layers()
-                .get(l)
-                .and_then(|x| x.params())
-                .map_or(0, |(w, _)| w.nrows()),
+/// Per-group counts of `after` relative to `before` (same player groups, by name).
+pub fn group_counts(before: &Graph, after: &Graph) -> Vec<GroupCount> {
+    let now = after.channel_groups();
+    players(before)
+        .into_iter()
+        .map(|g| GroupCount {
+            after: now
+                .iter()
+                .find(|h| h.name == g.name)
+                .map_or(0, |h| h.channels),
+            group: g.name,
+            before: g.channels,
         })
         .collect()
 }
 
-/// Fraction of hidden units kept over all gated layers.
-pub fn kept_fraction(counts: &[LayerCount]) -> f64 {
+/// Fraction of channels kept over all player groups.
+pub fn kept_fraction(counts: &[GroupCount]) -> f64 {
     let before: usize = counts.iter().map(|c| c.before).sum();
     let after: usize = counts.iter().map(|c| c.after).sum();
     after as f64 / before.max(1) as f64
 }
 
-/// Fastest wall-clock milliseconds of a forward pass over the first `samples` of `data` in
-/// batches of `batch` (best of `repeats` timings after one warm-up: on a shared machine the
-/// minimum is the least disturbed estimate).
+/// Fastest wall-clock milliseconds of an evaluation-mode forward pass over the first
+/// `samples` of `data` in batches of `batch` (best of `repeats` timings after one warm-up: on
+/// a shared machine the minimum is the least disturbed estimate).
 pub fn latency_ms(
-    model: &Model,
+    graph: &Graph,
     data: &Dataset,
     samples: usize,
     batch: usize,
@@ -58,14 +60,14 @@ pub fn latency_ms(
 ) -> Result<f64> {
     let n = samples.min(data.len()).max(1);
     let b = batch.clamp(1, n);
-    let il = model.input_len();
-    let mut ws = Workspace::new(model, b);
+    let il = graph.input_len();
+    let mut ws = GraphWorkspace::new(graph, b);
     let x = &data.inputs()[..n * il];
-    let once = |ws: &mut Workspace| -> Result<()> {
+    let once = |ws: &mut GraphWorkspace| -> Result<()> {
         let mut start = 0;
         while start < n {
             let end = (start + b).min(n);
-            model.forward(ws, &x[start * il..end * il], end - start)?;
+            graph.forward(ws, &x[start * il..end * il], end - start, Mode::Eval)?;
             start = end;
         }
         Ok(())
@@ -81,25 +83,25 @@ pub fn latency_ms(
     Ok(times[0])
 }
 
-/// Writes gate trajectories as CSV `step,layer,unit,value`.
+/// Writes gate trajectories as CSV `step,group,unit,value`.
 pub fn write_trajectories(path: &Path, points: &[TrajectoryPoint]) -> Result<()> {
     write_atomic(path, |w| {
-        writeln!(w, "step,layer,unit,value")?;
+        writeln!(w, "step,group,unit,value")?;
         for p in points {
-            writeln!(w, "{},{},{},{}", p.step, p.layer, p.unit, p.value)?;
+            writeln!(w, "{},{},{},{}", p.step, p.group, p.unit, p.value)?;
         }
         Ok(())
     })
 }
 
 /// Writes the equilibrium-gap metric of every evaluation as CSV
-/// `epoch,step,layer,units,natural_residual,natural_residual_train,nash_gap,mean_gate,drift,
+/// `epoch,step,group,units,natural_residual,natural_residual_train,nash_gap,mean_gate,drift,
 /// test_loss,test_accuracy`.
 pub fn write_evaluations(path: &Path, evaluations: &[Evaluation]) -> Result<()> {
     write_atomic(path, |w| {
         writeln!(
             w,
-            "epoch,step,layer,units,natural_residual,natural_residual_train,nash_gap,mean_gate,drift,mean_outgoing_norm,test_loss,test_accuracy"
+            "epoch,step,group,units,natural_residual,natural_residual_train,nash_gap,mean_gate,drift,mean_outgoing_norm,test_loss,test_accuracy"
         )?;
         for e in evaluations {
             for l in &e.layers {
@@ -108,7 +110,7 @@ pub fn write_evaluations(path: &Path, evaluations: &[Evaluation]) -> Result<()> 
                     "{},{},{},{},{},{},{},{},{},{},{},{}",
                     e.epoch,
                     e.step,
-                    l.layer,
+                    l.group,
                     l.units,
                     l.natural_residual,
                     l.natural_residual_train,

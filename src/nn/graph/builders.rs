@@ -357,6 +357,42 @@ impl Graph {
     }
 }
 
+impl Graph {
+    /// The same architecture at its current widths with fresh parameters from `seed`:
+    /// He-uniform weights for each linear and conv on its own fan-in, zero biases, BatchNorm
+    /// at PyTorch's initial state, gates at 1 (the scratch control of a pruned shape).
+    pub fn reinitialized(&self, seed: u64) -> Graph {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut g = self.clone();
+        for n in g.nodes.iter_mut() {
+            match &mut n.op {
+                Op::Linear(Dense { weight, bias }) | Op::Conv2d(Conv { weight, bias, .. }) => {
+                    let w = &mut g.params[*weight].value;
+                    let (rows, fan_in) = w.shape();
+                    *w = he_uniform(rows, fan_in, fan_in, &mut rng);
+                    if let Some(b) = bias {
+                        g.params[*b].value.fill(0.0);
+                    }
+                }
+                Op::BatchNorm(b) => {
+                    for (p, v) in [
+                        (b.weight, 1.0),
+                        (b.bias, 0.0),
+                        (b.running_mean, 0.0),
+                        (b.running_var, 1.0),
+                    ] {
+                        g.params[p].value.fill(v);
+                    }
+                    b.batches_tracked = 0;
+                }
+                _ => {}
+            }
+        }
+        g.set_gates(1.0);
+        g
+    }
+}
+
 /// A vector as an `[n, 1]` matrix.
 fn column(v: &DVector<f32>) -> DMatrix<f32> {
     DMatrix::from_column_slice(v.len(), 1, v.as_slice())

@@ -93,6 +93,10 @@ pub enum OpEntry {
     },
 }
 
+/// Names of a training checkpoint's own tensors (optimiser moments) start with this; a
+/// model loader skips them.
+pub(crate) const CHECKPOINT_PREFIX: &str = "optim.";
+
 impl Graph {
     /// The suffix-named parameters of `node`, checking they follow the `state_dict` rule.
     fn param_names(&self, node: &Node) -> Result<()> {
@@ -187,7 +191,14 @@ impl Graph {
         json.map_err(|e| Error::invalid("architecture", e.to_string()))
     }
 
-    fn to_safetensors(&self, gates: bool) -> Result<Vec<u8>> {
+    /// The file's bytes: the tensors (gates too if `gates`), then `extra` tensors and
+    /// metadata entries (a training checkpoint's optimiser moments and counters).
+    pub(crate) fn to_safetensors(
+        &self,
+        gates: bool,
+        extra: Vec<(String, Dtype, Vec<usize>, Vec<u8>)>,
+        extra_meta: HashMap<String, String>,
+    ) -> Result<Vec<u8>> {
         let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
         for n in &self.nodes {
             let shape_of = |p: usize, dims: Vec<usize>| (p, dims);
@@ -241,6 +252,8 @@ impl Graph {
                 .map_err(|e| Error::invalid("input", e.to_string()))?,
         );
         meta.insert("format".to_string(), "pt".to_string());
+        tensors.extend(extra);
+        meta.extend(extra_meta);
         serialize(&tensors, meta)
     }
 
@@ -251,7 +264,7 @@ impl Graph {
                 "has non-finite parameters; refusing to save",
             ));
         }
-        let bytes = self.to_safetensors(gates)?;
+        let bytes = self.to_safetensors(gates, Vec::new(), HashMap::new())?;
         write_atomic(path, |w| w.write_all(&bytes))
     }
 
@@ -324,11 +337,11 @@ impl Graph {
             });
         }
         let expected: Vec<String> = reader.params.iter().map(|p| p.name.clone()).collect();
-        if let Some(extra) = st
-            .names()
-            .into_iter()
-            .find(|n| !expected.iter().any(|e| e == n) && !n.ends_with(".num_batches_tracked"))
-        {
+        if let Some(extra) = st.names().into_iter().find(|n| {
+            !expected.iter().any(|e| e == n)
+                && !n.ends_with(".num_batches_tracked")
+                && !n.starts_with(CHECKPOINT_PREFIX)
+        }) {
             return Err(bad(format!(
                 "unexpected tensor {extra} (not in the architecture)"
             )));

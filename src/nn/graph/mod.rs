@@ -18,12 +18,14 @@
 
 mod builders;
 mod exec;
+mod gating;
 pub mod groups;
 mod io;
 mod ops;
 mod optim;
 mod surgery;
 pub mod train;
+pub mod trainer;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -38,6 +40,7 @@ pub use ops::{
     Add, AvgPool, BatchNorm, Conv, Dense, Flatten, Gate, GlobalAvgPool, MaxPool, Op, Pool, Relu,
 };
 pub use optim::GraphOptimizer;
+pub use trainer::{L1Penalty, StepHook, StepRecord, Trainer};
 
 use super::layers::Shape;
 use super::model::InputSpec;

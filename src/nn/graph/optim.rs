@@ -121,6 +121,42 @@ impl GraphOptimizer {
         plan.apply(&mut self.second)
     }
 
+    /// The configuration.
+    pub fn config(&self) -> OptimizerConfig {
+        self.config
+    }
+
+    /// The second moments (Adam's `v`; empty for SGD).
+    pub fn second_moments(&self) -> &[DMatrix<f32>] {
+        &self.second
+    }
+
+    /// State restored from a checkpoint: `step` updates taken and the moments, checked
+    /// against `graph`'s parameter shapes.
+    pub(crate) fn restore(
+        config: OptimizerConfig,
+        graph: &Graph,
+        step: u64,
+        first: Vec<DMatrix<f32>>,
+        second: Vec<DMatrix<f32>>,
+    ) -> Result<Self> {
+        let mut opt = GraphOptimizer::new(config, graph)?;
+        let fits = |saved: &[DMatrix<f32>], fresh: &[DMatrix<f32>]| {
+            saved.len() == fresh.len()
+                && saved.iter().zip(fresh).all(|(a, b)| a.shape() == b.shape())
+        };
+        if !fits(&first, &opt.first) || !fits(&second, &opt.second) {
+            return Err(Error::invalid(
+                "optimizer",
+                "saved moments do not match the parameter shapes",
+            ));
+        }
+        opt.step = step;
+        opt.first = first;
+        opt.second = second;
+        Ok(opt)
+    }
+
     /// The first moments (SGD's velocity, Adam's `m`), shaped like the parameters.
     pub fn first_moments(&self) -> &[DMatrix<f32>] {
         &self.first

@@ -6,14 +6,10 @@
 //! `crop_padding` pixels (the padding is the preprocessed value of a raw 0, as padding a raw
 //! image with black would give), and a horizontal flip with probability ½.
 
-use std::time::Instant;
-
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{Graph, GraphGrads, GraphOptimizer, GraphWorkspace, Mode};
+use super::trainer::Trainer;
+use super::{Graph, GraphWorkspace};
 use crate::error::{Error, Result};
 use crate::nn::data::Dataset;
 use crate::nn::model::LossStats;
@@ -85,7 +81,7 @@ pub struct EpochSummary {
 /// Copies sample `src` (`[c, h, w]`) into `dst`, shifted by `(dy, dx)` inside a frame padded
 /// with `fill`, and mirrored left–right if `flip`.
 #[allow(clippy::too_many_arguments)]
-fn augment_into(
+pub(super) fn augment_into(
     dst: &mut [f32],
     src: &[f32],
     (c, h, w): (usize, usize, usize),
@@ -139,8 +135,8 @@ pub fn evaluate(graph: &Graph, data: &Dataset, batch_size: usize) -> Result<Loss
     })
 }
 
-/// Trains `graph` on `train` for `config.epochs` epochs, evaluating on `test` after each;
-/// `on_epoch` sees every summary as it is made (to print or save).
+/// Trains `graph` on `train` for `config.epochs` epochs with [`Trainer`], evaluating on
+/// `test` after each; `on_epoch` sees every summary as it is made (to print or save).
 pub fn fit(
     graph: &mut Graph,
     train: &Dataset,
@@ -148,100 +144,29 @@ pub fn fit(
     config: &FitConfig,
     mut on_epoch: impl FnMut(&Graph, &EpochSummary) -> Result<()>,
 ) -> Result<Vec<EpochSummary>> {
-    config.check()?;
-    if train.sample_len() != graph.input_len() || test.sample_len() != graph.input_len() {
+    if test.sample_len() != graph.input_len() {
         return Err(Error::invalid(
             "data",
             format!(
-                "samples have {} values, the network takes {}",
-                train.sample_len(),
+                "test samples have {} values, the network takes {}",
+                test.sample_len(),
                 graph.input_len()
             ),
         ));
     }
-    let dims = match *train.shape() {
-        [c, h, w] => Some((c, h, w)),
-        _ => None,
-    };
-    let augmenting = dims.is_some() && (config.crop_padding > 0 || config.flip);
-    let fill = train.input_spec().apply(0.0);
-    let (n, b, len) = (
-        train.len(),
-        config.batch_size.min(train.len().max(1)),
-        train.sample_len(),
-    );
-    let steps_per_epoch = n.div_ceil(b);
-    let total = (config.epochs * steps_per_epoch).max(1) as f64;
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let mut opt = GraphOptimizer::new(config.optimizer, graph)?;
-    let mut ws = GraphWorkspace::new(graph, b);
-    let mut grads = GraphGrads::new(graph);
-    let mut xb = vec![0.0f32; b * len];
-    let mut yb = vec![0u32; b];
-    let mut perm: Vec<usize> = (0..n).collect();
+    let mut trainer = Trainer::new(graph.clone(), config.clone())?;
     let mut out = Vec::with_capacity(config.epochs);
-    let pad = config.crop_padding as i64;
-    for epoch in 1..=config.epochs {
-        perm.shuffle(&mut rng);
-        let started = Instant::now();
-        let (mut loss, mut correct, mut count) = (0.0, 0, 0);
-        for (k, chunk) in perm.chunks(b).enumerate() {
-            for (slot, &i) in chunk.iter().enumerate() {
-                let src = &train.inputs()[i * len..(i + 1) * len];
-                let dst = &mut xb[slot * len..(slot + 1) * len];
-                match dims {
-                    Some(d) if augmenting => {
-                        let dy = if pad > 0 {
-                            rng.random_range(-pad..=pad) as isize
-                        } else {
-                            0
-                        };
-                        let dx = if pad > 0 {
-                            rng.random_range(-pad..=pad) as isize
-                        } else {
-                            0
-                        };
-                        let flip = config.flip && rng.random_bool(0.5);
-                        augment_into(dst, src, d, dy, dx, flip, fill);
-                    }
-                    _ => dst.copy_from_slice(src),
-                }
-                yb[slot] = train.labels()[i];
-            }
-            let m = chunk.len();
-            let s =
-                graph.loss_and_grad(&mut ws, &xb[..m * len], &yb[..m], Mode::Train, &mut grads)?;
-            if !s.loss.is_finite() {
-                return Err(Error::invalid(
-                    "training",
-                    format!(
-                        "epoch {epoch}, step {k}: the loss is not finite; lower the learning rate"
-                    ),
-                ));
-            }
-            graph.update_running_stats(&ws)?;
-            if config.schedule == LrSchedule::Cosine {
-                let t = ((epoch - 1) * steps_per_epoch + k) as f64 / total;
-                opt.set_lr_scale((0.5 * (1.0 + (std::f64::consts::PI * t).cos())) as f32);
-            }
-            opt.step(graph, &grads)?;
-            loss += s.loss * m as f64;
-            correct += s.correct;
-            count += m;
-        }
-        let seconds = started.elapsed().as_secs_f64();
+    while !trainer.finished() {
+        trainer.run_epoch(train, &mut ())?;
         let summary = EpochSummary {
-            epoch,
-            train: LossStats {
-                loss: loss / count.max(1) as f64,
-                correct,
-                count,
-            },
-            test: evaluate(graph, test, 500)?,
-            seconds,
+            epoch: trainer.epochs_done(),
+            train: trainer.running(),
+            test: evaluate(trainer.graph(), test, 500)?,
+            seconds: trainer.epoch_seconds(),
         };
-        on_epoch(graph, &summary)?;
+        on_epoch(trainer.graph(), &summary)?;
         out.push(summary);
     }
+    *graph = trainer.into_graph();
     Ok(out)
 }
