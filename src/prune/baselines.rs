@@ -183,7 +183,7 @@ pub fn prune_to_counts(graph: &Graph, scores: &[Vec<f64>], counts: &[usize]) -> 
         });
     }
     let mut g = graph.clone();
-    g.fold_gates()?;
+    g.fold_gates_forward()?;
     for ((name, s), &k) in names.iter().zip(scores).zip(counts) {
         let n = s.len();
         if k == 0 || k > n {
@@ -217,7 +217,8 @@ pub fn finetune(
     train_folded(graph, train, fc, None)
 }
 
-/// Trains `graph`'s weights with `fc` after folding its gates (fixed at 1 from then on);
+/// Trains `graph`'s weights with `fc` after folding its gates into the weights after them
+/// ([`Graph::fold_gates_forward`]; fixed at 1 from then on);
 /// with `checkpoint = Some((file, resume))`, checkpointed into `file` and, with `resume`,
 /// continued from it.
 pub(crate) fn train_folded(
@@ -227,7 +228,7 @@ pub(crate) fn train_folded(
     checkpoint: Option<(&Path, bool)>,
 ) -> Result<Graph> {
     let mut g = graph.clone();
-    g.fold_gates()?;
+    g.fold_gates_forward()?;
     if fc.epochs == 0 {
         return Ok(g);
     }
