@@ -28,7 +28,7 @@ from .games import PruningGame, generate, read, write
 from .models import from_torch, load_model, to_torch
 from .records import Record
 from .solving import SOLVERS, Analysis, analyze, solve
-from .sweeps import prune, simulate
+from .sweeps import merge, prune, simulate
 
 __all__ = [
     "Analysis",
@@ -45,6 +45,7 @@ __all__ = [
     "from_torch",
     "generate",
     "load_model",
+    "merge",
     "prune",
     "read",
     "simulate",

@@ -110,6 +110,8 @@ def simulate(out: str, *, path: Optional[str] = None, text: Optional[str] = None
              form: str = "toml", shard: Optional[str] = None, stop_after: Optional[int] = None,
              progress: Optional[Callable[[int, int], None]] = None
              ) -> Tuple[List[Dict[str, Any]], Dict[str, Any], Dict[str, Any]]: ...
+def merge(shards: Sequence[str], out: str, *, allow_partial: bool = False
+          ) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]: ...
 def prune(out: str, *, model: str = "mlp", dataset: str = "teacher",
           data_dir: Optional[str] = None, hidden: Optional[Sequence[int]] = None,
           seed: int = 42, target_kept: Optional[float] = None, baselines: bool = False,

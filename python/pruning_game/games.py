@@ -15,6 +15,14 @@ ArrayLike = Any
 PathLike = Union[str, "os.PathLike[str]"]
 
 
+def _invalid(field: str, message: str) -> "_core.ValidationError":
+    """A ValidationError for a problem found before the core sees the value (its shape or
+    type), with ``field`` set as the core's errors have it."""
+    err = _core.ValidationError(f"{field}: {message}")
+    err.field, err.index = field, None
+    return err
+
+
 def _is_scipy_sparse(x: Any) -> bool:
     return type(x).__module__.startswith("scipy.sparse")
 
@@ -25,7 +33,7 @@ def _per_player(x: ArrayLike, field: str):
         try:
             return float(x)
         except (TypeError, ValueError) as e:
-            raise _core.ValidationError(f"{field}: expected a number or an array ({e})") from None
+            raise _invalid(field, f"expected a number or an array ({e})") from None
     return _vector(x, field)
 
 
@@ -33,9 +41,9 @@ def _vector(x: ArrayLike, field: str) -> np.ndarray:
     try:
         a = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as e:
-        raise _core.ValidationError(f"{field}: expected an array of numbers ({e})") from None
+        raise _invalid(field, f"expected an array of numbers ({e})") from None
     if a.ndim != 1:
-        raise _core.ValidationError(f"{field}: expected a 1-d array, got shape {a.shape}")
+        raise _invalid(field, f"expected a 1-d array, got shape {a.shape}")
     return a
 
 
@@ -54,9 +62,9 @@ def _competition(c: Any) -> dict:
     try:
         dense = np.asarray(c, dtype=np.float64)
     except (TypeError, ValueError) as e:
-        raise _core.ValidationError(f"competition: expected a matrix of numbers ({e})") from None
+        raise _invalid("competition", f"expected a matrix of numbers ({e})") from None
     if dense.ndim != 2:
-        raise _core.ValidationError(f"competition: expected a 2-d array, got shape {dense.shape}")
+        raise _invalid("competition", f"expected a 2-d array, got shape {dense.shape}")
     return {"dense": dense}
 
 

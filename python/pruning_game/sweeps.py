@@ -68,6 +68,16 @@ def simulate(config: Union[str, "os.PathLike[str]", Mapping[str, Any]],
         return run(os.path.join(tmp, "sweep"))
 
 
+def merge(shards: List[Union[str, "os.PathLike[str]"]], out: Union[str, "os.PathLike[str]"], *,
+          allow_partial: bool = False, as_frame: Optional[bool] = None) -> Tuple[Any, Record]:
+    """Joins complete shard folders of one sweep into ``out`` (``pruning-game merge``) and
+    returns ``(rows, summary)`` of the merged results. Shards of different sweeps, a shard
+    given twice or (unless ``allow_partial``) a missing shard are refused."""
+    rows, summary = _core.merge([os.fspath(s) for s in shards], os.fspath(out),
+                                allow_partial=allow_partial)
+    return _frame(rows, as_frame), Record(summary)
+
+
 def prune(out: Union[str, "os.PathLike[str]"], *, model: str = "mlp",
           dataset: str = "teacher", data_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
           hidden: Optional[List[int]] = None, seed: int = 42,

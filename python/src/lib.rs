@@ -27,6 +27,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(solve::analyze, m)?)?;
     m.add_function(wrap_pyfunction!(sim::simulate, m)?)?;
     m.add_function(wrap_pyfunction!(sim::sweep_config_json, m)?)?;
+    m.add_function(wrap_pyfunction!(sim::merge, m)?)?;
     m.add_function(wrap_pyfunction!(prune::prune, m)?)?;
     m.add_function(wrap_pyfunction!(model::load_model, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -171,5 +171,13 @@ pub fn prune<'py>(
         || {},
     )?
     .py()?;
+    if let Some(callback) = &progress {
+        watch.update();
+        let event = PyDict::new(py);
+        event.set_item("stage", "done")?;
+        event.set_item("checkpoints", watch.checkpoints)?;
+        event.set_item("seconds", start.elapsed().as_secs_f64())?;
+        callback.call1((event,))?;
+    }
     to_python(py, &report)
 }

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use pruning_game::sim::{
-    load_results, run_sweep, summarise, Row, Shard, SweepConfig, SweepOptions,
+    load_results, merge as merge_shards, run_sweep, summarise, Row, Shard, SweepConfig,
+    SweepOptions,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -141,4 +142,29 @@ pub fn simulate<'py>(
     run.set_item("complete", outcome.complete)?;
     run.set_item("out", outcome.out_dir)?;
     Ok((list, summary, run))
+}
+
+/// Joins complete shard folders of one sweep into `out` (as `pruning-game merge`); returns
+/// `(rows, summary)` of the merged results.
+#[pyfunction]
+#[pyo3(signature = (shards, out, *, allow_partial=false))]
+pub fn merge<'py>(
+    py: Python<'py>,
+    shards: Vec<PathBuf>,
+    out: PathBuf,
+    allow_partial: bool,
+) -> PyResult<(Bound<'py, PyList>, Py<PyAny>)> {
+    let rows = py
+        .detach(|| {
+            merge_shards(&shards, &out, allow_partial)?;
+            load_results(&out)
+        })
+        .py()?;
+    let manifest = pruning_game::sim::Manifest::read(&out).py()?;
+    let summary = to_python(py, &summarise(&rows, manifest.config.name.as_deref()))?;
+    let list = PyList::empty(py);
+    for r in &rows {
+        list.append(row_dict(py, r)?)?;
+    }
+    Ok((list, summary))
 }
