@@ -48,15 +48,20 @@ pub enum Indices<'py> {
 }
 
 impl Indices<'_> {
-    /// The entries as `i64`, in order.
-    fn values(&self) -> Vec<i64> {
+    /// The entries as `i64`, in order, read in place.
+    fn values(&self) -> Box<dyn Iterator<Item = i64> + '_> {
         match self {
-            Indices::I32(a) => a.as_array().iter().map(|&v| i64::from(v)).collect(),
-            Indices::I64(a) => match a.as_slice() {
-                Ok(s) => s.to_vec(),
-                Err(_) => a.as_array().iter().copied().collect(),
-            },
+            Indices::I32(a) => Box::new(a.as_array().into_iter().map(|&v| i64::from(v))),
+            Indices::I64(a) => Box::new(a.as_array().into_iter().copied()),
         }
+    }
+}
+
+/// The array's values, read in place (one copy, into the returned vector).
+fn read_values(a: &PyReadonlyArray1<'_, f64>) -> Vec<f64> {
+    match a.as_slice() {
+        Ok(s) => s.to_vec(),
+        Err(_) => a.as_array().iter().copied().collect(),
     }
 }
 
@@ -84,7 +89,6 @@ fn matrix(a: &PyReadonlyArray2<'_, f64>) -> DMatrix<f64> {
 fn offsets(indptr: &Indices<'_>) -> pruning_game::Result<Vec<usize>> {
     indptr
         .values()
-        .into_iter()
         .enumerate()
         .map(|(index, v)| {
             usize::try_from(v).map_err(|_| Error::Negative {
@@ -100,7 +104,6 @@ fn offsets(indptr: &Indices<'_>) -> pruning_game::Result<Vec<usize>> {
 fn columns(indices: &Indices<'_>) -> pruning_game::Result<Vec<u32>> {
     indices
         .values()
-        .into_iter()
         .enumerate()
         .map(|(index, v)| {
             if v < 0 {
@@ -189,7 +192,7 @@ impl PyGame {
                     rows,
                     offsets(&indptr).py()?,
                     columns(&indices).py()?,
-                    vector(&values).as_slice().to_vec(),
+                    read_values(&values),
                 )
                 .py()?;
                 Competition::Sparse(csr)
@@ -327,7 +330,7 @@ impl PyGame {
 impl PyGame {
     /// A profile of this game's size with finite entries, or the crate's error naming it.
     fn profile(&self, profile: &PyReadonlyArray1<'_, f64>) -> PyResult<Vec<f64>> {
-        let s = vector(profile).as_slice().to_vec();
+        let s = read_values(profile);
         check_profile("profile", &s, self.game.num_players()).py()?;
         Ok(s)
     }
