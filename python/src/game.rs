@@ -19,6 +19,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::errors::IntoPy;
+use crate::release::{detached, guarded};
 
 /// A per-player field: one number for every player, or one per player.
 #[derive(FromPyObject)]
@@ -169,57 +170,59 @@ impl PyGame {
             PyReadonlyArray1<'_, f64>,
         )>,
     ) -> PyResult<Self> {
-        let n = benefit.len();
-        let competition = match (dense, sparse) {
-            (Some(_), Some(_)) => {
-                return Err(Error::invalid(
-                    "competition",
-                    "give a dense array or a sparse matrix, not both",
-                ))
-                .py()
-            }
-            (Some(d), None) => Competition::dense(matrix(&d)).py()?,
-            (None, Some(((rows, cols), indptr, indices, values))) => {
-                if rows != cols {
-                    return Err(Error::LengthMismatch {
-                        field: "competition (columns)".into(),
-                        expected: rows,
-                        got: cols,
-                    })
-                    .py();
+        guarded(move || -> PyResult<Self> {
+            let n = benefit.len();
+            let competition = match (dense, sparse) {
+                (Some(_), Some(_)) => {
+                    return Err(Error::invalid(
+                        "competition",
+                        "give a dense array or a sparse matrix, not both",
+                    ))
+                    .py()
                 }
-                let csr = CsrMatrix::from_csr(
-                    rows,
-                    offsets(&indptr).py()?,
-                    columns(&indices).py()?,
-                    read_values(&values),
-                )
-                .py()?;
-                Competition::Sparse(csr)
-            }
-            (None, None) => Competition::None,
-        };
-        let game = PruningGame::new(
-            vector(&benefit),
-            self_cost.vector(n),
-            participation_cost.vector(n),
-            upper.vector(n),
-            competition,
-        )
-        .py()?;
-        Ok(PyGame { game })
+                (Some(d), None) => Competition::dense(matrix(&d)).py()?,
+                (None, Some(((rows, cols), indptr, indices, values))) => {
+                    if rows != cols {
+                        return Err(Error::LengthMismatch {
+                            field: "competition (columns)".into(),
+                            expected: rows,
+                            got: cols,
+                        })
+                        .py();
+                    }
+                    let csr = CsrMatrix::from_csr(
+                        rows,
+                        offsets(&indptr).py()?,
+                        columns(&indices).py()?,
+                        read_values(&values),
+                    )
+                    .py()?;
+                    Competition::Sparse(csr)
+                }
+                (None, None) => Competition::None,
+            };
+            let game = PruningGame::new(
+                vector(&benefit),
+                self_cost.vector(n),
+                participation_cost.vector(n),
+                upper.vector(n),
+                competition,
+            )
+            .py()?;
+            Ok(PyGame { game })
+        })?
     }
 
     /// Reads a game file (JSON or safetensors, by name or first bytes).
     #[staticmethod]
     fn read(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        let game = py.detach(|| PruningGame::read(&path)).py()?;
+        let game = detached(py, || PruningGame::read(&path))?.py()?;
         Ok(PyGame { game })
     }
 
     /// Writes the game file atomically: safetensors for `.safetensors`, JSON otherwise.
     fn write(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
-        py.detach(|| self.game.write(&path)).py()
+        detached(py, || self.game.write(&path))?.py()
     }
 
     /// The game as the JSON text of its file.
@@ -304,7 +307,7 @@ impl PyGame {
     /// `Φ(s) = qᵀs − ½ sᵀMs` (an exact potential only when `C` is symmetric).
     fn potential(&self, profile: PyReadonlyArray1<'_, f64>) -> PyResult<f64> {
         let s = self.profile(&profile)?;
-        Ok(self.game.potential(&s))
+        guarded(|| self.game.potential(&s))
     }
 
     /// `F(s) = M s − q`.
@@ -315,14 +318,14 @@ impl PyGame {
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
         let s = self.profile(&profile)?;
         let mut out = vec![0.0; s.len()];
-        self.game.pseudo_gradient(&s, &mut out);
+        guarded(|| self.game.pseudo_gradient(&s, &mut out))?;
         Ok(PyArray1::from_vec(py, out))
     }
 
     /// `(nash_gap, natural_residual)` of a profile, computed from the game.
     fn certificate(&self, profile: PyReadonlyArray1<'_, f64>) -> PyResult<(f64, f64)> {
         let s = self.profile(&profile)?;
-        let c = pruning_game::game::Certificate::of(&self.game, &s);
+        let c = guarded(|| pruning_game::game::Certificate::of(&self.game, &s))?;
         Ok((c.nash_gap, c.natural_residual))
     }
 }
@@ -401,6 +404,6 @@ pub fn generate_game(
         self_cost: alpha,
     };
     config.check().py()?;
-    let game = py.detach(|| generate(&config)).py()?;
+    let game = detached(py, || generate(&config))?.py()?;
     Ok(PyGame { game })
 }

@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 
 use crate::convert::to_python;
 use crate::errors::IntoPy;
+use crate::release::detached;
 
 /// Samples per forward pass: bounds the workspace of large inputs.
 const CHUNK: usize = 256;
@@ -84,23 +85,22 @@ impl PyModel {
         };
         let graph = &self.graph;
         let outputs = graph.output_len();
-        let logits = py
-            .detach(move || -> pruning_game::Result<Vec<f32>> {
-                let mut out = Vec::with_capacity(batch * outputs);
-                let mut ws = GraphWorkspace::new(graph, CHUNK.min(batch.max(1)));
-                for start in (0..batch).step_by(CHUNK) {
-                    let b = CHUNK.min(batch - start);
-                    let y = graph.forward(
-                        &mut ws,
-                        &data[start * per..(start + b) * per],
-                        b,
-                        Mode::Eval,
-                    )?;
-                    out.extend_from_slice(y);
-                }
-                Ok(out)
-            })
-            .py()?;
+        let logits = detached(py, move || -> pruning_game::Result<Vec<f32>> {
+            let mut out = Vec::with_capacity(batch * outputs);
+            let mut ws = GraphWorkspace::new(graph, CHUNK.min(batch.max(1)));
+            for start in (0..batch).step_by(CHUNK) {
+                let b = CHUNK.min(batch - start);
+                let y = graph.forward(
+                    &mut ws,
+                    &data[start * per..(start + b) * per],
+                    b,
+                    Mode::Eval,
+                )?;
+                out.extend_from_slice(y);
+            }
+            Ok(out)
+        })?
+        .py()?;
         let array = numpy::PyArray1::from_vec(py, logits);
         array.reshape([batch, outputs])
     }
@@ -119,6 +119,6 @@ impl PyModel {
 /// Loads a model file with the crate's loader (`Graph::load`).
 #[pyfunction]
 pub fn load_model(py: Python<'_>, path: PathBuf) -> PyResult<PyModel> {
-    let graph = py.detach(|| Graph::load(&path)).py()?;
+    let graph = detached(py, || Graph::load(&path))?.py()?;
     Ok(PyModel { graph, path })
 }

@@ -62,12 +62,32 @@ where
         }
         match joined {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(panic)) | Err(panic) => Err(PyRuntimeError::new_err(format!(
-                "internal error in the pruning-game core: {}",
-                panic_message(&panic)
-            ))),
+            Ok(Err(panic)) | Err(panic) => Err(internal(&panic)),
         }
     })
+}
+
+/// Runs `work` with the GIL released on this thread; a panic becomes a `RuntimeError`.
+pub fn detached<T, W>(py: Python<'_>, work: W) -> PyResult<T>
+where
+    T: Send,
+    W: FnOnce() -> T + Send,
+{
+    py.detach(move || catch_unwind(AssertUnwindSafe(work)))
+        .map_err(|panic| internal(&panic))
+}
+
+/// Runs `work` holding the GIL (it reads Python-owned arrays); a panic becomes a
+/// `RuntimeError`.
+pub fn guarded<T>(work: impl FnOnce() -> T) -> PyResult<T> {
+    catch_unwind(AssertUnwindSafe(work)).map_err(|panic| internal(&panic))
+}
+
+fn internal(panic: &Box<dyn std::any::Any + Send>) -> PyErr {
+    PyRuntimeError::new_err(format!(
+        "internal error in the pruning-game core: {}",
+        panic_message(panic)
+    ))
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

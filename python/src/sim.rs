@@ -12,7 +12,7 @@ use pyo3::types::{PyDict, PyList};
 
 use crate::convert::to_python;
 use crate::errors::IntoPy;
-use crate::release::run_released;
+use crate::release::{detached, run_released};
 
 fn row_dict<'py>(py: Python<'py>, r: &Row) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
@@ -129,7 +129,7 @@ pub fn simulate<'py>(
     if let Some(callback) = &progress {
         callback.call1((outcome.resumed + outcome.ran, outcome.total))?;
     }
-    let rows = py.detach(|| load_results(&out)).py()?;
+    let rows = detached(py, || load_results(&out))?.py()?;
     let summary = to_python(py, &summarise(&rows, config.name.as_deref()))?;
     let list = PyList::empty(py);
     for r in &rows {
@@ -154,12 +154,11 @@ pub fn merge<'py>(
     out: PathBuf,
     allow_partial: bool,
 ) -> PyResult<(Bound<'py, PyList>, Py<PyAny>)> {
-    let rows = py
-        .detach(|| {
-            merge_shards(&shards, &out, allow_partial)?;
-            load_results(&out)
-        })
-        .py()?;
+    let rows = detached(py, || {
+        merge_shards(&shards, &out, allow_partial)?;
+        load_results(&out)
+    })?
+    .py()?;
     let manifest = pruning_game::sim::Manifest::read(&out).py()?;
     let summary = to_python(py, &summarise(&rows, manifest.config.name.as_deref()))?;
     let list = PyList::empty(py);
