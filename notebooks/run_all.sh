@@ -5,15 +5,15 @@
 #   notebooks/run_all.sh                      # all notebooks
 #   notebooks/run_all.sh 02_phase_diagram     # selected ones (names without .ipynb)
 #
-# Environment: PRUNING_GAME_BIN (default target/release/pruning-game), NOTEBOOK_SMALL
-# (default 1: small sizes), NOTEBOOK_TIMEOUT seconds per cell (default 600), NOTEBOOK_SKIP
-# (space-separated names not to run; each is reported as SKIPPED, never as passed).
+# The notebooks use the Python package (`pip install ./python`), not the command line.
+# Environment: NOTEBOOK_SMALL (default 1: small sizes), NOTEBOOK_TIMEOUT seconds per cell
+# (default 600), NOTEBOOK_SKIP (space-separated names not to run; each is reported as
+# SKIPPED, never as passed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PRUNING_GAME_BIN="${PRUNING_GAME_BIN:-$PWD/target/release/pruning-game}"
 export NOTEBOOK_SMALL="${NOTEBOOK_SMALL:-1}"
-if [ ! -x "$PRUNING_GAME_BIN" ]; then
-  echo "run_all.sh: $PRUNING_GAME_BIN not found; run: cargo build --release --bin pruning-game" >&2
+if ! python3 -c "import pruning_game" 2>/dev/null; then
+  echo "run_all.sh: the pruning_game package is not installed; run: pip install ./python" >&2
   exit 1
 fi
 exec python3 - "$@" <<'PY'

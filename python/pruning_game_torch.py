@@ -6,7 +6,9 @@ mean) / std``) and ``architecture`` — either a list of layers (``torch.nn.Sequ
 ``{"graph": [node, ...]}``, each node ``{"name", "op", "inputs", ...sizes}``, built here as a
 module whose submodules sit at the node names (``layer1.0.conv1``), so the ``state_dict``
 keys are those of the file. ``load`` builds the module and loads the tensors with
-``strict=True``; it refuses anything it does not know by name.
+``strict=True``; it refuses anything it does not know by name. ``from_torch`` goes the other
+way: it writes a PyTorch model of the supported kinds into a file the Rust graph loader
+reads, refusing any other module by name.
 
 Usage as a script: ``python3 python/pruning_game_torch.py MODEL.safetensors`` loads the file
 and prints the module and its parameter count. Needs only torch.
@@ -163,7 +165,150 @@ def load(path):
                     node["gate"].split(".")[-1], torch.empty_like(tensors[node["gate"]]))
     module.load_state_dict(tensors, strict=True)
     module.eval()
-    return module, json.loads(meta["input"])
+    spec = json.loads(meta["input"])
+    module.input_spec = spec  # from_torch writes the module back with the same preprocessing
+    return module, spec
+
+
+def _pair(value, what, name):
+    """One int from an int or a square pair, refusing rectangles by name."""
+    if isinstance(value, (tuple, list)):
+        if len(set(value)) != 1:
+            raise ValueError(f"{name}: {what} {tuple(value)} is not square (unsupported)")
+        value = value[0]
+    return int(value)
+
+
+def _entry(name, inputs, m):
+    """The graph-file node of one module; unsupported modules and settings are refused."""
+    kind = type(m).__name__
+
+    def refuse(why):
+        raise ValueError(f"{name}: {kind} {why} is not supported by the pruning-game graph format")
+
+    node = {"name": name, "inputs": list(inputs)}
+    if type(m) is nn.Linear:
+        node.update(op="linear", bias=m.bias is not None)
+        node["in"], node["out"] = m.in_features, m.out_features
+    elif type(m) is nn.Conv2d:
+        if m.groups != 1 or _pair(m.dilation, "dilation", name) != 1:
+            refuse("with groups or dilation")
+        if m.padding_mode != "zeros" or isinstance(m.padding, str):
+            refuse(f"with padding {m.padding!r} ({m.padding_mode})")
+        node.update(op="conv2d", kernel=_pair(m.kernel_size, "kernel", name),
+                    stride=_pair(m.stride, "stride", name),
+                    padding=_pair(m.padding, "padding", name), bias=m.bias is not None)
+        node["in"], node["out"] = m.in_channels, m.out_channels
+    elif type(m) in (nn.BatchNorm1d, nn.BatchNorm2d):
+        if not (m.affine and m.track_running_stats) or m.momentum is None:
+            refuse("without affine parameters, running statistics or a momentum")
+        node.update(op="batchnorm", features=m.num_features,
+                    dims=1 if type(m) is nn.BatchNorm1d else 2, eps=m.eps, momentum=m.momentum)
+    elif type(m) is nn.ReLU:
+        node.update(op="relu")
+    elif type(m) in (nn.MaxPool2d, nn.AvgPool2d):
+        if m.ceil_mode:
+            refuse("with ceil_mode")
+        if type(m) is nn.MaxPool2d and _pair(m.dilation, "dilation", name) != 1:
+            refuse("with dilation")
+        if type(m) is nn.AvgPool2d and (not m.count_include_pad or m.divisor_override):
+            refuse("without count_include_pad or with divisor_override")
+        kernel = _pair(m.kernel_size, "kernel", name)
+        node.update(op="maxpool2d" if type(m) is nn.MaxPool2d else "avgpool2d", kernel=kernel,
+                    stride=kernel if m.stride is None else _pair(m.stride, "stride", name),
+                    padding=_pair(m.padding, "padding", name))
+    elif type(m) is nn.AdaptiveAvgPool2d:
+        if _pair(m.output_size, "output_size", name) != 1:
+            refuse(f"with output size {m.output_size}")
+        node.update(op="globalavgpool")
+    elif type(m) is nn.Flatten:
+        if m.start_dim != 1 or m.end_dim != -1:
+            refuse(f"over dims {m.start_dim}..{m.end_dim}")
+        node.update(op="flatten")
+    else:
+        raise ValueError(f"{name}: unsupported module {kind} (supported: Linear, Conv2d, "
+                         "BatchNorm1d, BatchNorm2d, ReLU, MaxPool2d, AvgPool2d, "
+                         "AdaptiveAvgPool2d(1), Flatten)")
+    return node
+
+
+def _graph_nodes(module):
+    """The graph nodes of a supported module, each checked against the module it names."""
+    if isinstance(module, GraphModule):
+        nodes = []
+        for node in module.spec:
+            if node["op"] in ("add", "gate"):
+                nodes.append(dict(node))
+            else:
+                nodes.append(_entry(node["name"], node["inputs"],
+                                    module.get_submodule(node["name"])))
+        return nodes
+    if type(module) is nn.Sequential:
+        nodes, previous = [], "input"
+        for name, m in module.named_children():
+            nodes.append(_entry(name, [previous], m))
+            previous = name
+        if not nodes:
+            raise ValueError("an empty nn.Sequential has no layers to export")
+        return nodes
+    raise ValueError(f"unsupported module {type(module).__name__}: from_torch takes an "
+                     "nn.Sequential of supported layers or a network from pruning_game_torch.build")
+
+
+_CODES = {torch.float32: "F32", torch.int64: "I64"}
+
+
+def write_safetensors(path, tensors, metadata):
+    """Writes ``tensors`` (name -> tensor) and string ``metadata`` as a safetensors file,
+    atomically (a temporary file in the same folder, then a rename)."""
+    import os
+
+    header, blobs, offset = {}, [], 0
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        if t.dtype not in _CODES:
+            t = t.to(torch.float32)
+        data = t.numpy().tobytes() if t.numel() else b""
+        header[name] = {"dtype": _CODES[t.dtype], "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    header["__metadata__"] = metadata
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for data in blobs:
+            f.write(data)
+    os.replace(tmp, path)
+
+
+def from_torch(module, path, input_shape=None, scale=1.0, mean=0.0, std=1.0):
+    """Writes a PyTorch model to ``path`` in the graph model-file format (``docs/graphs.md``).
+
+    ``module``: an ``nn.Sequential`` of Linear, Conv2d, BatchNorm1d/2d, ReLU, MaxPool2d,
+    AvgPool2d, AdaptiveAvgPool2d(1) and Flatten, or a network built by :func:`build`. Any
+    other module, or a supported one with settings the format cannot hold (groups, dilation,
+    ceil_mode, rectangular kernels), raises ``ValueError`` naming it. ``input_shape`` is the
+    per-sample shape (default: the ``input_spec`` that :func:`load` attached); ``scale``,
+    ``mean`` and ``std`` the preprocessing ``x = (raw * scale - mean) / std``.
+    """
+    nodes = _graph_nodes(module)
+    if input_shape is None:
+        spec = getattr(module, "input_spec", None)
+        if spec is None:
+            raise ValueError("input_shape is required (the per-sample shape, e.g. [1, 28, 28])")
+        input_shape, scale, mean, std = spec["shape"], spec["scale"], spec["mean"], spec["std"]
+    tensors = dict(module.state_dict())
+    for name, t in tensors.items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise ValueError(f"{name}: tensor has non-finite values")
+    spec = {"shape": [int(d) for d in input_shape], "scale": float(scale),
+            "mean": float(mean), "std": float(std)}
+    write_safetensors(path, tensors, {"architecture": json.dumps({"graph": nodes}),
+                                      "input": json.dumps(spec), "format": "pt"})
 
 
 def preprocess(raw, spec):

@@ -27,6 +27,8 @@ pub enum Termination {
     NonFinite,
     /// The best residual did not fall by 1% within `stall_window` iterations.
     Stalled,
+    /// [`SolveOptions::cancel`] was raised from another thread.
+    Cancelled,
 }
 
 impl std::fmt::Display for Termination {
@@ -37,6 +39,7 @@ impl std::fmt::Display for Termination {
             Termination::Diverged => "diverged",
             Termination::NonFinite => "non-finite iterate",
             Termination::Stalled => "stalled",
+            Termination::Cancelled => "cancelled",
         })
     }
 }
@@ -180,6 +183,9 @@ pub(crate) fn run<G: Game + ?Sized, A: Algorithm<G>>(
         }
         if iterations >= options.max_iterations {
             break Termination::MaxIterations;
+        }
+        if options.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
+            break Termination::Cancelled;
         }
         algorithm.advance(game, &mut s)?;
         iterations += 1;

@@ -32,7 +32,7 @@ use std::time::Instant;
 
 pub use executor::{Solution, SolveReport, Termination};
 pub use file::EquilibriumFile;
-pub use options::{SolveOptions, SolverKind};
+pub use options::{Cancel, SolveOptions, SolverKind};
 
 use crate::error::{Error, Result};
 use crate::game::{Game, PruningGame};

@@ -2,6 +2,8 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -93,6 +95,38 @@ pub struct SolveOptions {
     /// Report [`Termination::Stalled`](super::Termination::Stalled) when the best residual has
     /// not fallen by 1% within this many iterations; `None` never stalls.
     pub stall_window: Option<usize>,
+    /// Stops the run at the next iteration once cancelled from another thread (an
+    /// interactive session's Ctrl-C), with [`Termination::Cancelled`](super::Termination::Cancelled).
+    #[serde(skip)]
+    pub cancel: Option<Cancel>,
+}
+
+/// A flag another thread raises to stop a running solve; clones share the flag.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// A flag not yet raised.
+    pub fn new() -> Self {
+        Cancel::default()
+    }
+
+    /// Asks every solve holding this flag (or a clone) to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`Cancel::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Two options are equal when they would run the same solve: clones of one flag are equal.
+impl PartialEq for Cancel {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl Default for SolveOptions {
@@ -108,6 +142,7 @@ impl Default for SolveOptions {
             record_history: true,
             divergence_factor: 1e6,
             stall_window: Some(2_000),
+            cancel: None,
         }
     }
 }
