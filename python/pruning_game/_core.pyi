@@ -114,6 +114,7 @@ def merge(shards: Sequence[str], out: str, *, allow_partial: bool = False
           ) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]: ...
 def prune(out: str, *, model: str = "mlp", dataset: str = "teacher",
           data_dir: Optional[str] = None, hidden: Optional[Sequence[int]] = None,
+          depth: int = 8, init: Optional[str] = None,
           seed: int = 42, target_kept: Optional[float] = None, baselines: bool = False,
           resume: bool = False, settings: Sequence[str] = (),
           progress: Optional[Callable[[Dict[str, Any]], None]] = None) -> Dict[str, Any]: ...

@@ -80,14 +80,17 @@ def merge(shards: List[Union[str, "os.PathLike[str]"]], out: Union[str, "os.Path
 
 def prune(out: Union[str, "os.PathLike[str]"], *, model: str = "mlp",
           dataset: str = "teacher", data_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
-          hidden: Optional[List[int]] = None, seed: int = 42,
+          hidden: Optional[List[int]] = None, depth: int = 8,
+          init: Optional[Union[str, "os.PathLike[str]"]] = None, seed: int = 42,
           target_kept: Optional[float] = None, baselines: bool = False, resume: bool = False,
           settings: Optional[Mapping[str, Any]] = None,
           progress: Optional[Callable[[Record], None]] = None) -> Record:
     """Runs ``pruning-game prune`` — train, prune by equilibrium, refit, fine-tune — into the
     run folder ``out`` and returns its report (the contents of ``report.json``).
 
-    ``settings`` sets any key of the run's ``config.json`` (``{"epochs": 2,
+    ``model`` is ``mlp`` (widths ``hidden``), ``cnn``, ``bn-cnn`` or ``resnet`` (``depth``);
+    ``init`` prunes a trained model file instead (no dense training; see
+    :func:`from_torch`). ``settings`` sets any key of the run's ``config.json`` (``{"epochs": 2,
     "optimizer.lr": 5e-4}``), exactly as the CLI's ``--set`` does; unknown keys and
     ill-typed values raise :class:`ValidationError` naming the key. ``progress(event)`` is
     called as the run advances: ``event.stage`` (``game``, ``refit``, ``dense``, ``done``),
@@ -100,7 +103,9 @@ def prune(out: Union[str, "os.PathLike[str]"], *, model: str = "mlp",
     callback = None if progress is None else (lambda event: progress(Record(event)))
     report = _core.prune(os.fspath(out), model=model, dataset=dataset,
                          data_dir=None if data_dir is None else os.fspath(data_dir),
-                         hidden=hidden, seed=seed, target_kept=target_kept,
+                         hidden=hidden, depth=depth,
+                         init=None if init is None else os.fspath(init),
+                         seed=seed, target_kept=target_kept,
                          baselines=baselines, resume=resume, settings=overrides,
                          progress=callback)
     return Record(report)

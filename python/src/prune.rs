@@ -57,8 +57,8 @@ impl Watch {
 /// Runs a pruning job into `out` and returns its report (`report.json`) as a dict.
 #[pyfunction]
 #[pyo3(signature = (out, *, model="mlp", dataset="teacher", data_dir=None, hidden=None,
-    seed=42, target_kept=None, baselines=false, resume=false, settings=Vec::new(),
-    progress=None))]
+    depth=8, init=None, seed=42, target_kept=None, baselines=false, resume=false,
+    settings=Vec::new(), progress=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn prune<'py>(
     py: Python<'py>,
@@ -67,6 +67,8 @@ pub fn prune<'py>(
     dataset: &str,
     data_dir: Option<PathBuf>,
     hidden: Option<Vec<usize>>,
+    depth: usize,
+    init: Option<PathBuf>,
     seed: u64,
     target_kept: Option<f64>,
     baselines: bool,
@@ -76,19 +78,24 @@ pub fn prune<'py>(
 ) -> PyResult<Py<PyAny>> {
     let teacher = TeacherConfig::default();
     let is_teacher = dataset == "teacher";
-    let architecture = match model {
-        "mlp" => Architecture::Mlp {
+    let architecture = match (init, model) {
+        (Some(path), _) => Architecture::File { path },
+        (None, "mlp") => Architecture::Mlp {
             hidden: hidden.unwrap_or(if is_teacher {
                 vec![4 * teacher.width]
             } else {
                 vec![512, 256]
             }),
         },
-        "cnn" => Architecture::Cnn,
-        other => {
+        (None, "cnn") => Architecture::Cnn,
+        (None, "bn-cnn") => Architecture::BnCnn {
+            widths: vec![32, 64, 128],
+        },
+        (None, "resnet") => Architecture::Resnet { depth },
+        (None, other) => {
             return Err(Error::invalid(
                 "model",
-                format!("`{other}` is not mlp or cnn"),
+                format!("`{other}` is not mlp, cnn, bn-cnn or resnet"),
             ))
             .py()
         }

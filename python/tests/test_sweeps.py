@@ -87,7 +87,7 @@ def test_prune_teacher_runs_the_pipeline(tmp_path):
     on_disk = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report.seed == on_disk["seed"] == 3
     assert report.job.config.epochs == 2
-    assert report.kept_per_layer[0]["before"] == 16
+    assert report.kept_per_group[0]["before"] == 16
     assert 0.0 <= report.finetuned_accuracy <= 1.0
     assert events and events[-1].stage == "done" and events[-1].checkpoints >= 1
     with pytest.raises(pg.ValidationError, match="no_such_key"):
