@@ -8,6 +8,15 @@
 //! outgoing weights to their initial norms after every step, and the gate absorbs the ratio —
 //! unless that would take it past 1, when it stops at 1 and the outgoing weights keep the
 //! excess. The gate is then the channel's only free scale.
+//!
+//! A group whose every consumer feeds a BatchNorm has one more symmetry: all of its gates
+//! scaled by one factor change nothing, because the BatchNorms after the consumers undo it.
+//! Along that direction the benefits cancel (`Σ_i s_i b_i = 0`), so any price pushes every
+//! gate of the group down together until the network breaks. `Normalize` removes it too:
+//! after each step the group's gates are divided by their largest value, the consumers'
+//! biases and those BatchNorms' running statistics are rescaled to match, and the gates live
+//! on `max_i s_i = 1` — each channel's gate is its participation relative to the group's
+//! strongest channel.
 
 use super::config::ScaleSymmetry;
 use super::players::{
@@ -28,6 +37,9 @@ impl EquilibriumPruner {
             ScaleSymmetry::Normalize => {
                 for (l, g) in self.groups.iter().zip(groups) {
                     normalize(graph, g, l);
+                    if let Some(norms) = downstream_batch_norms(graph, g) {
+                        normalize_collectively(graph, g, l, &norms);
+                    }
                 }
             }
             ScaleSymmetry::Unbroken => {}
@@ -69,6 +81,85 @@ pub(super) fn normalize(graph: &mut Graph, group: &ChannelGroup, l: &GroupState)
     scale_incoming(graph, group, &scale_in);
     scale_outgoing(graph, group, &scale_out);
     gates_mut(graph, group).copy_from_slice(&s);
+}
+
+/// The (consumer, BatchNorm) pairs of `group` when its channels reach weights only through
+/// ReLU, pooling, flatten and adds, and every consumer's one reader is a BatchNorm — the case
+/// of the collective symmetry; `None` otherwise.
+pub(super) fn downstream_batch_norms(
+    graph: &Graph,
+    group: &ChannelGroup,
+) -> Option<Vec<(usize, usize)>> {
+    let readers = graph.consumers();
+    let mut stack: Vec<usize> = group
+        .per_channel
+        .iter()
+        .copied()
+        .filter(|&m| matches!(graph.nodes[m].op, Op::Gate(_)))
+        .collect();
+    let mut seen = vec![false; graph.nodes.len()];
+    let mut pairs = Vec::new();
+    while let Some(at) = stack.pop() {
+        for &r in &readers[at] {
+            if std::mem::replace(&mut seen[r], true) {
+                continue;
+            }
+            match &graph.nodes[r].op {
+                Op::Linear(_) | Op::Conv2d(_) => match readers[r].as_slice() {
+                    [bn] if matches!(graph.nodes[*bn].op, Op::BatchNorm(_)) => pairs.push((r, *bn)),
+                    _ => return None,
+                },
+                Op::Relu(_)
+                | Op::MaxPool2d(_)
+                | Op::AvgPool2d(_)
+                | Op::GlobalAvgPool(_)
+                | Op::Flatten(_)
+                | Op::Add(_)
+                | Op::Gate(_) => stack.push(r),
+                _ => return None,
+            }
+        }
+    }
+    (!pairs.is_empty()).then_some(pairs)
+}
+
+/// Divides the gates of `group` by their largest value and rescales what follows so that
+/// nothing changes: the consumers' biases by the same factor, the BatchNorms' running mean
+/// by it and their running variance by its square (their batch statistics follow by
+/// themselves). Exact but for BatchNorm's `ε`, whose weight falls as the variance grows.
+fn normalize_collectively(
+    graph: &mut Graph,
+    group: &ChannelGroup,
+    l: &GroupState,
+    norms: &[(usize, usize)],
+) {
+    let s = gates(graph, group);
+    let top = (0..s.len())
+        .filter(|&i| !l.is_protected(i))
+        .map(|i| s[i])
+        .fold(0.0f32, f32::max);
+    if top <= 0.0 || top >= 1.0 || l.protected.is_some() {
+        return;
+    }
+    let k = 1.0 / top;
+    for v in gates_mut(graph, group).iter_mut() {
+        *v = (*v * k).min(1.0);
+    }
+    for &(consumer, bn) in norms {
+        let bias = match &graph.nodes[consumer].op {
+            Op::Linear(d) => d.bias,
+            Op::Conv2d(c) => c.bias,
+            _ => None,
+        };
+        if let Some(b) = bias {
+            graph.params[b].value.iter_mut().for_each(|v| *v *= k);
+        }
+        if let Op::BatchNorm(b) = &graph.nodes[bn].op {
+            let (mean, var) = (b.running_mean, b.running_var);
+            graph.params[mean].value.iter_mut().for_each(|v| *v *= k);
+            graph.params[var].value.iter_mut().for_each(|v| *v *= k * k);
+        }
+    }
 }
 
 /// Multiplies every trainable weight by `factor`, and the biases of the player groups'
@@ -135,7 +226,7 @@ mod tests {
         }
     }
 
-    fn assert_normalisation_keeps_outputs(mut graph: Graph, x: &[f32], n: usize) {
+    fn assert_normalisation_keeps_outputs(mut graph: Graph, x: &[f32], n: usize) -> Graph {
         let pruner = EquilibriumPruner::new(PruneConfig::default(), &graph).unwrap();
         disturb(&mut graph);
         let before = graph.predict(x, n).unwrap();
@@ -161,6 +252,7 @@ mod tests {
                 }
             }
         }
+        graph
     }
 
     #[test]
@@ -207,7 +299,22 @@ mod tests {
         let mut t = Trainer::new(graph, fc).unwrap();
         t.run(&data, &mut (), None).unwrap();
         let graph = t.into_graph();
-        assert_eq!(players(&graph).len(), 6);
-        assert_normalisation_keeps_outputs(graph, &x, n);
+        let groups = players(&graph);
+        let invariant: Vec<bool> = groups
+            .iter()
+            .map(|g| downstream_batch_norms(&graph, g).is_some())
+            .collect();
+        // Every group but the last stream (read by the classifier) feeds BatchNorms only.
+        assert_eq!(invariant, [true, true, true, true, true, false]);
+        let normalized = assert_normalisation_keeps_outputs(graph, &x, n);
+        for (g, _) in groups.iter().zip(invariant).filter(|(_, inv)| *inv) {
+            let top = gates(&normalized, g).iter().copied().fold(0.0f32, f32::max);
+            assert_eq!(
+                top.to_bits(),
+                1.0f32.to_bits(),
+                "{}: largest gate {top}",
+                g.name
+            );
+        }
     }
 }
