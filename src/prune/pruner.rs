@@ -179,6 +179,7 @@ impl EquilibriumPruner {
                 }
             }
             self.play(trainer.graph_mut(), &groups);
+            self.normalize_groups(trainer.graph_mut(), &groups);
         }
         if step.is_multiple_of(self.config.record_every as u64) {
             self.record(trainer.graph(), &groups);

@@ -13,8 +13,7 @@
 //! scaled by one factor change nothing, because the BatchNorms after the consumers undo it.
 //! Along that direction the benefits cancel (`Σ_i s_i b_i = 0`), so any price pushes every
 //! gate of the group down together until the network breaks. `Normalize` removes it too:
-//! after each step the group's gates are divided by their largest value, the consumers'
-//! biases and those BatchNorms' running statistics are rescaled to match, and the gates live
+//! after each gate step the group's gates are divided by their largest value, so they live
 //! on `max_i s_i = 1` — each channel's gate is its participation relative to the group's
 //! strongest channel.
 
@@ -37,9 +36,6 @@ impl EquilibriumPruner {
             ScaleSymmetry::Normalize => {
                 for (l, g) in self.groups.iter().zip(groups) {
                     normalize(graph, g, l);
-                    if let Some(norms) = downstream_batch_norms(graph, g) {
-                        normalize_collectively(graph, g, l, &norms);
-                    }
                 }
             }
             ScaleSymmetry::Unbroken => {}
@@ -85,7 +81,8 @@ pub(super) fn normalize(graph: &mut Graph, group: &ChannelGroup, l: &GroupState)
 
 /// The (consumer, BatchNorm) pairs of `group` when its channels reach weights only through
 /// ReLU, pooling, flatten and adds, and every consumer's one reader is a BatchNorm — the case
-/// of the collective symmetry; `None` otherwise.
+/// of the collective symmetry (a bias before BatchNorm is subtracted with the batch mean, so
+/// it does not matter); `None` otherwise.
 pub(super) fn downstream_batch_norms(
     graph: &Graph,
     group: &ChannelGroup,
@@ -123,41 +120,27 @@ pub(super) fn downstream_batch_norms(
     (!pairs.is_empty()).then_some(pairs)
 }
 
-/// Divides the gates of `group` by their largest value and rescales what follows so that
-/// nothing changes: the consumers' biases by the same factor, the BatchNorms' running mean
-/// by it and their running variance by its square (their batch statistics follow by
-/// themselves). Exact but for BatchNorm's `ε`, whose weight falls as the variance grows.
-fn normalize_collectively(
-    graph: &mut Graph,
-    group: &ChannelGroup,
-    l: &GroupState,
-    norms: &[(usize, usize)],
-) {
-    let s = gates(graph, group);
-    let top = (0..s.len())
-        .filter(|&i| !l.is_protected(i))
-        .map(|i| s[i])
-        .fold(0.0f32, f32::max);
-    if top <= 0.0 || top >= 1.0 || l.protected.is_some() {
-        return;
-    }
-    let k = 1.0 / top;
-    for v in gates_mut(graph, group).iter_mut() {
-        *v = (*v * k).min(1.0);
-    }
-    for &(consumer, bn) in norms {
-        let bias = match &graph.nodes[consumer].op {
-            Op::Linear(d) => d.bias,
-            Op::Conv2d(c) => c.bias,
-            _ => None,
-        };
-        if let Some(b) = bias {
-            graph.params[b].value.iter_mut().for_each(|v| *v *= k);
+impl EquilibriumPruner {
+    /// The collective half of [`ScaleSymmetry::Normalize`], right after the gates' step:
+    /// each group read only through BatchNorm has its gates divided by their largest value.
+    /// Training-mode passes normalise with batch statistics, so the function is unchanged;
+    /// the running statistics are left alone, because every pass they average over sees
+    /// gates normalised this way (rescaling them too would compound with the price's pull on
+    /// every step, and did: running variances of 1e11 within three epochs).
+    pub(super) fn normalize_groups(&self, graph: &mut Graph, groups: &[ChannelGroup]) {
+        if self.config.symmetry != ScaleSymmetry::Normalize {
+            return;
         }
-        if let Op::BatchNorm(b) = &graph.nodes[bn].op {
-            let (mean, var) = (b.running_mean, b.running_var);
-            graph.params[mean].value.iter_mut().for_each(|v| *v *= k);
-            graph.params[var].value.iter_mut().for_each(|v| *v *= k * k);
+        for (l, g) in self.groups.iter().zip(groups) {
+            if l.protected.is_some() || downstream_batch_norms(graph, g).is_none() {
+                continue;
+            }
+            let top = gates(graph, g).iter().copied().fold(0.0f32, f32::max);
+            if top > 0.0 && top < 1.0 {
+                gates_mut(graph, g)
+                    .iter_mut()
+                    .for_each(|v| *v = (*v / top).min(1.0));
+            }
         }
     }
 }
@@ -306,7 +289,28 @@ mod tests {
             .collect();
         // Every group but the last stream (read by the classifier) feeds BatchNorms only.
         assert_eq!(invariant, [true, true, true, true, true, false]);
-        let normalized = assert_normalisation_keeps_outputs(graph, &x, n);
+        let mut normalized = assert_normalisation_keeps_outputs(graph, &x, n);
+        // The collective rescaling keeps training-mode outputs (batch statistics) and puts
+        // the largest gate of every BatchNorm-read group at 1.
+        let pruner = EquilibriumPruner::new(PruneConfig::default(), &normalized).unwrap();
+        let train_logits = |g: &Graph| {
+            let mut ws = crate::nn::graph::GraphWorkspace::new(g, n);
+            g.forward(&mut ws, &x, n, crate::nn::graph::Mode::Train)
+                .unwrap()
+                .to_vec()
+        };
+        let before = train_logits(&normalized);
+        pruner.normalize_groups(&mut normalized, &groups);
+        let after = train_logits(&normalized);
+        let scale = before.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        let moved = before
+            .iter()
+            .zip(&after)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            moved <= 1e-4 * scale,
+            "training-mode outputs moved by {moved}"
+        );
         for (g, _) in groups.iter().zip(invariant).filter(|(_, inv)| *inv) {
             let top = gates(&normalized, g).iter().copied().fold(0.0f32, f32::max);
             assert_eq!(
