@@ -105,18 +105,22 @@ impl ConvGeom {
     }
 }
 
-/// Fills `cols` (`[C*k*k, P]` for one image) from `x` (`[C, H, W]`): row `(c, ky, kx)`,
-/// segment `oy` is input row `oy·stride + ky − pad` read from column `kx − pad` on with the
-/// stride, zero where it falls in the padding.
-fn im2col(g: &ConvGeom, x: &[f32], cols: &mut [f32]) {
+/// Fills one image's `[C*k*k, P]` block of `cols` (rows `ld` apart) from `x` (`[C, H, W]`):
+/// row `(c, ky, kx)`, segment `oy` is input row `oy·stride + ky − pad` read from column
+/// `kx − pad` on with the stride, zero where it falls in the padding.
+fn im2col(g: &ConvGeom, x: &[f32], cols: &mut [f32], ld: usize) {
     let (k, p, s) = (g.k, g.positions(), g.stride);
     for ch in 0..g.c {
         let plane = &x[ch * g.h * g.w..][..g.h * g.w];
         for ky in 0..k {
             let rows = g.inside(ky, g.h, g.ho);
             for kx in 0..k {
-                let row = &mut cols[((ch * k + ky) * k + kx) * p..][..p];
+                let row = &mut cols[((ch * k + ky) * k + kx) * ld..][..p];
                 let xs = g.inside(kx, g.w, g.wo);
+                if s == 1 && g.wo == g.w {
+                    same_size_tap(g, plane, row, ky, kx);
+                    continue;
+                }
                 for oy in 0..g.ho {
                     let dst = &mut row[oy * g.wo..][..g.wo];
                     if !rows.contains(&oy) || xs.is_empty() {
@@ -142,9 +146,33 @@ fn im2col(g: &ConvGeom, x: &[f32], cols: &mut [f32]) {
     }
 }
 
-/// Adds the patch gradients `dcols` (`[C*k*k, P]`) back onto `dx` (`[C, H, W]`, zeroed
-/// first unless `accumulate`): the transpose of [`im2col`], tap row by tap row.
-fn col2im(g: &ConvGeom, dcols: &[f32], dx: &mut [f32], accumulate: bool) {
+/// One tap row of [`im2col`] for a stride-1 convolution that keeps the width (`2·pad = k − 1`):
+/// the output rows inside the image are the plane shifted by a constant offset, so they are
+/// one flat copy, after which the cells that wrapped into a neighbouring input row or fell
+/// off the plane are zeroed.
+fn same_size_tap(g: &ConvGeom, plane: &[f32], row: &mut [f32], ky: usize, kx: usize) {
+    let (w, n) = (g.w, g.h * g.w);
+    let rows = g.inside(ky, g.h, g.ho);
+    let xs = g.inside(kx, g.w, g.wo);
+    let (a, b) = (rows.start * w, rows.end * w);
+    // cols[oy·w + ox] = plane[oy·w + ox + off] for every cell inside the image.
+    let off = (ky * w + kx) as isize - (g.pad * w + g.pad) as isize;
+    let lo = a.max((-off).max(0) as usize);
+    let hi = b.min((n as isize - off).max(0) as usize).max(lo);
+    row[..lo].fill(0.0);
+    row[hi..].fill(0.0);
+    row[lo..hi].copy_from_slice(&plane[(lo as isize + off) as usize..][..hi - lo]);
+    if xs.len() < w {
+        for r in row[a..b].chunks_exact_mut(w) {
+            r[..xs.start].fill(0.0);
+            r[xs.end..].fill(0.0);
+        }
+    }
+}
+
+/// Adds one image's patch gradients (a `[C*k*k, P]` block of `dcols`, rows `ld` apart) back
+/// onto `dx` (`[C, H, W]`, zeroed first unless `accumulate`): the transpose of [`im2col`].
+fn col2im(g: &ConvGeom, dcols: &[f32], dx: &mut [f32], accumulate: bool, ld: usize) {
     if !accumulate {
         dx.fill(0.0);
     }
@@ -154,7 +182,7 @@ fn col2im(g: &ConvGeom, dcols: &[f32], dx: &mut [f32], accumulate: bool) {
         for ky in 0..k {
             let rows = g.inside(ky, g.h, g.ho);
             for kx in 0..k {
-                let row = &dcols[((ch * k + ky) * k + kx) * p..][..p];
+                let row = &dcols[((ch * k + ky) * k + kx) * ld..][..p];
                 let xs = g.inside(kx, g.w, g.wo);
                 if xs.is_empty() {
                     continue;
@@ -241,7 +269,20 @@ fn with_cols<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     })
 }
 
+/// Images per product: their columns (`S*P*C*k*k` floats) stay near 1 MiB, so im2col
+/// writes them and the GEMM packs them while they are in cache; in deep layers, where `P` is
+/// a few dozen, one product over several images saves re-packing the filters and re-reading
+/// the weight gradient for every image.
+fn group_images(g: &ConvGeom) -> usize {
+    (GROUP_FLOATS / (g.positions() * g.patch()).max(1)).max(1)
+}
+
+const GROUP_FLOATS: usize = 1 << 18;
+
 /// Forward convolution of `batch` images: `y = conv(x) + b` in NCHW.
+///
+/// Per group of `S` images, `out[o, (b, pos)] = Σ_j W[o, j] cols[j, (b, pos)]` is one
+/// product, then copied to NCHW with the bias added.
 pub(crate) fn conv_forward(
     conv: ConvWeights<'_>,
     g: &ConvGeom,
@@ -251,27 +292,22 @@ pub(crate) fn conv_forward(
 ) {
     let (p, kk, o) = (g.positions(), g.patch(), conv.out);
     let in_len = g.c * g.h * g.w;
+    let s = group_images(g);
     let w = conv.weight;
     y[..batch * o * p]
-        .par_chunks_mut(o * p)
-        .zip(x[..batch * in_len].par_chunks(in_len))
-        .for_each(|(yb, xi)| {
-            // y_b[o, pos] = b[o] + Σ_j W[o, j] cols[j, pos], written in NCHW directly.
-            let beta = match conv.bias {
-                Some(bias) => {
-                    for (ych, &bch) in yb.chunks_mut(p).zip(bias) {
-                        ych.fill(bch);
-                    }
-                    1.0
+        .par_chunks_mut(s * o * p)
+        .zip(x[..batch * in_len].par_chunks(s * in_len))
+        .for_each(|(yc, xc)| {
+            let sp = xc.len() / in_len * p;
+            with_cols((kk + o) * sp, |buf| {
+                let (cols, out) = buf.split_at_mut(kk * sp);
+                for (b, xi) in xc.chunks(in_len).enumerate() {
+                    im2col(g, xi, &mut cols[b * p..], sp);
                 }
-                None => 0.0,
-            };
-            with_cols(kk * p, |cols| {
-                im2col(g, xi, cols);
                 gemm_serial(
                     o,
                     kk,
-                    p,
+                    sp,
                     1.0,
                     View {
                         data: w,
@@ -280,16 +316,29 @@ pub(crate) fn conv_forward(
                     },
                     View {
                         data: cols,
-                        rs: p,
+                        rs: sp,
                         cs: 1,
                     },
-                    beta,
+                    0.0,
                     ViewMut {
-                        data: yb,
-                        rs: p,
+                        data: out,
+                        rs: sp,
                         cs: 1,
                     },
                 );
+                for (b, yb) in yc.chunks_mut(o * p).enumerate() {
+                    for (ch, ych) in yb.chunks_mut(p).enumerate() {
+                        let src = &out[ch * sp + b * p..][..p];
+                        match conv.bias {
+                            Some(bias) => {
+                                for (d, v) in ych.iter_mut().zip(src) {
+                                    *d = v + bias[ch];
+                                }
+                            }
+                            None => ych.copy_from_slice(src),
+                        }
+                    }
+                }
             });
         });
 }
@@ -364,27 +413,45 @@ fn conv_backward_chunked(
                 *d += lane_sum(ych);
             }
         }
-        with_cols(kk * p, |cols| {
-            for (i, (yb, xi)) in yc.chunks(o * p).zip(xc.chunks(in_len)).enumerate() {
-                im2col(g, xi, cols);
-                // dW_c[o, j] = Σ_b Σ_pos dy_b[o, pos] cols_b[j, pos], column-major [o, kk];
-                // the first image overwrites (beta = 0), later ones accumulate.
+        // Groups of images as in forward: `dys` is the group's `dy` as `[O, (b, pos)]`.
+        let n_img = xc.len() / in_len;
+        let group = group_images(g).min(n_img);
+        with_cols((kk + o) * group * p, |buf| {
+            let (cols_all, dys_all) = buf.split_at_mut(kk * group * p);
+            for (gi, start) in (0..n_img).step_by(group).enumerate() {
+                let n = group.min(n_img - start);
+                let sp = n * p;
+                let (cols, dys) = (&mut cols_all[..kk * sp], &mut dys_all[..o * sp]);
+                for b in 0..n {
+                    im2col(
+                        g,
+                        &xc[(start + b) * in_len..][..in_len],
+                        &mut cols[b * p..],
+                        sp,
+                    );
+                    let yb = &yc[(start + b) * o * p..][..o * p];
+                    for (ch, ych) in yb.chunks(p).enumerate() {
+                        dys[ch * sp + b * p..][..p].copy_from_slice(ych);
+                    }
+                }
+                // dW_c[o, j] = Σ_(b, pos) dy[o, (b, pos)] cols[j, (b, pos)], column-major
+                // [o, kk]; the first group overwrites (beta = 0), later ones accumulate.
                 gemm_serial(
                     o,
-                    p,
+                    sp,
                     kk,
                     1.0,
                     View {
-                        data: yb,
-                        rs: p,
+                        data: dys,
+                        rs: sp,
                         cs: 1,
                     },
                     View {
                         data: cols,
                         rs: 1,
-                        cs: p,
+                        cs: sp,
                     },
-                    if i == 0 { 0.0 } else { 1.0 },
+                    if gi == 0 { 0.0 } else { 1.0 },
                     ViewMut {
                         data: dwc,
                         rs: 1,
@@ -394,11 +461,11 @@ fn conv_backward_chunked(
                 let Some(dxc) = dxc.as_deref_mut() else {
                     continue;
                 };
-                // dcols[j, pos] = Σ_o W[o, j] dy_b[o, pos], then scattered back to the image.
+                // dcols[j, (b, pos)] = Σ_o W[o, j] dy[o, (b, pos)], scattered back per image.
                 gemm_serial(
                     kk,
                     o,
-                    p,
+                    sp,
                     1.0,
                     View {
                         data: w,
@@ -406,18 +473,21 @@ fn conv_backward_chunked(
                         cs: 1,
                     },
                     View {
-                        data: yb,
-                        rs: p,
+                        data: dys,
+                        rs: sp,
                         cs: 1,
                     },
                     0.0,
                     ViewMut {
                         data: cols,
-                        rs: p,
+                        rs: sp,
                         cs: 1,
                     },
                 );
-                col2im(g, cols, &mut dxc[i * in_len..][..in_len], accumulate);
+                for b in 0..n {
+                    let dxi = &mut dxc[(start + b) * in_len..][..in_len];
+                    col2im(g, &cols[b * p..], dxi, accumulate, sp);
+                }
             }
         });
     };
@@ -578,6 +648,7 @@ mod tests {
             (3, 4, 1, 2, 0, 8, 7, 4),
             (2, 3, 3, 1, 2, 4, 5, 3),
             (1, 2, 5, 3, 1, 6, 3, 2),
+            (2, 3, 5, 1, 2, 6, 7, 2),
         ] {
             let conv = Conv2d::new(
                 c,
