@@ -269,12 +269,12 @@ fn with_cols<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     })
 }
 
-/// Images per product: their columns (`S*P*C*k*k` floats) stay near 1 MiB, so im2col
-/// writes them and the GEMM packs them while they are in cache; in deep layers, where `P` is
-/// a few dozen, one product over several images saves re-packing the filters and re-reading
-/// the weight gradient for every image.
-fn group_images(g: &ConvGeom) -> usize {
-    (GROUP_FLOATS / (g.positions() * g.patch()).max(1)).max(1)
+/// Images per product: their columns and outputs (`S*P*(C*k*k + O)` floats) stay near 1 MiB,
+/// so im2col writes them and the GEMM packs them while they are in cache; in deep layers,
+/// where `P` is a few dozen, one product over several images saves re-packing the filters and
+/// re-reading the weight gradient for every image.
+fn group_images(g: &ConvGeom, out: usize) -> usize {
+    (GROUP_FLOATS / (g.positions() * (g.patch() + out)).max(1)).max(1)
 }
 
 const GROUP_FLOATS: usize = 1 << 18;
@@ -292,7 +292,7 @@ pub(crate) fn conv_forward(
 ) {
     let (p, kk, o) = (g.positions(), g.patch(), conv.out);
     let in_len = g.c * g.h * g.w;
-    let s = group_images(g);
+    let s = group_images(g, o);
     let w = conv.weight;
     y[..batch * o * p]
         .par_chunks_mut(s * o * p)
@@ -415,7 +415,7 @@ fn conv_backward_chunked(
         }
         // Groups of images as in forward: `dys` is the group's `dy` as `[O, (b, pos)]`.
         let n_img = xc.len() / in_len;
-        let group = group_images(g).min(n_img);
+        let group = group_images(g, o).min(n_img);
         with_cols((kk + o) * group * p, |buf| {
             let (cols_all, dys_all) = buf.split_at_mut(kk * group * p);
             for (gi, start) in (0..n_img).step_by(group).enumerate() {
@@ -649,6 +649,7 @@ mod tests {
             (2, 3, 3, 1, 2, 4, 5, 3),
             (1, 2, 5, 3, 1, 6, 3, 2),
             (2, 3, 5, 1, 2, 6, 7, 2),
+            (16, 16, 3, 1, 1, 28, 28, 5),
         ] {
             let conv = Conv2d::new(
                 c,
