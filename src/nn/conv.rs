@@ -1,11 +1,15 @@
 //! Convolution by im2col + GEMM, and max pooling, over NCHW batches.
 //!
-//! A batch of `B` images becomes a column matrix `cols` of shape `[B * P, C * k * k]`
-//! (`P` output positions per image). It is processed in chunks of a few samples whose block
-//! of `cols` fits in cache: each rayon task does im2col and single-threaded per-image GEMMs
-//! for its chunk, so the large im2col matrix is not streamed through memory between those
-//! steps. The GEMMs read and write NCHW activations through strides, so no layout-change
-//! copies are needed. Weight gradients are summed from per-chunk partials in a fixed order.
+//! One image's patches form the matrix `cols` of shape `[C*k*k, P]` (`P` output positions),
+//! row-major: row `(c, ky, kx)` holds the input plane `c` shifted by the tap, so im2col and
+//! col2im move whole image rows and every GEMM operand the kernel packs has a contiguous
+//! side. `cols` lives in a per-thread scratch that stays in cache: backward rebuilds it from
+//! the input instead of keeping `B` copies of it from forward, which would stream
+//! `B*P*C*k*k` floats through memory twice per step. The batch is split into a fixed number
+//! of chunks whatever the thread count; weight gradients are summed from per-chunk partials
+//! in chunk order, so results do not depend on the threads.
+
+use std::cell::RefCell;
 
 use rayon::prelude::*;
 
@@ -82,42 +86,58 @@ impl ConvGeom {
         self.ho * self.wo
     }
 
-    /// Columns of the im2col matrix.
+    /// Rows of the im2col matrix.
     pub fn patch(&self) -> usize {
         self.c * self.k * self.k
     }
+
+    /// The output columns `ox` whose tap `t` (a kernel row or column index) falls inside an
+    /// input axis of length `n`: `0 ≤ ox·stride + t − pad < n`.
+    fn inside(&self, t: usize, n: usize, out: usize) -> std::ops::Range<usize> {
+        let s = self.stride;
+        let lo = self.pad.saturating_sub(t).div_ceil(s);
+        let hi = if n + self.pad > t {
+            ((n + self.pad - t - 1) / s + 1).min(out)
+        } else {
+            0
+        };
+        lo.min(hi)..hi
+    }
 }
 
-/// Fills `cols` (`[P, C*k*k]` for one image) from `x` (`[C, H, W]`).
-///
-/// The `k` taps of one kernel row are contiguous in both `x` and `cols` whatever the stride,
-/// so a kernel row that lies inside the image is one slice copy; only rows that touch the
-/// padding go element by element. This keeps im2col a memcpy-like pass instead of a branch
-/// per element.
-fn im2col_one(g: &ConvGeom, x: &[f32], cols: &mut [f32]) {
-    let (kk, k) = (g.patch(), g.k);
-    for oy in 0..g.ho {
-        for ox in 0..g.wo {
-            let row = &mut cols[(oy * g.wo + ox) * kk..][..kk];
-            let ix0 = (ox * g.stride) as isize - g.pad as isize;
-            let x_inside = ix0 >= 0 && ix0 as usize + k <= g.w;
-            for ch in 0..g.c {
-                let plane = &x[ch * g.h * g.w..][..g.h * g.w];
-                for ky in 0..k {
-                    let dst = &mut row[(ch * k + ky) * k..][..k];
-                    let iy = (oy * g.stride + ky) as isize - g.pad as isize;
-                    if iy < 0 || iy as usize >= g.h {
+/// Fills one image's `[C*k*k, P]` block of `cols` (rows `ld` apart) from `x` (`[C, H, W]`):
+/// row `(c, ky, kx)`, segment `oy` is input row `oy·stride + ky − pad` read from column
+/// `kx − pad` on with the stride, zero where it falls in the padding.
+fn im2col(g: &ConvGeom, x: &[f32], cols: &mut [f32], ld: usize) {
+    let (k, p, s) = (g.k, g.positions(), g.stride);
+    for ch in 0..g.c {
+        let plane = &x[ch * g.h * g.w..][..g.h * g.w];
+        for ky in 0..k {
+            let rows = g.inside(ky, g.h, g.ho);
+            for kx in 0..k {
+                let row = &mut cols[((ch * k + ky) * k + kx) * ld..][..p];
+                let xs = g.inside(kx, g.w, g.wo);
+                if s == 1 && g.wo == g.w {
+                    same_size_tap(g, plane, row, ky, kx);
+                    continue;
+                }
+                for oy in 0..g.ho {
+                    let dst = &mut row[oy * g.wo..][..g.wo];
+                    if !rows.contains(&oy) || xs.is_empty() {
                         dst.fill(0.0);
-                    } else if x_inside {
-                        dst.copy_from_slice(&plane[iy as usize * g.w + ix0 as usize..][..k]);
+                        continue;
+                    }
+                    let iy = oy * s + ky - g.pad;
+                    let ix0 = xs.start * s + kx - g.pad;
+                    let src = &plane[iy * g.w..][..g.w];
+                    dst[..xs.start].fill(0.0);
+                    dst[xs.end..].fill(0.0);
+                    let mid = &mut dst[xs.clone()];
+                    if s == 1 {
+                        mid.copy_from_slice(&src[ix0..][..mid.len()]);
                     } else {
-                        for (kx, d) in dst.iter_mut().enumerate() {
-                            let ix = ix0 + kx as isize;
-                            *d = if ix >= 0 && (ix as usize) < g.w {
-                                plane[iy as usize * g.w + ix as usize]
-                            } else {
-                                0.0
-                            };
+                        for (d, v) in mid.iter_mut().zip(src[ix0..].iter().step_by(s)) {
+                            *d = *v;
                         }
                     }
                 }
@@ -126,39 +146,59 @@ fn im2col_one(g: &ConvGeom, x: &[f32], cols: &mut [f32]) {
     }
 }
 
-/// Adds the patch gradients `dcols` (`[P, C*k*k]`) back onto `dx` (`[C, H, W]`, zeroed first
-/// unless `accumulate`).
-/// Same contiguous-kernel-row fast path as [`im2col_one`]; the additions happen in the same
-/// order as an element-by-element scatter, so results are unchanged.
-fn col2im_one(g: &ConvGeom, dcols: &[f32], dx: &mut [f32], accumulate: bool) {
+/// One tap row of [`im2col`] for a stride-1 convolution that keeps the width (`2·pad = k − 1`):
+/// the output rows inside the image are the plane shifted by a constant offset, so they are
+/// one flat copy, after which the cells that wrapped into a neighbouring input row or fell
+/// off the plane are zeroed.
+fn same_size_tap(g: &ConvGeom, plane: &[f32], row: &mut [f32], ky: usize, kx: usize) {
+    let (w, n) = (g.w, g.h * g.w);
+    let rows = g.inside(ky, g.h, g.ho);
+    let xs = g.inside(kx, g.w, g.wo);
+    let (a, b) = (rows.start * w, rows.end * w);
+    // cols[oy·w + ox] = plane[oy·w + ox + off] for every cell inside the image.
+    let off = (ky * w + kx) as isize - (g.pad * w + g.pad) as isize;
+    let lo = a.max((-off).max(0) as usize);
+    let hi = b.min((n as isize - off).max(0) as usize).max(lo);
+    row[..lo].fill(0.0);
+    row[hi..].fill(0.0);
+    row[lo..hi].copy_from_slice(&plane[(lo as isize + off) as usize..][..hi - lo]);
+    if xs.len() < w {
+        for r in row[a..b].chunks_exact_mut(w) {
+            r[..xs.start].fill(0.0);
+            r[xs.end..].fill(0.0);
+        }
+    }
+}
+
+/// Adds one image's patch gradients (a `[C*k*k, P]` block of `dcols`, rows `ld` apart) back
+/// onto `dx` (`[C, H, W]`, zeroed first unless `accumulate`): the transpose of [`im2col`].
+fn col2im(g: &ConvGeom, dcols: &[f32], dx: &mut [f32], accumulate: bool, ld: usize) {
     if !accumulate {
         dx.fill(0.0);
     }
-    let (kk, k) = (g.patch(), g.k);
-    for oy in 0..g.ho {
-        for ox in 0..g.wo {
-            let row = &dcols[(oy * g.wo + ox) * kk..][..kk];
-            let ix0 = (ox * g.stride) as isize - g.pad as isize;
-            let x_inside = ix0 >= 0 && ix0 as usize + k <= g.w;
-            for ch in 0..g.c {
-                let plane = &mut dx[ch * g.h * g.w..][..g.h * g.w];
-                for ky in 0..k {
-                    let src = &row[(ch * k + ky) * k..][..k];
-                    let iy = (oy * g.stride + ky) as isize - g.pad as isize;
-                    if iy < 0 || iy as usize >= g.h {
-                        continue;
-                    }
-                    if x_inside {
-                        let dst = &mut plane[iy as usize * g.w + ix0 as usize..][..k];
-                        for (d, v) in dst.iter_mut().zip(src) {
+    let (k, p, s) = (g.k, g.positions(), g.stride);
+    for ch in 0..g.c {
+        let plane = &mut dx[ch * g.h * g.w..][..g.h * g.w];
+        for ky in 0..k {
+            let rows = g.inside(ky, g.h, g.ho);
+            for kx in 0..k {
+                let row = &dcols[((ch * k + ky) * k + kx) * ld..][..p];
+                let xs = g.inside(kx, g.w, g.wo);
+                if xs.is_empty() {
+                    continue;
+                }
+                for oy in rows.clone() {
+                    let src = &row[oy * g.wo..][xs.clone()];
+                    let iy = oy * s + ky - g.pad;
+                    let ix0 = xs.start * s + kx - g.pad;
+                    let dst = &mut plane[iy * g.w..][..g.w];
+                    if s == 1 {
+                        for (d, v) in dst[ix0..][..src.len()].iter_mut().zip(src) {
                             *d += v;
                         }
                     } else {
-                        for (kx, v) in src.iter().enumerate() {
-                            let ix = ix0 + kx as isize;
-                            if ix >= 0 && (ix as usize) < g.w {
-                                plane[iy as usize * g.w + ix as usize] += v;
-                            }
+                        for (d, v) in dst[ix0..].iter_mut().step_by(s).zip(src) {
+                            *d += v;
                         }
                     }
                 }
@@ -172,92 +212,102 @@ pub(crate) const LANES: usize = 8;
 
 /// Sum of `x` in `LANES` interleaved partial sums: a single running sum is bound by the
 /// latency of the add chain, while independent lanes vectorise. Only reassociates the sum.
-fn lane_sum(x: &[f32]) -> f32 {
+pub(crate) fn lane_sum(x: &[f32]) -> f32 {
+    lane_sum_of(x, x, |v, _| v)
+}
+
+/// `Σ_i f(a_i, b_i)` in `LANES` interleaved partial sums, as [`lane_sum`].
+#[inline]
+pub(crate) fn lane_sum_of(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
     let mut acc = [0.0f32; LANES];
-    let mut it = x.chunks_exact(LANES);
-    for c in &mut it {
-        for (a, v) in acc.iter_mut().zip(c) {
-            *a += v;
+    let n = a.len().min(b.len());
+    let split = n - n % LANES;
+    for (ca, cb) in a[..split]
+        .chunks_exact(LANES)
+        .zip(b[..split].chunks_exact(LANES))
+    {
+        for l in 0..LANES {
+            acc[l] += f(ca[l], cb[l]);
         }
     }
-    for v in it.remainder() {
-        acc[0] += v;
+    for (&u, &v) in a[split..n].iter().zip(&b[split..n]) {
+        acc[0] += f(u, v);
     }
     acc.iter().sum()
 }
 
-/// Samples per chunk: the chunk's im2col block (`S * P * C*k*k` floats) stays near 1 MiB, so
-/// it is written, packed by the GEMM and read back while still in cache.
-pub(crate) fn chunk_samples(g: &ConvGeom) -> usize {
-    (CHUNK_FLOATS / (g.positions() * g.patch()).max(1)).max(1)
+/// Chunks a batch is split into: enough for two to four threads to balance, few enough that
+/// the per-chunk weight-gradient partials stay small. Fixed, so that sums do not depend on
+/// the thread count.
+const CHUNKS: usize = 16;
+
+/// Samples per chunk for `batch` samples.
+fn chunk_samples(batch: usize) -> usize {
+    batch.div_ceil(CHUNKS).max(1)
 }
 
-const CHUNK_FLOATS: usize = 1 << 18;
-
-/// Number of chunks for `batch` samples.
-pub(crate) fn chunks(g: &ConvGeom, batch: usize) -> usize {
-    batch.div_ceil(chunk_samples(g))
+/// Number of chunks (of weight-gradient partials) for `batch` samples.
+pub(crate) fn chunks(batch: usize) -> usize {
+    batch.div_ceil(chunk_samples(batch))
 }
+
+thread_local! {
+    /// One image's `cols`, per thread: im2col writes it and the GEMM packs it while it is
+    /// still in cache.
+    static COLS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's scratch of `len` floats. `f` must not re-enter (it runs serial
+/// GEMMs only, never rayon work that could land another task's `f` on this thread).
+fn with_cols<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    COLS.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() < len {
+            c.resize(len, 0.0);
+        }
+        f(&mut c[..len])
+    })
+}
+
+/// Images per product: their columns and outputs (`S*P*(C*k*k + O)` floats) stay near 1 MiB,
+/// so im2col writes them and the GEMM packs them while they are in cache; in deep layers,
+/// where `P` is a few dozen, one product over several images saves re-packing the filters and
+/// re-reading the weight gradient for every image.
+fn group_images(g: &ConvGeom, out: usize) -> usize {
+    (GROUP_FLOATS / (g.positions() * (g.patch() + out)).max(1)).max(1)
+}
+
+const GROUP_FLOATS: usize = 1 << 18;
 
 /// Forward convolution of `batch` images: `y = conv(x) + b` in NCHW.
-/// `cols` (`B*P*C*k*k`) is a workspace kept for backward.
-/// The batch is processed in cache-sized chunks of samples, one rayon task per chunk, each
-/// doing im2col, a single-threaded GEMM and the layout change back to NCHW.
+///
+/// Per group of `S` images, `out[o, (b, pos)] = Σ_j W[o, j] cols[j, (b, pos)]` is one
+/// product, then copied to NCHW with the bias added.
 pub(crate) fn conv_forward(
     conv: ConvWeights<'_>,
     g: &ConvGeom,
     batch: usize,
     x: &[f32],
     y: &mut [f32],
-    cols: &mut [f32],
-) {
-    conv_forward_chunked(conv, g, batch, chunk_samples(g), x, y, cols)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn conv_forward_chunked(
-    conv: ConvWeights<'_>,
-    g: &ConvGeom,
-    batch: usize,
-    s: usize,
-    x: &[f32],
-    y: &mut [f32],
-    cols: &mut [f32],
 ) {
     let (p, kk, o) = (g.positions(), g.patch(), conv.out);
     let in_len = g.c * g.h * g.w;
+    let s = group_images(g, o);
     let w = conv.weight;
-    cols[..batch * p * kk]
-        .par_chunks_mut(s * p * kk)
-        .zip(
-            x[..batch * in_len]
-                .par_chunks(s * in_len)
-                .zip(y[..batch * o * p].par_chunks_mut(s * o * p)),
-        )
-        .for_each(|(cc, (xc, yc))| {
-            // Per image, y_b[o, pos] = b[o] + sum_j W[o, j] cols_b[pos, j]: reading `cols_b`
-            // transposed through strides writes NCHW directly, with no [(b,p), o] buffer to
-            // transpose afterwards. The bias is pre-filled and the GEMM accumulates (beta = 1).
-            // im2col runs image by image just before its GEMM, so the image's block of `cols`
-            // is still in cache when the GEMM packs it.
-            for ((yb, cb), xi) in yc
-                .chunks_mut(o * p)
-                .zip(cc.chunks_mut(p * kk))
-                .zip(xc.chunks(in_len))
-            {
-                im2col_one(g, xi, cb);
-                match conv.bias {
-                    Some(bias) => {
-                        for (ych, &bch) in yb.chunks_mut(p).zip(bias) {
-                            ych.fill(bch);
-                        }
-                    }
-                    None => yb.fill(0.0),
+    y[..batch * o * p]
+        .par_chunks_mut(s * o * p)
+        .zip(x[..batch * in_len].par_chunks(s * in_len))
+        .for_each(|(yc, xc)| {
+            let sp = xc.len() / in_len * p;
+            with_cols((kk + o) * sp, |buf| {
+                let (cols, out) = buf.split_at_mut(kk * sp);
+                for (b, xi) in xc.chunks(in_len).enumerate() {
+                    im2col(g, xi, &mut cols[b * p..], sp);
                 }
                 gemm_serial(
                     o,
                     kk,
-                    p,
+                    sp,
                     1.0,
                     View {
                         data: w,
@@ -265,36 +315,48 @@ fn conv_forward_chunked(
                         cs: o,
                     },
                     View {
-                        data: cb,
-                        rs: 1,
-                        cs: kk,
+                        data: cols,
+                        rs: sp,
+                        cs: 1,
                     },
-                    1.0,
+                    0.0,
                     ViewMut {
-                        data: yb,
-                        rs: p,
+                        data: out,
+                        rs: sp,
                         cs: 1,
                     },
                 );
-            }
+                for (b, yb) in yc.chunks_mut(o * p).enumerate() {
+                    for (ch, ych) in yb.chunks_mut(p).enumerate() {
+                        let src = &out[ch * sp + b * p..][..p];
+                        match conv.bias {
+                            Some(bias) => {
+                                for (d, v) in ych.iter_mut().zip(src) {
+                                    *d = v + bias[ch];
+                                }
+                            }
+                            None => ych.copy_from_slice(src),
+                        }
+                    }
+                }
+            });
         });
 }
 
-/// One chunk's `(cols, (dy, partial gradients))` in the backward pass.
-type ChunkArgs<'a> = (&'a mut [f32], (&'a [f32], &'a mut [f32]));
+/// One chunk's `(x, (dy, partial gradients))` in the backward pass.
+type ChunkArgs<'a> = (&'a [f32], (&'a [f32], &'a mut [f32]));
 
-/// Backward convolution. `dy` is NCHW; writes weight and bias gradients, and `dx` if given
-/// (overwritten, or added to when `accumulate`).
-/// Uses `cols` from the forward pass (overwritten with patch gradients) and `scratch`
-/// (`chunks * (O*C*k*k + O)`) for per-chunk partial weight and bias gradients, which are
-/// summed in chunk order so results do not depend on the thread count.
+/// Backward convolution of the forward pass on `x`. `dy` is NCHW; writes weight and bias
+/// gradients, and `dx` if given (overwritten, or added to when `accumulate`).
+/// `scratch` (`chunks(batch) * (O*C*k*k + O)`) holds per-chunk partial weight and bias
+/// gradients, summed in chunk order.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_backward(
     conv: ConvWeights<'_>,
     g: &ConvGeom,
     batch: usize,
+    x: &[f32],
     dy: &[f32],
-    cols: &mut [f32],
     dw: &mut [f32],
     scratch: &mut [f32],
     db: &mut [f32],
@@ -304,9 +366,9 @@ pub(crate) fn conv_backward(
         conv,
         g,
         batch,
-        chunk_samples(g),
+        chunk_samples(batch),
+        x,
         dy,
-        cols,
         dw,
         scratch,
         db,
@@ -320,8 +382,8 @@ fn conv_backward_chunked(
     g: &ConvGeom,
     batch: usize,
     s: usize,
+    x: &[f32],
     dy: &[f32],
-    cols: &mut [f32],
     dw: &mut [f32],
     scratch: &mut [f32],
     db: &mut [f32],
@@ -343,7 +405,7 @@ fn conv_backward_chunked(
     let dx_iter = dx_all.par_chunks_mut(dx_chunk);
     // Every product reads `dy` in its NCHW layout (`dy_b` is `[O, P]` row-major per image)
     // through strides, so no transposed copy of `dy` is made.
-    let body = |(cc, (yc, sc)): ChunkArgs<'_>, dxc: Option<&mut [f32]>| {
+    let body = |(xc, (yc, sc)): ChunkArgs<'_>, mut dxc: Option<&mut [f32]>| {
         let (dwc, dbc) = sc.split_at_mut(o * kk);
         dbc.fill(0.0);
         for yb in yc.chunks(o * p) {
@@ -351,66 +413,85 @@ fn conv_backward_chunked(
                 *d += lane_sum(ych);
             }
         }
-        // dW_c[o, j] = sum_b sum_pos dy_b[o, pos] cols_b[pos, j], column-major [o, kk];
-        // the first image overwrites (beta = 0), later ones accumulate.
-        for (i, (yb, cb)) in yc.chunks(o * p).zip(cc.chunks(p * kk)).enumerate() {
-            gemm_serial(
-                o,
-                p,
-                kk,
-                1.0,
-                View {
-                    data: yb,
-                    rs: p,
-                    cs: 1,
-                },
-                View {
-                    data: cb,
-                    rs: kk,
-                    cs: 1,
-                },
-                if i == 0 { 0.0 } else { 1.0 },
-                ViewMut {
-                    data: dwc,
-                    rs: 1,
-                    cs: o,
-                },
-            );
-        }
-        if let Some(dxc) = dxc {
-            // dcols_b[pos, j] = sum_o dy_b[o, pos] W[o, j], then scatter back to the image.
-            for ((dxi, cb), yb) in dxc
-                .chunks_mut(in_len)
-                .zip(cc.chunks_mut(p * kk))
-                .zip(yc.chunks(o * p))
-            {
+        // Groups of images as in forward: `dys` is the group's `dy` as `[O, (b, pos)]`.
+        let n_img = xc.len() / in_len;
+        let group = group_images(g, o).min(n_img);
+        with_cols((kk + o) * group * p, |buf| {
+            let (cols_all, dys_all) = buf.split_at_mut(kk * group * p);
+            for (gi, start) in (0..n_img).step_by(group).enumerate() {
+                let n = group.min(n_img - start);
+                let sp = n * p;
+                let (cols, dys) = (&mut cols_all[..kk * sp], &mut dys_all[..o * sp]);
+                for b in 0..n {
+                    im2col(
+                        g,
+                        &xc[(start + b) * in_len..][..in_len],
+                        &mut cols[b * p..],
+                        sp,
+                    );
+                    let yb = &yc[(start + b) * o * p..][..o * p];
+                    for (ch, ych) in yb.chunks(p).enumerate() {
+                        dys[ch * sp + b * p..][..p].copy_from_slice(ych);
+                    }
+                }
+                // dW_c[o, j] = Σ_(b, pos) dy[o, (b, pos)] cols[j, (b, pos)], column-major
+                // [o, kk]; the first group overwrites (beta = 0), later ones accumulate.
                 gemm_serial(
-                    p,
                     o,
+                    sp,
                     kk,
                     1.0,
                     View {
-                        data: yb,
-                        rs: 1,
-                        cs: p,
+                        data: dys,
+                        rs: sp,
+                        cs: 1,
                     },
                     View {
-                        data: w,
+                        data: cols,
+                        rs: 1,
+                        cs: sp,
+                    },
+                    if gi == 0 { 0.0 } else { 1.0 },
+                    ViewMut {
+                        data: dwc,
                         rs: 1,
                         cs: o,
                     },
+                );
+                let Some(dxc) = dxc.as_deref_mut() else {
+                    continue;
+                };
+                // dcols[j, (b, pos)] = Σ_o W[o, j] dy[o, (b, pos)], scattered back per image.
+                gemm_serial(
+                    kk,
+                    o,
+                    sp,
+                    1.0,
+                    View {
+                        data: w,
+                        rs: o,
+                        cs: 1,
+                    },
+                    View {
+                        data: dys,
+                        rs: sp,
+                        cs: 1,
+                    },
                     0.0,
                     ViewMut {
-                        data: cb,
-                        rs: kk,
+                        data: cols,
+                        rs: sp,
                         cs: 1,
                     },
                 );
-                col2im_one(g, cb, dxi, accumulate);
+                for b in 0..n {
+                    let dxi = &mut dxc[(start + b) * in_len..][..in_len];
+                    col2im(g, &cols[b * p..], dxi, accumulate, sp);
+                }
             }
-        }
+        });
     };
-    let main = cols[..batch * p * kk].par_chunks_mut(s * p * kk).zip(
+    let main = x[..batch * in_len].par_chunks(s * in_len).zip(
         dy[..batch * o * p]
             .par_chunks(s * o * p)
             .zip(scratch[..nchunks * part].par_chunks_mut(part)),
@@ -557,67 +638,70 @@ mod tests {
         (y, dw, db, dx)
     }
 
+    /// Every geometry class of the tap ranges: stride 1 and 2, padding wider than the
+    /// kernel's reach, 1×1 kernels, and images narrower than the kernel plus padding.
     #[test]
     fn chunked_conv_matches_direct_loops_across_many_chunks() {
-        let (c, o, k, stride, pad, h, w, batch) = (3, 5, 3, 2, 1, 23, 21, 9);
-        let conv = Conv2d::new(
-            c,
-            k,
-            stride,
-            pad,
-            DMatrix::from_fn(o, c * k * k, |i, j| {
-                ((i * 31 + j * 17) % 23) as f32 / 23.0 - 0.5
-            }),
-            DVector::from_fn(o, |i, _| i as f32 * 0.1 - 0.2),
-            None,
-        )
-        .expect("valid conv");
-        let g = ConvGeom::new(&conv, h, w);
-        let x: Vec<f32> = (0..batch * c * h * w)
-            .map(|i| ((i * 7919) % 101) as f32 / 101.0 - 0.5)
-            .collect();
-        let dy: Vec<f32> = (0..batch * o * g.positions())
-            .map(|i| ((i * 104729) % 97) as f32 / 97.0 - 0.5)
-            .collect();
-        let (y0, dw0, db0, dx0) = naive(&conv, &g, batch, &x, &dy);
-        for chunk in [1usize, 2, 4, 9] {
-            let (p, kk) = (g.positions(), g.patch());
-            let mut y = vec![0.0; batch * o * p];
-            let mut cols = vec![0.0; batch * p * kk];
-            conv_forward_chunked(
-                ConvWeights::of(&conv),
-                &g,
-                batch,
-                chunk,
-                &x,
-                &mut y,
-                &mut cols,
-            );
-            let mut dw = vec![0.0; o * kk];
-            let mut db = vec![0.0; o];
-            let mut dx = vec![0.0; x.len()];
-            let mut scratch = vec![0.0; batch.div_ceil(chunk) * (o * kk + o)];
-            conv_backward_chunked(
-                ConvWeights::of(&conv),
-                &g,
-                batch,
-                chunk,
-                &dy,
-                &mut cols,
-                &mut dw,
-                &mut scratch,
-                &mut db,
-                Some((&mut dx, false)),
-            );
+        for &(c, o, k, stride, pad, h, w, batch) in &[
+            (3, 5, 3, 2, 1, 23, 21, 9),
+            (2, 4, 3, 1, 1, 9, 11, 5),
+            (3, 4, 1, 2, 0, 8, 7, 4),
+            (2, 3, 3, 1, 2, 4, 5, 3),
+            (1, 2, 5, 3, 1, 6, 3, 2),
+            (2, 3, 5, 1, 2, 6, 7, 2),
+            (16, 16, 3, 1, 1, 28, 28, 5),
+        ] {
+            let conv = Conv2d::new(
+                c,
+                k,
+                stride,
+                pad,
+                DMatrix::from_fn(o, c * k * k, |i, j| {
+                    ((i * 31 + j * 17) % 23) as f32 / 23.0 - 0.5
+                }),
+                DVector::from_fn(o, |i, _| i as f32 * 0.1 - 0.2),
+                None,
+            )
+            .expect("valid conv");
+            let g = ConvGeom::new(&conv, h, w);
+            assert!(g.positions() > 0);
+            let x: Vec<f32> = (0..batch * c * h * w)
+                .map(|i| ((i * 7919) % 101) as f32 / 101.0 - 0.5)
+                .collect();
+            let dy: Vec<f32> = (0..batch * o * g.positions())
+                .map(|i| ((i * 104729) % 97) as f32 / 97.0 - 0.5)
+                .collect();
+            let (y0, dw0, db0, dx0) = naive(&conv, &g, batch, &x, &dy);
             let close = |a: &[f32], b: &[f32]| {
                 a.iter()
                     .zip(b)
                     .all(|(u, v)| (u - v).abs() <= 1e-4 * (1.0 + v.abs()))
             };
-            assert!(close(&y, &y0), "forward, chunk {chunk}");
-            assert!(close(&dw, &dw0), "weight gradient, chunk {chunk}");
-            assert!(close(&db, &db0), "bias gradient, chunk {chunk}");
-            assert!(close(&dx, &dx0), "input gradient, chunk {chunk}");
+            let kk = g.patch();
+            let mut y = vec![0.0; batch * o * g.positions()];
+            conv_forward(ConvWeights::of(&conv), &g, batch, &x, &mut y);
+            assert!(close(&y, &y0), "forward, {c} {k} {stride} {pad} {h} {w}");
+            for chunk in [1usize, 2, 4, 9] {
+                let mut dw = vec![0.0; o * kk];
+                let mut db = vec![0.0; o];
+                let mut dx = vec![0.0; x.len()];
+                let mut scratch = vec![0.0; batch.div_ceil(chunk) * (o * kk + o)];
+                conv_backward_chunked(
+                    ConvWeights::of(&conv),
+                    &g,
+                    batch,
+                    chunk,
+                    &x,
+                    &dy,
+                    &mut dw,
+                    &mut scratch,
+                    &mut db,
+                    Some((&mut dx, false)),
+                );
+                assert!(close(&dw, &dw0), "weight gradient, chunk {chunk}");
+                assert!(close(&db, &db0), "bias gradient, chunk {chunk}");
+                assert!(close(&dx, &dx0), "input gradient, chunk {chunk}");
+            }
         }
     }
 }

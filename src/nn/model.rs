@@ -180,7 +180,6 @@ pub struct Workspace {
     shapes: Vec<Shape>,
     acts: Vec<Vec<f32>>,
     dacts: Vec<Vec<f32>>,
-    cols: Vec<Vec<f32>>,
     arg: Vec<Vec<u32>>,
     gate_scratch: Vec<Vec<f32>>,
     dw_scratch: Vec<Vec<f32>>,
@@ -194,20 +193,14 @@ impl Workspace {
         let n = model.layers.len();
         let acts = shapes.iter().map(|s| vec![0.0; cap * s.numel()]).collect();
         let dacts = shapes.iter().map(|s| vec![0.0; cap * s.numel()]).collect();
-        let mut cols = vec![Vec::new(); n];
         let mut arg = vec![Vec::new(); n];
         let mut gate_scratch = vec![Vec::new(); n];
         let mut dw_scratch = vec![Vec::new(); n];
         for (i, layer) in model.layers.iter().enumerate() {
             match (layer, shapes[i]) {
-                (Layer::Conv2d(c), Shape::Image { h, w, .. }) => {
-                    let g = ConvGeom::new(c, h, w);
-                    cols[i] = vec![0.0; cap * g.positions() * g.patch()];
-                    dw_scratch[i] = vec![
-                        0.0;
-                        super::conv::chunks(&g, cap)
-                            * (c.weight.len() + c.out_channels())
-                    ];
+                (Layer::Conv2d(c), Shape::Image { .. }) => {
+                    dw_scratch[i] =
+                        vec![0.0; super::conv::chunks(cap) * (c.weight.len() + c.out_channels())];
                 }
                 (Layer::MaxPool2d(_), _) => arg[i] = vec![0; cap * shapes[i + 1].numel()],
                 (Layer::Relu, _) if i > 0 => {
@@ -224,7 +217,6 @@ impl Workspace {
             shapes,
             acts,
             dacts,
-            cols,
             arg,
             gate_scratch,
             dw_scratch,
@@ -642,7 +634,7 @@ impl Model {
                         continue;
                     };
                     let g = ConvGeom::new(c, h, w);
-                    conv_forward(ConvWeights::of(c), &g, batch, inp, out, &mut ws.cols[i]);
+                    conv_forward(ConvWeights::of(c), &g, batch, inp, out);
                 }
                 Layer::Relu => {
                     let gate = if i > 0 {
@@ -763,8 +755,8 @@ impl Model {
                         ConvWeights::of(c),
                         &geom,
                         batch,
+                        x,
                         dy,
-                        &mut ws.cols[i],
                         g.weight.as_mut_slice(),
                         &mut ws.dw_scratch[i],
                         g.bias.as_mut_slice(),

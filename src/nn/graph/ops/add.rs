@@ -5,7 +5,7 @@ use std::ops::RangeInclusive;
 use rayon::prelude::*;
 
 use super::relu::PAR_MIN;
-use super::{Zero, put, Bwd, Flow, Fwd, Kernel};
+use super::{Zero, Bwd, Flow, Fwd, Kernel};
 use crate::error::{Error, Result};
 use crate::nn::graph::Param;
 use crate::nn::layers::Shape;
@@ -33,23 +33,33 @@ impl Kernel for Add {
     }
     fn forward(&self, f: Fwd<'_>) {
         let n = f.batch * f.in_shapes[0].numel();
-        let y = &mut f.y[..n];
-        y.copy_from_slice(&f.x[0][..n]);
-        for x in &f.x[1..] {
-            y.par_iter_mut()
-                .with_min_len(PAR_MIN)
-                .zip(&x[..n])
-                .for_each(|(y, &v)| *y += v);
-        }
+        // One pass over the output: each task sums its block of every input.
+        f.y[..n]
+            .par_chunks_mut(PAR_MIN)
+            .enumerate()
+            .for_each(|(t, ys)| {
+                let r = t * PAR_MIN..t * PAR_MIN + ys.len();
+                ys.copy_from_slice(&f.x[0][r.clone()]);
+                for x in &f.x[1..] {
+                    for (y, &v) in ys.iter_mut().zip(&x[r.clone()]) {
+                        *y += v;
+                    }
+                }
+            });
     }
     fn backward(&self, b: Bwd<'_>) {
         let n = b.batch * b.in_shapes[0].numel();
         for (dx, acc) in b.dx.into_iter().flatten() {
             dx[..n]
-                .par_iter_mut()
-                .with_min_len(PAR_MIN)
-                .zip(&b.dy[..n])
-                .for_each(|(d, &g)| put(d, g, acc));
+                .par_chunks_mut(PAR_MIN)
+                .zip(b.dy[..n].par_chunks(PAR_MIN))
+                .for_each(|(ds, gs)| {
+                    if acc {
+                        ds.iter_mut().zip(gs).for_each(|(d, &g)| *d += g);
+                    } else {
+                        ds.copy_from_slice(gs);
+                    }
+                });
         }
     }
     fn zero(&self) -> Zero {

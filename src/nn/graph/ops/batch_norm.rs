@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use super::{Buffers, Fold, channels, put, BufferSizes, Bwd, Flow, Fwd, Kernel};
 use crate::error::{Error, Result};
+use crate::nn::conv::{lane_sum, lane_sum_of};
 use crate::nn::graph::{Mode, Param, ParamId};
 use crate::nn::layers::Shape;
 
@@ -50,22 +51,21 @@ impl BatchNorm {
             }
             Mode::Train => {
                 let n = (batch * per).max(1) as f64;
+                // Two passes (mean, then squared deviations) for accuracy; each plane is
+                // summed in f32 lanes and the planes in f64.
                 let moments: Vec<(f64, f64)> = (0..c)
                     .into_par_iter()
                     .map(|ch| {
-                        let (mut s1, mut s2) = (0.0f64, 0.0f64);
-                        for b in 0..batch {
-                            for &v in &f_x[(b * c + ch) * per..][..per] {
-                                s1 += v as f64;
-                            }
-                        }
+                        let plane = |b: usize| &f_x[(b * c + ch) * per..][..per];
+                        let s1: f64 = (0..batch).map(|b| lane_sum(plane(b)) as f64).sum();
                         let mean = s1 / n;
-                        for b in 0..batch {
-                            for &v in &f_x[(b * c + ch) * per..][..per] {
-                                let d = v as f64 - mean;
-                                s2 += d * d;
-                            }
-                        }
+                        let m = mean as f32;
+                        let s2: f64 = (0..batch)
+                            .map(|b| {
+                                let p = plane(b);
+                                lane_sum_of(p, p, |v, _| (v - m) * (v - m)) as f64
+                            })
+                            .sum();
                         (mean, s2 / n)
                     })
                     .collect();
@@ -151,17 +151,17 @@ impl Kernel for BatchNorm {
         let (batch, x, dy) = (b.batch, b.x[0], b.dy);
         let (mean, rest) = b.buf.saved.split_at(c);
         let inv_std = &rest[..c];
-        // Σ dy and Σ dy·x̂ per channel, in f64 and in a fixed order.
+        // Σ dy and Σ dy·x̂ per channel in a fixed order: planes in f32 lanes, planes summed in f64.
         let sums: Vec<(f64, f64)> = (0..c)
             .into_par_iter()
             .map(|ch| {
+                let (m, k) = (mean[ch], inv_std[ch]);
                 let (mut sd, mut sdx) = (0.0f64, 0.0f64);
                 for bi in 0..batch {
                     let o = (bi * c + ch) * per;
-                    for (&g, &v) in dy[o..][..per].iter().zip(&x[o..][..per]) {
-                        sd += g as f64;
-                        sdx += g as f64 * ((v - mean[ch]) * inv_std[ch]) as f64;
-                    }
+                    let (g, v) = (&dy[o..][..per], &x[o..][..per]);
+                    sd += lane_sum(g) as f64;
+                    sdx += lane_sum_of(g, v, |g, v| g * ((v - m) * k)) as f64;
                 }
                 (sd, sdx)
             })

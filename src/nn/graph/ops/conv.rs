@@ -100,9 +100,8 @@ impl Kernel for Conv {
         };
         let g = ConvGeom::of(c, h, w, self.kernel, self.stride, self.padding);
         BufferSizes {
-            saved: batch * g.positions() * g.patch(),
-            index: 0,
-            partial: chunks(&g, batch) * (o * g.patch() + o) + o,
+            partial: chunks(batch) * (o * g.patch() + o) + o,
+            ..BufferSizes::default()
         }
     }
     fn forward(&self, f: Fwd<'_>) {
@@ -113,7 +112,6 @@ impl Kernel for Conv {
             f.batch,
             f.x[0],
             f.y,
-            &mut f.buf.saved,
         );
     }
     fn backward(&self, mut b: Bwd<'_>) {
@@ -136,8 +134,8 @@ impl Kernel for Conv {
             cw,
             &g,
             b.batch,
+            b.x[0],
             b.dy,
-            &mut b.buf.saved,
             dw,
             partial,
             db,

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use super::relu::PAR_MIN;
 use super::{Zero, channels, put, BufferSizes, Bwd, Flow, Fwd, Kernel};
 use crate::error::{Error, Result};
+use crate::nn::conv::lane_sum_of;
 use crate::nn::graph::{Param, ParamId};
 use crate::nn::layers::Shape;
 
@@ -72,7 +73,7 @@ impl Kernel for Gate {
             .for_each(|(p, (dys, xs))| {
                 for (ch, pc) in p.iter_mut().enumerate() {
                     let r = ch * per..(ch + 1) * per;
-                    *pc = dys[r.clone()].iter().zip(&xs[r]).map(|(g, x)| g * x).sum();
+                    *pc = lane_sum_of(&dys[r.clone()], &xs[r], |g, x| g * x);
                 }
             });
         let ds = b.grads[self.gate].as_mut_slice();

@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::nn::graph::Param;
 use crate::nn::layers::Shape;
 
-/// Values per rayon task in element-wise loops.
+/// Values per rayon task in element-wise loops (each task's loop vectorises).
 pub(crate) const PAR_MIN: usize = 1 << 14;
 
 /// The rectifier.
@@ -24,10 +24,9 @@ impl Kernel for Relu {
     fn forward(&self, f: Fwd<'_>) {
         let n = f.batch * f.in_shapes[0].numel();
         f.y[..n]
-            .par_iter_mut()
-            .with_min_len(PAR_MIN)
-            .zip(&f.x[0][..n])
-            .for_each(|(y, &x)| *y = x.max(0.0));
+            .par_chunks_mut(PAR_MIN)
+            .zip(f.x[0][..n].par_chunks(PAR_MIN))
+            .for_each(|(ys, xs)| ys.iter_mut().zip(xs).for_each(|(y, &x)| *y = x.max(0.0)));
     }
     fn backward(&self, mut b: Bwd<'_>) {
         let Some((dx, acc)) = b.dx[0].take() else {
@@ -35,10 +34,13 @@ impl Kernel for Relu {
         };
         let n = b.batch * b.in_shapes[0].numel();
         dx[..n]
-            .par_iter_mut()
-            .with_min_len(PAR_MIN)
-            .zip(b.dy[..n].par_iter().zip(&b.x[0][..n]))
-            .for_each(|(d, (&g, &x))| put(d, if x > 0.0 { g } else { 0.0 }, acc));
+            .par_chunks_mut(PAR_MIN)
+            .zip(b.dy[..n].par_chunks(PAR_MIN).zip(b.x[0][..n].par_chunks(PAR_MIN)))
+            .for_each(|(ds, (gs, xs))| {
+                for ((d, &g), &x) in ds.iter_mut().zip(gs).zip(xs) {
+                    put(d, if x > 0.0 { g } else { 0.0 }, acc)
+                }
+            });
     }
     fn zero(&self) -> Zero {
         Zero::Keeps
