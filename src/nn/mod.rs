@@ -2,12 +2,9 @@
 //!
 //! Every hidden unit `i` (a dense neuron or a conv output channel) has a gate `s_i ∈ [0, 1]`
 //! and emits `a_i = s_i · relu(z_i)`. A backward pass gives `dL/dW`, `dL/db` and `dL/ds_i`
-//! for the mean softmax cross-entropy `L`. The pruner reads and writes gates
-//! ([`Model::gate`], [`Model::set_gate`]), reads incoming/outgoing weights
-//! ([`Model::incoming_weights`], [`Model::unit_outgoing`]), activations
-//! ([`Model::activations`]), gate gradients ([`Gradients::gate`]), hooks into training after
-//! every optimiser step ([`Observer::on_step`]) and removes units structurally
-//! ([`Model::remove_units`], [`Model::fold_gates`]). Units are addressed as
+//! for the mean softmax cross-entropy `L`. The sequential [`Model`] is the source of the MLP
+//! and small-CNN chains of [`graph`] (`Graph::from_model`, same weights and numerics); the
+//! pruner and the one training loop it hooks into run on [`graph`]. Units are addressed as
 //! [`UnitId`] `layer{L}.unit{U}` with `L` the `torch.nn.Sequential` index.
 //!
 //! Layout conventions: activations are `[batch, …]` row-major (NCHW for images), weights are

@@ -137,7 +137,7 @@ impl StepContext<'_> {
 
 /// Hooks called by [`Trainer::run`]; every method defaults to doing nothing.
 pub trait Observer {
-    /// After every optimiser step (the pruner updates gates here).
+    /// After every optimiser step.
     fn on_step(&mut self, _ctx: &mut StepContext<'_>) -> Result<()> {
         Ok(())
     }
