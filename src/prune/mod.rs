@@ -8,22 +8,23 @@
 //! gradient step on their own utility ([`EquilibriumPruner`]); a unit whose gate stays at 0
 //! for a patience window has made zero participation its best response and is removed
 //! structurally, with a [`UnitCertificate`] (benefit, cost, margin, T3/T4 dominance in the
-//! layer's measured [`PruningGame`](crate::game::PruningGame)).
+//! group's measured [`PruningGame`](crate::game::PruningGame)).
 //!
-//! The ReLU scale symmetry `(s_i, W_next[:, i]) → (s_i/c, c W_next[:, i])` is broken by
-//! normalisation ([`ScaleSymmetry::Normalize`], `proofs/S1-scale-symmetry.md`): after every
-//! step each unit's incoming and outgoing weights return to their initial norms and the gate
-//! absorbs the scale, so the gate is the unit's only free scale. Without it gates drift to 0
-//! while outgoing weights grow, and no interior equilibrium exists.
+//! The scale symmetries of gated channels are broken by normalisation
+//! ([`ScaleSymmetry::Normalize`], `proofs/S1-scale-symmetry.md`): after every step each
+//! channel's incoming scale and outgoing weights return to their initial norms and the gate
+//! absorbs the scale, and a group read only through BatchNorm has its gates divided by their
+//! largest value, so the gate is the channel's only free scale. Without it gates drift to 0
+//! while the weights around them grow, and no interior equilibrium exists.
 //!
-//! Layer-collapse guard: a layer never loses its last unit. If every remaining unit of a
-//! layer is due for removal, the one with the largest `benefit − cost` stays, its gate is set
+//! Collapse guard: a group never loses its last channel. If every remaining channel of a
+//! group is due for removal, the one with the largest `benefit − cost` stays, its gate is set
 //! to 1 and frozen (it stops playing), and a [`GuardRecord`] goes into the report.
 //!
 //! [`pipeline`] runs the whole job (dense reference, pruning, the survivors' refit, fine-tune,
-//! baselines, reports) for the CLI and the examples; [`baselines`] holds magnitude, L1-gate
-//! (slimming), random and Taylor pruning at equal per-layer kept counts, the kept shape
-//! trained from scratch as a control, and the fine-tune they all share.
+//! baselines, reports) for the CLI and the examples; [`baselines`] holds group magnitude,
+//! network slimming, random and Taylor pruning as published, at equal per-group kept counts,
+//! the kept shape trained from scratch as a control, and the fine-tune they all share.
 
 pub mod baselines;
 mod certificate;
