@@ -19,7 +19,7 @@ use std::time::Instant;
 use nalgebra::{DMatrix, DVector};
 use proptest::prelude::*;
 use pruning_game::equilibrium::{
-    solve, solve_game, Solution, SolveOptions, SolverKind, Termination,
+    solve, solve_game, Cancel, Solution, SolveOptions, SolverKind, Termination,
 };
 use pruning_game::game::{
     generate, BenefitSpec, Competition, Game, GeneratorConfig, PruningGame, SaturatingGame,
@@ -393,6 +393,34 @@ fn exhausted_budget_is_reported_with_the_last_certificate() {
         let fresh = pruning_game::game::Certificate::of(&game, &solution.profile);
         assert_eq!(report.certificate, fresh, "{}", c.name);
         assert!(fresh.natural_residual > 1e-14, "{}", c.name);
+    }
+}
+
+/// A raised cancel flag stops every solver before its next iteration: `cancelled`, not
+/// converged, with the certificate of the iterate it stopped at; an unraised one changes nothing.
+#[test]
+fn a_raised_cancel_flag_stops_every_solver() {
+    let game = small_game(false);
+    for c in configurations(1e-14) {
+        let flag = Cancel::new();
+        let options = SolveOptions {
+            cancel: Some(flag.clone()),
+            ..c.options.clone()
+        };
+        let free = solve(&game, c.kind, &options).unwrap();
+        assert_ne!(
+            free.report.termination,
+            Termination::Cancelled,
+            "{}",
+            c.name
+        );
+        flag.cancel();
+        let stopped = solve(&game, c.kind, &options).unwrap();
+        let report = &stopped.report;
+        assert_eq!(report.termination, Termination::Cancelled, "{}", c.name);
+        assert!(!report.converged, "{}", c.name);
+        let fresh = pruning_game::game::Certificate::of(&game, &stopped.profile);
+        assert_eq!(report.certificate, fresh, "{}", c.name);
     }
 }
 
