@@ -6,7 +6,7 @@
 
 use super::certificate::{GuardRecord, UnitCertificate};
 use super::layer_game::dominated;
-use super::players::{gates, incoming_norms, outgoing_norms};
+use super::players::{gates, gates_mut, incoming_norms, outgoing_norms};
 use super::pruner::EquilibriumPruner;
 use crate::error::Result;
 use crate::nn::data::Dataset;
@@ -66,16 +66,14 @@ impl EquilibriumPruner {
             }
         }
         for (li, game) in games.iter().enumerate() {
-            // Earlier removals changed other groups' widths: look the group up again.
-            let group = self.resolve(trainer.graph())?.swap_remove(li);
+            // Earlier removals changed other groups' widths: look the groups up again.
+            let current = self.resolve(trainer.graph())?;
+            let group = current[li].clone();
             let gamma = ramp * self.groups[li].gamma;
             let allowance = &mut allowance[target_of[li]];
-            let s: Vec<f64> = gates(trainer.graph(), &group)
-                .iter()
-                .map(|&v| v as f64)
-                .collect();
-            let s32: Vec<f32> = s.iter().map(|&v| v as f32).collect();
-            let mut candidates = due(self, li, &s32);
+            let gate_values = gates(trainer.graph(), &group);
+            let mut candidates = due(self, li, gate_values);
+            let s: Vec<f64> = gate_values.iter().map(|&v| v as f64).collect();
             let pressure = game.competition_pressure(&s);
             let net = |i: usize| game.benefit()[i] - gamma - pressure[i];
             if candidates.len() > *allowance {
@@ -124,15 +122,14 @@ impl EquilibriumPruner {
             }
             if let Some(p) = self.groups[li].protected {
                 let g = trainer.graph_mut();
-                let gate = super::players::gates_mut(g, &group);
+                let gate = gates_mut(g, &group);
                 for &i in &keep {
                     if self.groups[li].orig[i] == p {
                         gate[i] = 1.0;
                     }
                 }
             }
-            let before_groups = self.resolve(trainer.graph())?;
-            let before = all_norms(trainer.graph(), &before_groups);
+            let before = all_norms(trainer.graph(), &current);
             let plan = RemovalPlan::new(trainer.graph(), &group, keep.clone())?;
             trainer.remove_channels(&plan)?;
             self.groups[li].retain(&keep);
