@@ -113,6 +113,11 @@ fn errors_are_one_line_without_panic() {
     std::fs::write(&short, r#"{"participation": [0.5]}"#).unwrap();
     let garbage = dir.path().join("garbage.json");
     std::fs::write(&garbage, "{ not json").unwrap();
+    // Profiles outside the strategy box [0, upper_i] are not profiles of the game.
+    let outside = dir.path().join("outside.json");
+    std::fs::write(&outside, r#"{"participation": [0.5, 1.5, 0.0]}"#).unwrap();
+    let negative = dir.path().join("negative.json");
+    std::fs::write(&negative, r#"{"participation": [0.5, 0.5, -0.25]}"#).unwrap();
     let cases: Vec<Vec<&str>> = vec![
         vec!["analyze", "--game", "/nonexistent/game.json"],
         vec!["analyze", "--game", garbage.to_str().unwrap()],
@@ -122,6 +127,20 @@ fn errors_are_one_line_without_panic() {
             path.to_str().unwrap(),
             "--at",
             short.to_str().unwrap(),
+        ],
+        vec![
+            "analyze",
+            "--game",
+            path.to_str().unwrap(),
+            "--at",
+            outside.to_str().unwrap(),
+        ],
+        vec![
+            "analyze",
+            "--game",
+            path.to_str().unwrap(),
+            "--at",
+            negative.to_str().unwrap(),
         ],
         vec!["analyze", "--game", path.to_str().unwrap(), "--tol", "-1"],
         vec!["analyze"],

@@ -51,7 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .power_iterations
         .unwrap_or_else(|| (2_000_000_000 / work.max(1)).clamp(20, 200));
     if let Some(path) = &args.at {
-        options.profile = Some(read_participation(path)?);
+        options.profile = Some(read_participation(path, &game)?);
     }
     let n = game.num_players();
     if n <= args.eigen_limit {
@@ -74,8 +74,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The `participation` array of an equilibrium file.
-fn read_participation(path: &Path) -> anyhow::Result<Vec<f64>> {
+/// The `participation` array of an equilibrium file, which must be a profile of `game`: one
+/// finite entry per player, inside the strategy box `[0, upper_i]`.
+fn read_participation(path: &Path, game: &PruningGame) -> anyhow::Result<Vec<f64>> {
     #[derive(serde::Deserialize)]
     struct Participation {
         participation: Vec<f64>,
@@ -85,7 +86,25 @@ fn read_participation(path: &Path) -> anyhow::Result<Vec<f64>> {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
-    Ok(parsed.participation)
+    let s = parsed.participation;
+    if s.len() != game.num_players() {
+        anyhow::bail!(
+            "{}: participation has {} entries, but the game has {} players",
+            path.display(),
+            s.len(),
+            game.num_players()
+        );
+    }
+    let upper = game.upper_bounds();
+    if let Some(i) = (0..s.len()).find(|&i| !(s[i] >= 0.0 && s[i] <= upper[i])) {
+        anyhow::bail!(
+            "{}: participation[{i}] = {} is outside the strategy box [0, {}]",
+            path.display(),
+            s[i],
+            upper[i]
+        );
+    }
+    Ok(s)
 }
 
 fn list(indices: &[usize]) -> String {
