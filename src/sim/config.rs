@@ -368,13 +368,6 @@ pub fn game_seed(base: u64, generator_index: usize, replicate: usize) -> u64 {
     mix(mix(mix(base) ^ generator_index as u64) ^ replicate as u64)
 }
 
-/// FNV-1a, 64 bit: a stable hash (unlike `DefaultHasher`, fixed across Rust versions).
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01B3)
-    })
-}
-
 impl SweepConfig {
     /// Reads a sweep file; the format follows the extension (`.toml` or `.json`).
     pub fn from_path(path: &Path) -> Result<Self> {
@@ -434,7 +427,7 @@ impl SweepConfig {
     /// A stable hash of the configuration (hex): shards and resumed runs must agree on it.
     pub fn hash(&self) -> String {
         let json = serde_json::to_string(self).unwrap_or_default();
-        format!("{:016x}", fnv1a(json.as_bytes()))
+        format!("{:016x}", crate::io::fnv1a(json.as_bytes()))
     }
 
     /// Checks ranges: non-empty axes, positive tolerances, every generator combination valid.

@@ -39,6 +39,7 @@ use super::config::{game_seed, Shard, SweepConfig};
 use super::record::{parse_rows, read_rows, run_game, write_rows, Row, HEADER};
 use super::stats::{summarise, write_summary};
 use crate::error::{Error, Result};
+use crate::io::{is_temporary, remove_stale_temporaries};
 use crate::lock::{FolderLock, LOCK_FILE};
 
 /// Least time between two `fsync`s of the journal: bounds the work a power cut can lose,
@@ -282,12 +283,6 @@ fn check_out_dir(out_dir: &Path, manifest: &Manifest) -> Result<()> {
     Ok(())
 }
 
-/// Whether `name` is a temporary file of [`crate::io::write_atomic`] (`.NAME.PID.tmp`),
-/// which only a process killed mid-write leaves behind.
-fn is_temporary(name: &str) -> bool {
-    name.starts_with('.') && name.ends_with(".tmp")
-}
-
 /// The first entry of `dir` other than the lock file and temporaries, if any.
 fn foreign_entry(dir: &Path) -> Result<Option<String>> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
@@ -302,20 +297,6 @@ fn foreign_entry(dir: &Path) -> Result<Option<String>> {
         }
     }
     Ok(None)
-}
-
-/// Deletes the temporaries a killed process left in `dir`. Called with the folder locked,
-/// so no live writer owns them.
-fn remove_stale_temporaries(dir: &Path) -> Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        if is_temporary(&entry.file_name().to_string_lossy()) {
-            let path = entry.path();
-            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
-        }
-    }
-    Ok(())
 }
 
 /// Checks that every row of a journal is a game of this run: a cell of the grid owned by

@@ -21,7 +21,7 @@ use super::io::CHECKPOINT_PREFIX;
 use super::train::{augment_into, FitConfig};
 use super::{Graph, GraphGrads, GraphOptimizer, GraphWorkspace, Mode, ParamId, RemovalPlan};
 use crate::error::{Error, Result};
-use crate::io::write_atomic;
+use crate::io::{seal, verify_sealed, write_atomic, DIGEST_KEY, DIGEST_PLACEHOLDER};
 use crate::nn::data::Dataset;
 use crate::nn::model::LossStats;
 use crate::nn::safetensors_io::{parse, read_f32, row_major_bytes};
@@ -384,8 +384,18 @@ impl Trainer {
     }
 
     /// Writes a checkpoint atomically: the graph with its gates, the optimiser's moments,
-    /// the counters and the RNG position.
+    /// the counters and the RNG position, sealed by a checksum.
     pub fn save_checkpoint(&self, path: &Path) -> Result<()> {
+        self.save_checkpoint_with(path, HashMap::new())
+    }
+
+    /// [`Trainer::save_checkpoint`] with more metadata (the state of whatever drives the
+    /// trainer), so that both land in one atomic write and one checksum.
+    pub fn save_checkpoint_with(
+        &self,
+        path: &Path,
+        mut meta: HashMap<String, String>,
+    ) -> Result<()> {
         if !self.graph.is_finite() {
             return Err(Error::Diverged {
                 epoch: self.epoch,
@@ -422,19 +432,28 @@ impl Trainer {
             running: self.running,
             seconds: self.seconds,
         };
-        let mut meta = HashMap::new();
         meta.insert(
             STATE_KEY.to_string(),
             serde_json::to_string(&state)
                 .map_err(|e| Error::invalid("trainer state", e.to_string()))?,
         );
-        let bytes = self.graph.to_safetensors(true, extra, meta)?;
+        meta.insert(DIGEST_KEY.to_string(), DIGEST_PLACEHOLDER.to_string());
+        let mut bytes = self.graph.to_safetensors(true, extra, meta)?;
+        seal(&mut bytes)?;
         write_atomic(path, |w| w.write_all(&bytes))
     }
 
-    /// Resumes from a checkpoint written by [`Trainer::save_checkpoint`].
+    /// Resumes from a checkpoint written by [`Trainer::save_checkpoint`]; a checkpoint whose
+    /// checksum does not match its contents is refused.
     pub fn resume(path: &Path) -> Result<Self> {
+        Ok(Self::resume_with(path)?.0)
+    }
+
+    /// [`Trainer::resume`], also returning the checkpoint's metadata (what
+    /// [`Trainer::save_checkpoint_with`] added, verified by the same checksum).
+    pub fn resume_with(path: &Path) -> Result<(Self, HashMap<String, String>)> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        verify_sealed(&bytes, path)?;
         let graph = Graph::from_safetensors(&bytes, path)?;
         let (st, meta) = parse(&bytes, path)?;
         let bad = |m: String| Error::ModelFormat {
@@ -482,7 +501,7 @@ impl Trainer {
         t.epoch_rng_pos = pos;
         t.running = state.running;
         t.seconds = state.seconds;
-        Ok(t)
+        Ok((t, meta))
     }
 }
 
