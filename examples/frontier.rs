@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Parser;
 use pruning_game::nn::data::{fashion_mnist, teacher_student, TeacherConfig};
-use pruning_game::prune::pipeline::{run_job, Architecture, Job};
+use pruning_game::prune::pipeline::{has_run, run_job, Architecture, Job};
 use pruning_game::prune::report::{mean_std, write_frontier, FrontierRow};
 use pruning_game::prune::{Baseline, PruneConfig};
 
@@ -100,7 +100,8 @@ fn main() -> Result<()> {
                 dataset: name.into(),
             };
             let dir = args.out.join(format!("{point}_seed{seed}"));
-            let r = run_job(&job, &train, &test, &dir, true)?;
+            // A folder of an earlier, interrupted frontier run continues where it stopped.
+            let r = run_job(&job, &train, &test, &dir, has_run(&dir))?;
             let mut push = |m: String, a: f64| {
                 let e = acc.entry((m, fi)).or_default();
                 e.0.push(r.kept_fraction);

@@ -235,6 +235,12 @@ pub enum Error {
         reason: String,
     },
     // --- prune ---
+    /// `--resume` on a folder where no run was started.
+    #[error("{path}: nothing to resume: no run was started in this folder (run without --resume to start one)")]
+    NothingToResume {
+        /// The run folder.
+        path: PathBuf,
+    },
     /// A saved pruning run does not match the requested one or its own checkpoint.
     #[error("{path}: cannot resume: {message}")]
     ResumeMismatch {

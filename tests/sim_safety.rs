@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::one_line_error;
 use pruning_game::sim::{read_rows, run_sweep, Shard, SweepConfig, SweepOptions, JOURNAL, RESULTS};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -28,16 +29,6 @@ fn simulate(file: &Path, out: &Path, extra: &[&str]) -> Command {
         .arg(out)
         .args(extra);
     c
-}
-
-/// Asserts a failed run printed exactly one `error:` line, no panic, and returns it.
-fn one_line_error(output: &Output) -> String {
-    assert!(!output.status.success(), "the command was accepted");
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(stderr.starts_with("error: "), "{stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-    stderr
 }
 
 /// The results file without the wall-time column, the only one that varies between runs.

@@ -36,7 +36,7 @@ impl Watch {
     /// Updates the state; true when it changed.
     fn update(&mut self) -> bool {
         let before = (self.stage, self.checkpoints);
-        let state = Self::modified(&self.dir.join("game").join("pruner_state.json"));
+        let state = Self::modified(&self.dir.join("game").join("checkpoint.safetensors"));
         if state.is_some() && state != self.last {
             self.last = state;
             self.checkpoints += 1;

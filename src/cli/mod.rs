@@ -31,7 +31,7 @@ enum Command {
     /// Combine the output folders of a sharded sweep.
     Merge(merge::Args),
     /// Train a network and prune it with the equilibrium-driven pruner.
-    Prune(prune::Args),
+    Prune(Box<prune::Args>),
     /// Render figures from result files.
     Plot(plot::Args),
 }
@@ -44,7 +44,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Analyze(args) => analyze::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Merge(args) => merge::run(args),
-        Command::Prune(args) => prune::run(args),
+        Command::Prune(args) => prune::run(*args),
         Command::Plot(args) => plot::run(args),
     }
 }

@@ -9,7 +9,7 @@ use pruning_game::nn::data::{
     fashion_mnist, load_idx_dir, teacher_student, TeacherConfig, FASHION_MNIST_DIR,
 };
 use pruning_game::nn::model::InputSpec;
-use pruning_game::prune::pipeline::{run_job, Architecture, Job};
+use pruning_game::prune::pipeline::{check_job, has_run, run_job, Architecture, Job};
 use pruning_game::prune::{Baseline, PruneConfig, Redundancy, ScaleSymmetry};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -47,14 +47,15 @@ enum RedundancyArg {
 pub struct Args {
     /// Network: MLP (hidden widths from --hidden), the small CNN, the BatchNorm CNN (block
     /// widths from --widths) or a ResNet for small images (--depth).
-    #[arg(long, value_enum, default_value = "mlp")]
-    model: ModelArg,
-    /// BN-CNN block widths, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "32,64,128")]
-    widths: Vec<usize>,
-    /// ResNet depth (6n + 2: 8, 14, 20, 32, 44).
-    #[arg(long, default_value_t = 8)]
-    depth: usize,
+    /// [default: mlp]
+    #[arg(long, value_enum)]
+    model: Option<ModelArg>,
+    /// BN-CNN block widths, comma separated [default: 32,64,128].
+    #[arg(long, value_delimiter = ',')]
+    widths: Option<Vec<usize>>,
+    /// ResNet depth (6n + 2: 8, 14, 20, 32, 44) [default: 8].
+    #[arg(long)]
+    depth: Option<usize>,
     /// Prune this trained model instead of training one (`.safetensors` from this tool or
     /// from PyTorch via python/pruning_game_torch.py): no dense training; the game plays
     /// during the --epochs of fine-tuning.
@@ -124,7 +125,53 @@ pub struct Args {
     out: PathBuf,
 }
 
+/// Refuses flags that do not apply to the chosen network, data set or mode, rather than
+/// ignoring them.
+fn check_combination(args: &Args) -> anyhow::Result<()> {
+    let model = args.model.unwrap_or(ModelArg::Mlp);
+    let given = |set: bool, flag: &str, why: &str| -> anyhow::Result<()> {
+        if set {
+            anyhow::bail!("{flag} does not apply {why}");
+        }
+        Ok(())
+    };
+    if args.init.is_some() {
+        let why = "with --init (the model file gives the network)";
+        given(args.model.is_some(), "--model", why)?;
+        given(args.hidden.is_some(), "--hidden", why)?;
+        given(args.widths.is_some(), "--widths", why)?;
+        given(args.depth.is_some(), "--depth", why)?;
+    }
+    given(
+        args.hidden.is_some() && !matches!(model, ModelArg::Mlp),
+        "--hidden",
+        "to this model (MLP hidden widths; use --widths for the BN-CNN)",
+    )?;
+    given(
+        args.widths.is_some() && !matches!(model, ModelArg::BnCnn),
+        "--widths",
+        "to this model (block widths of --model bn-cnn)",
+    )?;
+    given(
+        args.depth.is_some() && !matches!(model, ModelArg::Resnet),
+        "--depth",
+        "to this model (the depth of --model resnet)",
+    )?;
+    given(
+        args.data_dir.is_some() && matches!(args.dataset, DatasetArg::Teacher),
+        "--data-dir",
+        "to --dataset teacher (its data are generated, not read)",
+    )?;
+    given(
+        args.gamma.is_some() && args.target_kept.is_some(),
+        "--gamma",
+        "with --target-kept (the price is calibrated to reach the target)",
+    )?;
+    Ok(())
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
+    check_combination(&args)?;
     let teacher = TeacherConfig::default();
     let (name, (train, test)) = match args.dataset {
         DatasetArg::Teacher => (
@@ -156,8 +203,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let train = match args.train_samples {
         Some(0) => anyhow::bail!("invalid --train-samples: must be > 0"),
-        Some(n) if n < train.len() => train.take(n),
-        _ => train,
+        Some(n) if n > train.len() => anyhow::bail!(
+            "invalid --train-samples {n}: the data set has {} training samples",
+            train.len()
+        ),
+        Some(n) => train.take(n),
+        None => train,
     };
     let is_teacher = matches!(args.dataset, DatasetArg::Teacher);
     let mut c = if is_teacher {
@@ -198,7 +249,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let c = c
         .with_overrides(&args.overrides)
         .context("invalid configuration")?;
-    let architecture = match (&args.init, args.model) {
+    let architecture = match (&args.init, args.model.unwrap_or(ModelArg::Mlp)) {
         (Some(path), _) => Architecture::File { path: path.clone() },
         (None, model) => match model {
             ModelArg::Mlp => Architecture::Mlp {
@@ -210,9 +261,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             },
             ModelArg::Cnn => Architecture::Cnn,
             ModelArg::BnCnn => Architecture::BnCnn {
-                widths: args.widths.clone(),
+                widths: args.widths.clone().unwrap_or_else(|| vec![32, 64, 128]),
             },
-            ModelArg::Resnet => Architecture::Resnet { depth: args.depth },
+            ModelArg::Resnet => Architecture::Resnet {
+                depth: args.depth.unwrap_or(8),
+            },
         },
     };
     if let Architecture::BnCnn { widths } = &architecture {
@@ -236,6 +289,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         slimming_lambda: 1e-4,
         dataset: name,
     };
+    check_job(&job, &train, &test)?;
+    if !args.resume && has_run(&args.out) {
+        anyhow::bail!(
+            "{}: this folder already holds a pruning run; add --resume to continue it, or \
+             choose another --out",
+            args.out.display()
+        );
+    }
     let r = run_job(&job, &train, &test, &args.out, args.resume)
         .with_context(|| format!("pruning run in {}", args.out.display()))?;
     let kept: Vec<String> = r

@@ -19,7 +19,8 @@ use super::report::{
 };
 use super::run::PruneRun;
 use crate::error::{Error, Result};
-use crate::io::write_json_atomic;
+use crate::io::{remove_stale_temporaries, write_json_atomic};
+use crate::lock::FolderLock;
 use crate::nn::graph::train::evaluate;
 use crate::nn::graph::{Graph, RESNET_DEPTHS};
 use crate::nn::{DataSource, Dataset, Model};
@@ -54,7 +55,76 @@ pub enum Architecture {
     },
 }
 
+/// The most parameters a network built here may have: 2^28 (1 GiB of weights; training holds
+/// about six such copies: values, gradients, two optimiser moments, a reference and a folded
+/// copy). Checked from the widths before anything is allocated.
+const MAX_PARAMETERS: u128 = 1 << 28;
+
+/// The most activation values a minibatch may produce across a network's layers: 2^30
+/// (4 GiB; the backward pass holds about as much again in gradients).
+const MAX_BATCH_ACTIVATIONS: u128 = 1 << 30;
+
 impl Architecture {
+    /// Parameters and activation values per sample of the network this builds, counted from
+    /// its widths without building it (`None` for the fixed architectures and model files,
+    /// whose sizes the data's image bounds and the file's size already limit).
+    fn size_estimate(&self, data: &Dataset) -> Option<(u128, u128)> {
+        let classes = data.classes() as u128;
+        match self {
+            Architecture::Mlp { hidden } => {
+                let mut widths = vec![data.sample_len() as u128];
+                widths.extend(hidden.iter().map(|&w| w as u128));
+                widths.push(classes);
+                let params = widths.windows(2).map(|w| (w[0] + 2) * w[1]).sum();
+                Some((params, 3 * widths.iter().sum::<u128>()))
+            }
+            Architecture::BnCnn { widths } => {
+                let [c, h, w] = data.shape()[..] else {
+                    return None;
+                };
+                let (mut cin, mut pixels) = (c as u128, (h * w) as u128);
+                let (mut params, mut values) = (0u128, 0u128);
+                for &width in widths {
+                    let width = width as u128;
+                    params += 9 * cin * width + 3 * width;
+                    values += 4 * width * pixels;
+                    (cin, pixels) = (width, pixels / 4);
+                }
+                Some((params + (cin + 1) * classes, values))
+            }
+            _ => None,
+        }
+    }
+
+    /// Refuses a network whose parameters or one minibatch's activations would not fit in
+    /// the bounds above, naming the flag that sets its size.
+    fn check_size(&self, data: &Dataset, batch_size: usize) -> Result<()> {
+        let Some((params, per_sample)) = self.size_estimate(data) else {
+            return Ok(());
+        };
+        let flag = match self {
+            Architecture::BnCnn { .. } => "widths",
+            _ => "hidden",
+        };
+        if params > MAX_PARAMETERS {
+            return Err(Error::invalid(
+                flag,
+                format!("the network would have {params} parameters; at most {MAX_PARAMETERS} are allowed"),
+            ));
+        }
+        let batch = per_sample * batch_size.min(data.len()) as u128;
+        if batch > MAX_BATCH_ACTIVATIONS {
+            return Err(Error::invalid(
+                flag,
+                format!(
+                    "a minibatch of {batch_size} would produce about {batch} activation values; \
+                     at most {MAX_BATCH_ACTIVATIONS} are allowed (lower the widths or batch_size)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// A fresh gated network for `data`, weights seeded by `seed`.
     pub fn build(&self, data: &Dataset, seed: u64) -> Result<Graph> {
         let images = data.shape().len() == 3;
@@ -323,6 +393,78 @@ fn run_notes(calibration: Option<&Calibration>, guards: &[GuardRecord], kept: f6
     notes
 }
 
+/// What a run folder's `config.json` holds: the job and fingerprints of what it ran on, so a
+/// resume with other data or another starting network is refused even when the paths that
+/// name them differ (a moved folder, another working directory).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct RunRecord {
+    #[serde(flatten)]
+    job: Job,
+    inputs: Inputs,
+}
+
+/// Fingerprints of a run's inputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Inputs {
+    /// Training samples (held-out set included).
+    train_samples: usize,
+    /// Test samples.
+    test_samples: usize,
+    /// FNV-1a (hex) of every training and test sample and label.
+    data_digest: String,
+    /// FNV-1a (hex) of the starting network's parameters and structure.
+    init_digest: String,
+}
+
+impl Inputs {
+    fn of(train: &Dataset, test: &Dataset, initial: &Graph) -> Result<Self> {
+        let mut h = crate::io::FNV_OFFSET;
+        for d in [train, test] {
+            h = crate::io::fnv1a_extend(h, bytemuck::cast_slice(d.inputs()));
+            h = crate::io::fnv1a_extend(h, bytemuck::cast_slice(d.labels()));
+        }
+        let init = initial.to_safetensors(true, Vec::new(), Default::default())?;
+        Ok(Inputs {
+            train_samples: train.len(),
+            test_samples: test.len(),
+            data_digest: format!("{h:016x}"),
+            init_digest: format!("{:016x}", crate::io::fnv1a(&init)),
+        })
+    }
+}
+
+impl RunRecord {
+    /// The settings in which a saved run differs from this one; names of files (the model
+    /// given by `--init`, an IDX folder in the data set's name) are left to the digests.
+    fn differences_from(&self, saved: &RunRecord) -> Vec<String> {
+        let anonymous = |r: &RunRecord| {
+            let mut r = r.clone();
+            if let Architecture::File { path } = &mut r.job.architecture {
+                *path = PathBuf::new();
+            }
+            r.job.dataset.clear();
+            r
+        };
+        super::run::differences(&anonymous(saved), &anonymous(self))
+    }
+}
+
+/// True if `dir` holds a pruning run that `run_job` can resume.
+pub fn has_run(dir: &Path) -> bool {
+    dir.join(CONFIG).is_file()
+}
+
+/// The job's record in a run folder.
+const CONFIG: &str = "config.json";
+
+/// Checkpoints of a run folder, removed when a fresh run starts there so that nothing of an
+/// earlier run can be resumed into it.
+const CHECKPOINTS: [&str; 3] = [
+    "game/checkpoint.safetensors",
+    "refit.ckpt.safetensors",
+    "dense.ckpt.safetensors",
+];
+
 /// Files of a run folder.
 pub struct RunFiles {
     /// The folder.
@@ -349,29 +491,30 @@ fn refit(
     train_folded(gated, train, fc, Some((checkpoint, resume)))
 }
 
-/// Runs `job` on `(train, test)`, writing everything into `out`; with `resume`, continues
-/// from the checkpoints found there. Returns the report (also written as `report.json`).
-pub fn run_job(
-    job: &Job,
-    train: &Dataset,
-    test: &Dataset,
-    out: &Path,
-    resume: bool,
-) -> Result<Report> {
-    job.config.check()?;
+/// Checks everything about `job` on `(train, test)` that can be checked without writing a
+/// file — settings, sizes against what they would allocate, the network against the data —
+/// and returns the starting network with the training and held-out sets.
+fn prepare(job: &Job, train: &Dataset, test: &Dataset) -> Result<(Graph, Dataset, Dataset)> {
+    let cfg = &job.config;
+    cfg.check()?;
     if !(job.slimming_lambda.is_finite() && job.slimming_lambda >= 0.0) {
         return Err(Error::invalid(
             "slimming_lambda",
             "must be a finite number >= 0",
         ));
     }
-    let t0 = Instant::now();
-    let files = RunFiles {
-        dir: out.to_path_buf(),
-    };
-    let cfg = &job.config;
     let (train, holdout) = split_holdout(train, cfg.holdout)?;
-    // Everything is checked before the first file is written.
+    if cfg.batch_size > train.len() {
+        return Err(Error::invalid(
+            "batch_size",
+            format!(
+                "{} is more than the {} training samples left after the held-out set",
+                cfg.batch_size,
+                train.len()
+            ),
+        ));
+    }
+    job.architecture.check_size(&train, cfg.batch_size)?;
     let initial = job.architecture.build(&train, cfg.seed)?;
     if test.sample_len() != initial.input_len() {
         return Err(Error::invalid(
@@ -383,11 +526,75 @@ pub fn run_job(
             ),
         ));
     }
+    Ok((initial, train, holdout))
+}
+
+/// Checks `job` on `(train, test)` as [`run_job`] does before it writes anything.
+pub fn check_job(job: &Job, train: &Dataset, test: &Dataset) -> Result<()> {
+    prepare(job, train, test).map(|_| ())
+}
+
+/// Runs `job` on `(train, test)`, writing everything into `out`; with `resume`, continues
+/// from the checkpoints found there. Returns the report (also written as `report.json`).
+pub fn run_job(
+    job: &Job,
+    train: &Dataset,
+    test: &Dataset,
+    out: &Path,
+    resume: bool,
+) -> Result<Report> {
+    let t0 = Instant::now();
+    let files = RunFiles {
+        dir: out.to_path_buf(),
+    };
+    let cfg = &job.config;
+    let train_all = train;
+    let (initial, train, holdout) = prepare(job, train, test)?;
+    let record = RunRecord {
+        job: job.clone(),
+        inputs: Inputs::of(train_all, test, &initial)?,
+    };
+    if resume && !has_run(out) {
+        return Err(Error::NothingToResume { path: out.into() });
+    }
+    // One writer per folder; what a killed writer left half-written goes first.
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    write_json_atomic(&files.path("config.json"), job)?;
+    let _lock = FolderLock::acquire(out)?;
+    let game_dir = files.path("game");
+    if resume {
+        let path = files.path(CONFIG);
+        let saved: RunRecord =
+            serde_json::from_str(&crate::io::read_to_string(&path)?).map_err(|e| {
+                Error::ResumeMismatch {
+                    path: path.clone(),
+                    message: format!("not a run of this version ({e})"),
+                }
+            })?;
+        let changed = record.differences_from(&saved);
+        if !changed.is_empty() {
+            return Err(Error::ResumeMismatch {
+                path,
+                message: format!("settings differ from the saved run: {}", changed.join("; ")),
+            });
+        }
+    } else {
+        for name in CHECKPOINTS {
+            let path = files.path(name);
+            if path.is_file() {
+                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            }
+        }
+    }
+    for dir in [out, game_dir.as_path()] {
+        if dir.is_dir() {
+            remove_stale_temporaries(dir)?;
+        }
+    }
+    if !resume {
+        write_json_atomic(&files.path(CONFIG), &record)?;
+    }
 
     // The game.
-    let game_dir = files.path("game");
     let mut run = if resume && PruneRun::has_checkpoint(&game_dir) {
         PruneRun::resume(&game_dir, cfg)?
     } else {
@@ -493,7 +700,18 @@ pub fn run_job(
         removed: certs.len(),
         dominated: certs.iter().filter(|c| c.dominated).count(),
         kkt_satisfied: certs.iter().filter(|c| c.margin >= 0.0).count(),
-        notes: run_notes(pruner.calibration(), pruner.guards(), kept),
+        notes: run_notes(pruner.calibration(), pruner.guards(), kept)
+            .into_iter()
+            .chain((holdout.len() != cfg.holdout).then(|| {
+                format!(
+                    "holdout: {} samples asked, {} used (at most a fifth of the {} training \
+                     samples)",
+                    cfg.holdout,
+                    holdout.len(),
+                    train_all.len()
+                )
+            }))
+            .collect(),
         guards: pruner.guards().to_vec(),
         evaluations: pruner.evaluations().to_vec(),
         baselines,

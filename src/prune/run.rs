@@ -1,28 +1,25 @@
 //! A resumable pruning run: the trainer (weights, optimiser, data order) with the pruner
 //! hooked into its loop, checkpointed after every epoch.
 
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::config::PruneConfig;
 use super::diagnostics::Evaluation;
 use super::pruner::{EquilibriumPruner, PruneHook};
 use crate::error::{Error, Result};
-use crate::io::write_json_atomic;
 use crate::nn::data::Dataset;
 use crate::nn::graph::{Graph, Trainer};
 
-/// File names inside a run's checkpoint folder.
+/// The run's one checkpoint inside its folder: the trainer's checkpoint with the pruner's
+/// state in its metadata, written atomically and sealed by one checksum, so a kill at any
+/// moment leaves either the previous epoch's state or this one's, never a mix.
 const CHECKPOINT: &str = "checkpoint.safetensors";
-const STATE: &str = "pruner_state.json";
 
-#[derive(Serialize, Deserialize)]
-struct SavedState {
-    epoch: usize,
-    global_step: u64,
-    pruner: EquilibriumPruner,
-}
+/// Metadata key of the pruner's state in the checkpoint.
+const PRUNER_KEY: &str = "pruner";
 
 /// The trainer and the pruner of one run.
 pub struct PruneRun {
@@ -100,56 +97,49 @@ impl PruneRun {
         Ok(())
     }
 
-    /// Writes the checkpoint (weights, gates, optimiser, data order) and the pruner state
-    /// into `dir`, each atomically.
+    /// Writes the checkpoint (weights, gates, optimiser, data order and the pruner's state)
+    /// into `dir`, as one atomic, checksummed file.
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        self.trainer.save_checkpoint(&dir.join(CHECKPOINT))?;
-        write_json_atomic(
-            &dir.join(STATE),
-            &SavedState {
-                epoch: self.trainer.epochs_done(),
-                global_step: self.trainer.global_step(),
-                pruner: self.pruner.clone(),
-            },
+        let pruner = serde_json::to_string(&self.pruner)
+            .map_err(|e| Error::invalid("pruner state", e.to_string()))?;
+        self.trainer.save_checkpoint_with(
+            &dir.join(CHECKPOINT),
+            HashMap::from([(PRUNER_KEY.to_string(), pruner)]),
         )
     }
 
     /// True if `dir` holds a checkpoint written by [`PruneRun::save`].
     pub fn has_checkpoint(dir: &Path) -> bool {
-        dir.join(CHECKPOINT).is_file() && dir.join(STATE).is_file()
+        dir.join(CHECKPOINT).is_file()
     }
 
-    /// Resumes a run saved in `dir`; `config` must equal the saved one.
+    /// Resumes a run saved in `dir`; `config` must equal the saved one, and the refusal
+    /// names every setting that differs.
     pub fn resume(dir: &Path, config: &PruneConfig) -> Result<Self> {
-        let state_path: PathBuf = dir.join(STATE);
-        let text = crate::io::read_to_string(&state_path)?;
-        let saved: SavedState = serde_json::from_str(&text).map_err(|e| Error::Format {
-            path: state_path.clone(),
-            message: e.to_string(),
-        })?;
-        if &saved.pruner.config != config {
+        let path = dir.join(CHECKPOINT);
+        let (trainer, meta) = Trainer::resume_with(&path)?;
+        let pruner: EquilibriumPruner = meta
+            .get(PRUNER_KEY)
+            .ok_or_else(|| Error::Format {
+                path: path.clone(),
+                message: format!("no `{PRUNER_KEY}` state: not a pruning run's checkpoint"),
+            })
+            .and_then(|text| {
+                serde_json::from_str(text).map_err(|e| Error::Format {
+                    path: path.clone(),
+                    message: format!("pruner state: {e}"),
+                })
+            })?;
+        let changed = differences(&pruner.config, config);
+        if !changed.is_empty() {
             return Err(Error::ResumeMismatch {
-                path: state_path,
-                message: "the saved configuration differs from the requested one".into(),
+                path,
+                message: format!("settings differ from the saved run: {}", changed.join("; ")),
             });
         }
-        let trainer = Trainer::resume(&dir.join(CHECKPOINT))?;
-        if trainer.global_step() != saved.global_step || trainer.epochs_done() != saved.epoch {
-            return Err(Error::ResumeMismatch {
-                path: state_path,
-                message: format!(
-                    "checkpoint at step {} but pruner state at step {}",
-                    trainer.global_step(),
-                    saved.global_step
-                ),
-            });
-        }
-        saved.pruner.resolve(trainer.graph())?;
-        Ok(PruneRun {
-            trainer,
-            pruner: saved.pruner,
-        })
+        pruner.resolve(trainer.graph())?;
+        Ok(PruneRun { trainer, pruner })
     }
 
     /// Ends the run: removes every channel at exactly 0 and returns the gated network and
@@ -158,4 +148,39 @@ impl PruneRun {
         self.pruner.finish(&mut self.trainer, holdout)?;
         Ok((self.trainer.into_graph(), self.pruner))
     }
+}
+
+/// Every setting in which `saved` and `requested` differ, as `key: saved -> requested`
+/// (nested keys joined with dots, as `--set` names them).
+pub(crate) fn differences<T: Serialize>(saved: &T, requested: &T) -> Vec<String> {
+    fn walk(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+        use serde_json::Value::Object;
+        match (a, b) {
+            (Object(x), Object(y)) => {
+                let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                let null = serde_json::Value::Null;
+                for k in keys {
+                    let sub = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    walk(
+                        &sub,
+                        x.get(k).unwrap_or(&null),
+                        y.get(k).unwrap_or(&null),
+                        out,
+                    );
+                }
+            }
+            _ if a != b => out.push(format!("{path}: {a} -> {b}")),
+            _ => {}
+        }
+    }
+    let as_value = |v: &T| serde_json::to_value(v).unwrap_or(serde_json::Value::Null);
+    let mut out = Vec::new();
+    walk("", &as_value(saved), &as_value(requested), &mut out);
+    out
 }

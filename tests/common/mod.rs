@@ -91,6 +91,16 @@ pub fn cases(cases: u32) -> ProptestConfig {
     }
 }
 
+/// Asserts a failed run printed exactly one `error:` line, no panic, and returns it.
+pub fn one_line_error(output: &std::process::Output) -> String {
+    assert!(!output.status.success(), "the command was accepted");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    stderr
+}
+
 /// Runs the `pruning-game` binary with `args` and collects its output.
 pub fn run_cli(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_pruning-game"))
