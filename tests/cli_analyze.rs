@@ -154,3 +154,38 @@ fn errors_are_one_line_without_panic() {
         assert!(out.stdout.is_empty(), "{args:?}");
     }
 }
+
+/// Finite games at the edges of the `f64` range read as figures, not as 300-digit numbers,
+/// `inf` or `NaN`.
+#[test]
+fn extreme_finite_games_print_readable_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("extreme.json");
+    std::fs::write(
+        &path,
+        r#"{"benefit": [1e300, -1e300, 1e-300, 5e299], "self_cost": [1e-300, 1e300, 1.0, 1e-300],
+            "participation_cost": 1e299,
+            "competition": {"dense": [[0, 0.04, 0.008, 0.05], [0.03, 0, 0.07, 0.04],
+                                      [0.08, 0.07, 0, 0.04], [0.009, 0.02, 0.04, 0]]}}"#,
+    )
+    .unwrap();
+    let out = run(&["analyze", "--game", path.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let longest_digit_run = text
+        .split(|c: char| !c.is_ascii_digit())
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    assert!(
+        longest_digit_run <= 12,
+        "a {longest_digit_run}-digit number in\n{text}"
+    );
+    for word in ["inf", "NaN"] {
+        assert!(!text.contains(word), "{word} in\n{text}");
+    }
+}

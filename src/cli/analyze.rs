@@ -121,7 +121,22 @@ fn list(indices: &[usize]) -> String {
 }
 
 fn optional(value: Option<f64>) -> String {
-    value.map_or_else(|| "n/a".to_string(), |v| format!("{v:.6}"))
+    value.map_or_else(|| "n/a".to_string(), num)
+}
+
+/// A figure as people read one: six decimals in the everyday range, scientific notation
+/// outside it (a game with entries near 1e300 would otherwise print 300-digit numbers), and
+/// a plain word where a bound left the range of `f64`.
+fn num(v: f64) -> String {
+    if v.is_nan() {
+        "n/a".into()
+    } else if v.is_infinite() {
+        format!("{}beyond the f64 range", if v < 0.0 { "-" } else { "" })
+    } else if v == 0.0 || (1e-4..1e6).contains(&v.abs()) {
+        format!("{v:.6}")
+    } else {
+        format!("{v:.6e}")
+    }
 }
 
 fn percent(part: usize, whole: usize) -> f64 {
@@ -193,10 +208,10 @@ fn report(a: &Analysis) -> String {
     let _ = writeln!(out, "T2 uniqueness: {verdict} — {}", u.note);
     let _ = writeln!(
         out,
-        "  λ_min((M+Mᵀ)/2) = {}, Gershgorin lower bound = {:.6}, row-dominance margin = {:.6}, ρ(D⁻¹C) ≤ {}",
+        "  λ_min((M+Mᵀ)/2) = {}, Gershgorin lower bound = {}, row-dominance margin = {}, ρ(D⁻¹C) ≤ {}",
         optional(u.min_eigenvalue),
-        u.gershgorin_lower,
-        u.row_dominance_margin,
+        num(u.gershgorin_lower),
+        num(u.row_dominance_margin),
         optional(u.jacobi_radius_upper)
     );
     let p = &a.potential;
@@ -213,18 +228,18 @@ fn report(a: &Analysis) -> String {
     let c = &a.convergence;
     let _ = writeln!(
         out,
-        "T6 convergence: L = ‖M‖₂ ≈ {:.6} (≤ {:.6}), μ = {}",
-        c.lipschitz_estimate,
-        c.lipschitz_upper,
+        "T6 convergence: L = ‖M‖₂ ≈ {} (≤ {}), μ = {}",
+        num(c.lipschitz_estimate),
+        num(c.lipschitz_upper),
         optional(c.strong_monotonicity)
     );
     let _ = writeln!(
         out,
-        "  projection τ < {} (safe {}); extragradient τ < {:.6} (safe {:.6})",
+        "  projection τ < {} (safe {}); extragradient τ < {} (safe {})",
         optional(c.projection_step_bound),
         optional(c.projection_step),
-        c.extragradient_step_bound,
-        c.extragradient_step
+        num(c.extragradient_step_bound),
+        num(c.extragradient_step)
     );
     let jacobi = match c.jacobi_radius_upper {
         Some(r) if r < 1.0 => "Jacobi best response converges",

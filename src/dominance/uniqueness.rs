@@ -218,7 +218,7 @@ pub fn uniqueness_and_convergence(
         (r.max(a[i] + rows[i]), c.max(a[i] + cols[i]))
     });
     let norm = spectral_norm_bounds(&op, n, options.power_iterations, options.power_tolerance);
-    let lipschitz_upper = norm.upper.min((abs_row_max * abs_col_max).sqrt());
+    let lipschitz_upper = norm.upper.min(abs_row_max.sqrt() * abs_col_max.sqrt());
     let lipschitz_estimate = norm.lower.min(lipschitz_upper);
     let mu = match min_eigenvalue {
         Some(l) => l,
