@@ -678,12 +678,12 @@ fn zero_self_cost_game() -> impl Strategy<Value = PruningGame> {
             let mut entries = Vec::new();
             let (mut rows, mut columns) = (vec![0.0; n], vec![0.0; n]);
             for i in 0..n {
-                for j in 0..n {
+                for (j, column) in columns.iter_mut().enumerate() {
                     let value = beta * rng.unit();
                     if i != j && !zero[i] && rng.unit() < density {
                         entries.push((i, j, value));
                         rows[i] += value;
-                        columns[j] += value;
+                        *column += value;
                     }
                 }
             }

@@ -138,7 +138,7 @@ impl Algorithm<PruningGame> for Newton {
         let f = &self.gradient;
         // Proximal diagonal of the players without self cost (module docs); positive, since
         // `advance` only runs on a residual above the tolerance.
-        let mu = self.residual.min(1.0).max(f64::MIN_POSITIVE);
+        let mu = self.residual.clamp(f64::MIN_POSITIVE, 1.0);
         // Active-set guess from the unconstrained best responses.
         self.side
             .par_iter_mut()
