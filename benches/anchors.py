@@ -130,6 +130,8 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--cases", help="storage:N:variant,... (variant dominant or ill)")
     parser.add_argument("--anchors", default=",".join(ANCHORS + ["lbfgsb"]))
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds per case: ours, then every anchor, again; medians reported")
     args = parser.parse_args()
     if args.cases:
         cases = [(c.split(":")[0], int(c.split(":")[1]), c.split(":")[2])
@@ -141,33 +143,53 @@ def main():
                      ("sparse", 100_000), ("sparse", 1_000_000)]
         cases = [(st, n, v) for st, n in sizes for v in ("dominant", "ill")]
     wanted = args.anchors.split(",")
+    print(f"load average before: {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
     print("| N | storage | variant | solver | seconds | residual | anchor / ours (whole process) |")
     print("|---:|---|---|---|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for storage, n, variant in cases:
             path = game_file(tmp, storage, n, variant)
             m, q, u = load(path)
-            s, whole, solver_only = ours(path, tmp)
-            r = natural_residual(m, q, u, s)
+            # Rounds interleave our whole process with every anchor, so that the machine's load
+            # falls on both sides alike; each row reports the median of its rounds.
+            runs = {}
+            for _ in range(args.repeat):
+                s, whole, solver_only = ours(path, tmp)
+                runs.setdefault("ours", []).append((whole, solver_only, s))
+                for name in wanted:
+                    try:
+                        if name == "lbfgsb":
+                            x, seconds = lbfgsb(m, q, u)
+                        else:
+                            x, seconds = anchor(name, m, q, u)
+                    except Exception as error:  # an anchor that fails is reported, not fatal
+                        runs[name] = type(error).__name__
+                        continue
+                    if isinstance(runs.get(name), str):
+                        continue
+                    runs.setdefault(name, []).append((seconds, None, x))
+            ours_runs = runs["ours"]
+            whole = float(np.median([w for w, _, _ in ours_runs]))
+            solver_only = float(np.median([o for _, o, _ in ours_runs]))
+            r = natural_residual(m, q, u, ours_runs[-1][2])
             print(f"| {n} | {storage} | {variant} | pruning-game solve | {whole:.3f} ({solver_only:.3f}) | {r:.1e} | 1 |",
                   flush=True)
             for name in wanted:
-                try:
-                    if name == "lbfgsb":
-                        x, seconds = lbfgsb(m, q, u)
-                    else:
-                        x, seconds = anchor(name, m, q, u)
-                except Exception as error:  # an anchor that fails is reported, not fatal
-                    print(f"| {n} | {storage} | {variant} | {name} | – | failed: {type(error).__name__} | – |",
-                          flush=True)
+                got = runs.get(name)
+                label = "L-BFGS-B" if name == "lbfgsb" else name
+                if isinstance(got, str):
+                    print(f"| {n} | {storage} | {variant} | {label} | – | failed: {got} | – |", flush=True)
                     continue
+                seconds = float(np.median([t for t, _, _ in got]))
+                x = got[-1][2]
                 if x is None:
-                    print(f"| {n} | {storage} | {variant} | {name} | {seconds:.3f} | no answer | – |", flush=True)
+                    print(f"| {n} | {storage} | {variant} | {label} | {seconds:.3f} | no answer | – |", flush=True)
                     continue
                 rx = natural_residual(m, q, u, x)
                 mark = "" if rx <= 1e-6 else " (inaccurate)"
-                print(f"| {n} | {storage} | {variant} | {name} | {seconds:.3f} | {rx:.1e}{mark} | {seconds / whole:.2f} |",
+                print(f"| {n} | {storage} | {variant} | {label} | {seconds:.3f} | {rx:.1e}{mark} | {seconds / whole:.2f} |",
                       flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

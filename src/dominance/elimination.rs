@@ -275,8 +275,9 @@ pub(crate) struct Bracket<'g> {
 }
 
 /// A half-sweep recomputes listed rows instead of all of them when the list holds at most
-/// `n / LISTED_FRACTION` rows.
-const LISTED_FRACTION: usize = 2;
+/// `n / LISTED_FRACTION` rows: a listed row costs a random access and its share of building
+/// the list (sequential), a row of the full product a streamed, parallel pass.
+const LISTED_FRACTION: usize = 8;
 
 impl<'g> Bracket<'g> {
     /// The bracket of the statement before any sweep: `L = 0`, `U = u`.
@@ -401,10 +402,10 @@ impl<'g> Bracket<'g> {
             Competition::Dense(_) => return Rows::All,
         };
         let n = c.size();
-        // A listed row costs what it costs in a full sweep plus a random access; past half
-        // the rows the full sweep wins.
         let limit = n / LISTED_FRACTION;
-        if moved.len() > limit {
+        // The list would hold about `moved × (nnz / n)` rows: when that is past the limit,
+        // the full sweep is chosen without building the list first.
+        if moved.len().saturating_mul(c.nnz()) > limit.saturating_mul(n) {
             return Rows::All;
         }
         if self.dependents.is_none() {

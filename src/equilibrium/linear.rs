@@ -19,10 +19,14 @@ pub(crate) const DIRECT_LIMIT: usize = 1200;
 /// Iterations of the iterative try on a large dense block before factorising it.
 const DENSE_ITERATIONS: usize = 300;
 
-/// The free block `M_II` of a quadratic game.
+/// The free block `M_II + μ E_II` of a quadratic game, with `E` the players without self cost
+/// (`a_i = 0`): the proximal term keeps the block regular where `M` has a zero diagonal (see
+/// the Newton module docs).
 pub(crate) struct FreeBlock<'a> {
     pub game: &'a PruningGame,
     pub free: &'a [bool],
+    /// `μ > 0`, the diagonal of players with `a_i = 0`.
+    pub regularisation: f64,
 }
 
 fn dot(x: &[f64], y: &[f64]) -> f64 {
@@ -36,24 +40,36 @@ fn norm_inf(x: &[f64]) -> f64 {
 }
 
 impl FreeBlock<'_> {
-    /// `out = M_II x` (zero outside `I`); `x` must be zero outside `I`.
+    /// The block's diagonal entry of player `i`.
+    fn diagonal(&self, i: usize) -> f64 {
+        let a = self.game.self_cost()[i];
+        if a > 0.0 {
+            a
+        } else {
+            self.regularisation
+        }
+    }
+
+    /// `out = (M_II + μ E_II) x` (zero outside `I`); `x` must be zero outside `I`.
     fn apply(&self, x: &[f64], out: &mut [f64]) {
         self.game.competition().mul_vec(x, out);
-        let a = self.game.self_cost();
         out.par_iter_mut().enumerate().for_each(|(i, o)| {
-            *o = if self.free[i] { *o + a[i] * x[i] } else { 0.0 };
+            *o = if self.free[i] {
+                *o + self.diagonal(i) * x[i]
+            } else {
+                0.0
+            };
         });
     }
 
-    /// Jacobi preconditioner `z = diag(a)⁻¹ r` on `I`.
+    /// Jacobi preconditioner: `r` divided by the block's diagonal on `I`.
     fn precondition(&self, r: &[f64], z: &mut [f64]) {
-        let a = self.game.self_cost();
-        z.par_iter_mut().enumerate().for_each(|(i, z)| {
-            *z = if a[i] > 0.0 { r[i] / a[i] } else { r[i] };
-        });
+        z.par_iter_mut()
+            .enumerate()
+            .for_each(|(i, z)| *z = r[i] / self.diagonal(i));
     }
 
-    /// Solves `M_II x = rhs` (both zero outside `I`), starting from `x`, until the residual
+    /// Solves `(M_II + μ E_II) x = rhs` (both zero outside `I`), starting from `x`, until the residual
     /// is at most `tolerance` in the max norm. Returns whether it got there.
     pub(crate) fn solve(
         &self,
@@ -131,11 +147,10 @@ impl FreeBlock<'_> {
             // No free players: nothing to solve (nalgebra's LU panics on an empty matrix).
             return Some(DVector::zeros(0));
         }
-        let a = self.game.self_cost();
         let block = DMatrix::from_fn(k, k, |r, c| {
             let (i, j) = (index[r], index[c]);
             if r == c {
-                a[i]
+                self.diagonal(i)
             } else {
                 m[(i, j)]
             }

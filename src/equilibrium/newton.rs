@@ -1,12 +1,23 @@
 //! Semismooth Newton (primal–dual active set) for the quadratic game's box LCP.
 //!
 //! The equilibrium solves `Φ(s) = s − Π_[0,u](s − D⁻¹F(s)) = 0` with `F(s) = M s − q` and
-//! `D = diag(a)` (`D_ii = 1` where `a_i = 0`); the scaling makes `s_i − F_i/a_i` the
-//! unconstrained best response, so the active sets are read off best responses. A generalized
-//! Newton step on `Φ` is the primal–dual active-set step:
+//! `D = diag(a)`; the scaling makes `s_i − F_i/a_i` the unconstrained best response, so the
+//! active sets are read off best responses. A generalized Newton step on `Φ` is the
+//! primal–dual active-set step:
 //! * `L = {i : s_i − F_i/a_i ≤ 0}` → `s_i = 0`; `U = {i : s_i − F_i/a_i ≥ u_i}` → `s_i = u_i`;
 //! * the free set `I` solves `M_II s_I = q_I − M_IU u_U` (Cholesky/LU for small dense blocks,
 //!   preconditioned CG/BiCGSTAB otherwise, to a forcing tolerance `min(0.1, r)·r`).
+//!
+//! **Players without self cost (`a_i = 0`).** Their diagonal of `M` is zero; when their row of
+//! `C` is zero too (`F_i = −q_i` constant), a free such player makes `M_II` singular with an
+//! inconsistent right-hand side, and every step would run the inner solve to its cap. They
+//! get a proximal term instead: `D_ii = μ_k = min(1, r_k)` with `r_k` the current residual,
+//! and the free block solves `(M + μ_k E)_II s_I = (q − M u_U + μ_k E s^k)_I` with `E` the
+//! players with `a_i = 0` — the Newton step of `F + μ_k E(· − s^k)`, whose block is regular.
+//! Their active set is `s_i − F_i/μ_k` against the box: as `μ_k → 0` it is the bang-bang best
+//! response (`F_i > 0` → 0, `F_i < 0` → `u_i`), and a shrinking proximal term keeps local
+//! convergence superlinear (the regularised Levenberg–Marquardt choice `μ ~ ‖Φ‖`). The
+//! certificate is untouched: every trial point is scored by the unregularised residual.
 //!
 //! Globalisation: the Newton point (projected on the box) is accepted when its merit
 //! `‖s − Π(s − F(s))‖₂` is sufficiently below the largest of the last eight merits
@@ -48,7 +59,8 @@ enum Side {
     Free,
 }
 
-/// Semismooth Newton / primal–dual active set with a merit line search and a gradient fallback.
+/// Semismooth Newton / primal–dual active set with a proximal term for players without self
+/// cost, a merit line search and a gradient fallback.
 pub(crate) struct Newton {
     tolerance: f64,
     symmetric: bool,
@@ -124,13 +136,16 @@ impl Algorithm<PruningGame> for Newton {
         let q = game.net_benefit();
         let u = game.upper_bounds();
         let f = &self.gradient;
+        // Proximal diagonal of the players without self cost (module docs); positive, since
+        // `advance` only runs on a residual above the tolerance.
+        let mu = self.residual.clamp(f64::MIN_POSITIVE, 1.0);
         // Active-set guess from the unconstrained best responses.
         self.side
             .par_iter_mut()
             .zip(self.free.par_iter_mut())
             .enumerate()
             .for_each(|(i, (side, free))| {
-                let scale = if a[i] > 0.0 { a[i] } else { 1.0 };
+                let scale = if a[i] > 0.0 { a[i] } else { mu };
                 let raw = s[i] - f[i] / scale;
                 *side = if raw <= 0.0 {
                     Side::Lower
@@ -141,7 +156,7 @@ impl Algorithm<PruningGame> for Newton {
                 };
                 *free = *side == Side::Free;
             });
-        // rhs_I = q_I − (C u_U)_I.
+        // rhs_I = q_I − (C u_U)_I + μ (E s)_I.
         let side = &self.side;
         self.target
             .par_iter_mut()
@@ -149,10 +164,13 @@ impl Algorithm<PruningGame> for Newton {
             .for_each(|(i, t)| *t = if side[i] == Side::Upper { u[i] } else { 0.0 });
         game.competition().mul_vec(&self.target, &mut self.rhs);
         let free = &self.free;
-        self.rhs
-            .par_iter_mut()
-            .enumerate()
-            .for_each(|(i, r)| *r = if free[i] { q[i] - *r } else { 0.0 });
+        self.rhs.par_iter_mut().enumerate().for_each(|(i, r)| {
+            *r = match (free[i], a[i] > 0.0) {
+                (false, _) => 0.0,
+                (true, true) => q[i] - *r,
+                (true, false) => q[i] - *r + mu * s[i],
+            }
+        });
         self.solution
             .par_iter_mut()
             .enumerate()
@@ -161,6 +179,7 @@ impl Algorithm<PruningGame> for Newton {
         let block = FreeBlock {
             game,
             free: &self.free,
+            regularisation: mu,
         };
         block.solve(
             &self.rhs,
