@@ -1,7 +1,7 @@
 //! The model graph: gradients of every op against central differences (proptest), the
 //! builders' pinned initial weights, channel groups of a ResNet, and removal by plan.
 //!
-//! Tolerances (as `tests/nn_grad.rs`). Networks run in `f32` with the loss accumulated in
+//! Tolerances. Networks run in `f32` with the loss accumulated in
 //! `f64`. With `h = 1e-3` the central difference has truncation error `O(h²)` ≈ 1e-6 on these
 //! O(1)-scaled graphs and round-off ≈ `1e-6 / h` = 1e-3, so we accept
 //! `|analytic − fd| ≤ 2e-3 + 2e-2·|fd|`. A ReLU sign or max-pool winner that changes inside
@@ -475,10 +475,22 @@ const FP_CNN12: u64 = 0x2b21_b5fb_a111_cbda;
 #[test]
 fn builders_draw_the_pinned_initial_weights() {
     let cases = [
-        ("mlp 784-512-256-10 seed 42", Graph::mlp(&[784, 512, 256, 10], 42), FP_MLP784),
+        (
+            "mlp 784-512-256-10 seed 42",
+            Graph::mlp(&[784, 512, 256, 10], 42),
+            FP_MLP784,
+        ),
         ("mlp 20-64-4 seed 7", Graph::mlp(&[20, 64, 4], 7), FP_MLP20),
-        ("small cnn 1x28x28 seed 42", Graph::small_cnn(&[1, 28, 28], 10, 42), FP_CNN),
-        ("small cnn 3x12x12 seed 3", Graph::small_cnn(&[3, 12, 12], 5, 3), FP_CNN12),
+        (
+            "small cnn 1x28x28 seed 42",
+            Graph::small_cnn(&[1, 28, 28], 10, 42),
+            FP_CNN,
+        ),
+        (
+            "small cnn 3x12x12 seed 3",
+            Graph::small_cnn(&[3, 12, 12], 5, 3),
+            FP_CNN12,
+        ),
     ];
     for (what, g, want) in cases {
         let got = fingerprint(&g.unwrap());

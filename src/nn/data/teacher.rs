@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{DataSource, Dataset};
 use crate::error::{Error, Result};
 use crate::nn::graph::Graph;
-use crate::nn::model::InputSpec;
+use crate::nn::InputSpec;
 
 /// Most memory the task may take (inputs of both splits, or the teacher's weights), bytes.
 pub const MAX_TEACHER_BYTES: u64 = 4 << 30;

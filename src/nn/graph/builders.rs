@@ -6,18 +6,18 @@
 //! follows), so that at `s = 0` the channel is exactly zero wherever it is read.
 
 use nalgebra::DMatrix;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Uniform};
 
+use super::chain::{chain, Role};
 use super::ops::{
     Add, BatchNorm, Conv, Dense, Flatten, Gate, GlobalAvgPool, MaxPool, Op, Pool, Relu,
 };
-use super::chain::{chain, Role};
 use super::{Graph, Node, NodeId, Param, ParamId, ParamKind};
 use crate::error::{Error, Result};
-use crate::nn::layers::{he_uniform, Shape};
-use crate::nn::model::InputSpec;
 use crate::nn::safetensors_io::ArchEntry;
+use crate::nn::{InputSpec, Shape};
 
 /// Assembles nodes and named parameters.
 pub(crate) struct Builder {
@@ -419,4 +419,14 @@ fn drawn(input: InputSpec, layers: &[ArchEntry], seed: u64) -> Result<Graph> {
             Role::Gate => (Some(layer) != last).then(|| Builder::vector(units, 1.0)),
         })
     })
+}
+
+/// Draws `He`-uniform weights `U(-sqrt(6/fan_in), sqrt(6/fan_in))`, suited to ReLU networks.
+fn he_uniform(rows: usize, cols: usize, fan_in: usize, rng: &mut impl Rng) -> DMatrix<f32> {
+    let bound = (6.0 / fan_in.max(1) as f32).sqrt();
+    // A non-degenerate range cannot fail; fall back to zeros rather than panic.
+    match Uniform::new(-bound, bound) {
+        Ok(dist) => DMatrix::from_fn(rows, cols, |_, _| dist.sample(rng)),
+        Err(_) => DMatrix::zeros(rows, cols),
+    }
 }

@@ -14,8 +14,8 @@ use super::builders::Builder;
 use super::ops::{Conv, Dense, Flatten, MaxPool, Op, Pool};
 use super::{Graph, ParamId, ParamKind};
 use crate::error::{Error, Result};
-use crate::nn::model::InputSpec;
 use crate::nn::safetensors_io::ArchEntry;
+use crate::nn::InputSpec;
 
 /// What a chain asks its parameter source for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

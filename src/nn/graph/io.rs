@@ -19,6 +19,7 @@ use nalgebra::DMatrix;
 use safetensors::tensor::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
+use super::chain::{chain, Role};
 use super::ops::{
     Add, AvgPool, BatchNorm, Conv, Dense, Flatten, Gate, GlobalAvgPool, MaxPool, Op, Pool, Relu,
 };
@@ -28,7 +29,6 @@ use crate::io::write_atomic;
 use crate::nn::safetensors_io::{
     parse, read_f32, read_input_spec, row_major_bytes, serialize, ArchEntry,
 };
-use super::chain::{chain, Role};
 
 /// One node of the `graph` architecture metadata.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

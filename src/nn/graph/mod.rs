@@ -43,8 +43,7 @@ pub use ops::{
 pub use optim::GraphOptimizer;
 pub use trainer::{L1Penalty, StepHook, StepRecord, Trainer};
 
-use super::layers::Shape;
-use super::model::InputSpec;
+use super::{InputSpec, Shape};
 use crate::error::{Error, Result};
 
 /// Index of a node in [`Graph::nodes`] (node 0 is the input).
