@@ -5,14 +5,15 @@
 //! `cargo bench --bench nn`; compare with `python benches/torch_reference.py`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use pruning_game::nn::{Gradients, Model, Optimizer, OptimizerConfig, Workspace};
+use pruning_game::nn::graph::{Graph, GraphGrads, GraphOptimizer, GraphWorkspace, Mode};
+use pruning_game::nn::OptimizerConfig;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
 const BATCH: usize = 128;
 
-fn inputs(model: &Model, seed: u64) -> (Vec<f32>, Vec<u32>) {
+fn inputs(model: &Graph, seed: u64) -> (Vec<f32>, Vec<u32>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let x = (0..BATCH * model.input_len())
         .map(|_| rng.sample(StandardNormal))
@@ -21,11 +22,11 @@ fn inputs(model: &Model, seed: u64) -> (Vec<f32>, Vec<u32>) {
     (x, y)
 }
 
-fn bench_model(c: &mut Criterion, name: &str, mut model: Model) {
+fn bench_model(c: &mut Criterion, name: &str, mut model: Graph) {
     let (x, y) = inputs(&model, 1);
-    let mut ws = Workspace::new(&model, BATCH);
-    let mut grads = Gradients::new(&model);
-    let mut opt = Optimizer::new(OptimizerConfig::adam(1e-4), &model).expect("adam");
+    let mut ws = GraphWorkspace::new(&model, BATCH);
+    let mut grads = GraphGrads::new(&model);
+    let mut opt = GraphOptimizer::new(OptimizerConfig::adam(1e-4), &model).expect("adam");
     let flops = model.train_flops_per_sample() as f64 * BATCH as f64;
     eprintln!(
         "{name}: {:.1} MFLOP per training step (GEMMs: forward, weight and input gradients)",
@@ -36,14 +37,16 @@ fn bench_model(c: &mut Criterion, name: &str, mut model: Model) {
     g.bench_function("train_step_b128", |b| {
         b.iter(|| {
             model
-                .loss_and_grad(&mut ws, &x, &y, &mut grads)
+                .loss_and_grad(&mut ws, &x, &y, Mode::Train, &mut grads)
                 .expect("step");
             opt.step(&mut model, &grads).expect("adam");
         })
     });
     g.bench_function("inference_b128", |b| {
         b.iter(|| {
-            let out = model.forward(&mut ws, &x, BATCH).expect("forward");
+            let out = model
+                .forward(&mut ws, &x, BATCH, Mode::Eval)
+                .expect("forward");
             std::hint::black_box(out[0]);
         })
     });
@@ -68,12 +71,12 @@ fn benches(c: &mut Criterion) {
     bench_model(
         c,
         "mlp_784_512_256_10",
-        Model::mlp(&[784, 512, 256, 10], 1).expect("mlp"),
+        Graph::mlp(&[784, 512, 256, 10], 1).expect("mlp"),
     );
     bench_model(
         c,
         "small_cnn",
-        Model::small_cnn(&[1, 28, 28], 10, 1).expect("cnn"),
+        Graph::small_cnn(&[1, 28, 28], 10, 1).expect("cnn"),
     );
     gemm_peak(c);
 }

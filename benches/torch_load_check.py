@@ -1,4 +1,4 @@
-"""Loads a model exported by `Model::export` or `Graph::export` into the torch module built from the
+"""Loads a model exported by `Graph::export` into the torch module built from the
 safetensors metadata (python/pruning_game_torch.py), and measures its test accuracy on an IDX test set.
 
     python benches/torch_load_check.py model.safetensors [/usr/share/datasets/fashion-mnist]

@@ -10,7 +10,8 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use pruning_game::nn::{Gradients, Model, Optimizer, OptimizerConfig, Workspace};
+use pruning_game::nn::graph::{Graph, GraphGrads, GraphOptimizer, GraphWorkspace, Mode};
+use pruning_game::nn::OptimizerConfig;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
@@ -22,20 +23,20 @@ fn stats(mut t: Vec<f64>) -> (f64, f64) {
     (t[t.len() / 2], t[0])
 }
 
-fn probe(name: &str, mut model: Model, reps: usize) -> Result<()> {
+fn probe(name: &str, mut model: Graph, reps: usize) -> Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let x: Vec<f32> = (0..BATCH * model.input_len())
         .map(|_| rng.sample(StandardNormal))
         .collect();
     let y: Vec<u32> = (0..BATCH).map(|_| rng.random_range(0..10)).collect();
-    let mut ws = Workspace::new(&model, BATCH);
-    let mut grads = Gradients::new(&model);
-    let mut opt = Optimizer::new(OptimizerConfig::adam(1e-4), &model)?;
+    let mut ws = GraphWorkspace::new(&model, BATCH);
+    let mut grads = GraphGrads::new(&model);
+    let mut opt = GraphOptimizer::new(OptimizerConfig::adam(1e-4), &model)?;
     let mut step_t = Vec::with_capacity(reps);
     let mut inf_t = Vec::with_capacity(reps);
     for i in 0..reps + 5 {
         let t0 = Instant::now();
-        model.loss_and_grad(&mut ws, &x, &y, &mut grads)?;
+        model.loss_and_grad(&mut ws, &x, &y, Mode::Train, &mut grads)?;
         opt.step(&mut model, &grads)?;
         if i >= 5 {
             step_t.push(t0.elapsed().as_secs_f64());
@@ -43,7 +44,7 @@ fn probe(name: &str, mut model: Model, reps: usize) -> Result<()> {
     }
     for i in 0..reps + 5 {
         let t0 = Instant::now();
-        let out = model.forward(&mut ws, &x, BATCH)?;
+        let out = model.forward(&mut ws, &x, BATCH, Mode::Eval)?;
         std::hint::black_box(out[0]);
         if i >= 5 {
             inf_t.push(t0.elapsed().as_secs_f64());
@@ -80,14 +81,14 @@ fn main() -> Result<()> {
     if wanted("mlp") {
         probe(
             "mlp_784_512_256_10",
-            Model::mlp(&[784, 512, 256, 10], 1)?,
+            Graph::mlp(&[784, 512, 256, 10], 1)?,
             reps,
         )?;
     }
     if wanted("cnn") {
         probe(
             "small_cnn",
-            Model::small_cnn(&[1, 28, 28], 10, 1)?,
+            Graph::small_cnn(&[1, 28, 28], 10, 1)?,
             reps / 2,
         )?;
     }
@@ -95,13 +96,13 @@ fn main() -> Result<()> {
         return Ok(());
     }
     // GEMM peak through the backend's own path: one 1200x1200 linear layer on 1200 samples (not a power of two, which aliases in cache).
-    let big = Model::mlp(&[1200, 1200], 1)?;
+    let big = Graph::mlp(&[1200, 1200], 1)?;
     let xb: Vec<f32> = (0..1200 * 1200).map(|i| ((i % 13) as f32) * 0.1).collect();
-    let mut wsb = Workspace::new(&big, 1200);
+    let mut wsb = GraphWorkspace::new(&big, 1200);
     let mut best = f64::INFINITY;
     for _ in 0..10 {
         let t0 = Instant::now();
-        std::hint::black_box(big.forward(&mut wsb, &xb, 1200)?[0]);
+        std::hint::black_box(big.forward(&mut wsb, &xb, 1200, Mode::Eval)?[0]);
         best = best.min(t0.elapsed().as_secs_f64());
     }
     println!(

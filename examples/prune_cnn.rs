@@ -12,9 +12,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Parser;
 use pruning_game::nn::data::fashion_mnist;
-use pruning_game::nn::graph::Op;
-use pruning_game::nn::train::LrSchedule;
-use pruning_game::nn::{DataSource, Dataset, InputSpec, Model};
+use pruning_game::nn::graph::{Graph, Op};
+use pruning_game::nn::{DataSource, Dataset, InputSpec, LrSchedule};
 use pruning_game::prune::pipeline::{run_job, Architecture, Job};
 use pruning_game::prune::report::GroupCount;
 use pruning_game::prune::{Baseline, PruneConfig};
@@ -55,7 +54,7 @@ struct Args {
 
 /// Images `[1, 12, 12]` of Gaussian noise labelled by a random small CNN (4 classes).
 fn synthetic(n: usize, seed: u64) -> Result<Dataset> {
-    let teacher = Model::small_cnn(&[1, 12, 12], 4, seed)?;
+    let teacher = Graph::small_cnn(&[1, 12, 12], 4, seed)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(1));
     let x: Vec<f32> = (0..n * 144)
         .map(|_| StandardNormal.sample(&mut rng))

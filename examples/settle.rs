@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Parser;
 use pruning_game::nn::data::{fashion_mnist, teacher_student, TeacherConfig};
-use pruning_game::nn::train::LrSchedule;
+use pruning_game::nn::LrSchedule;
 use pruning_game::prune::pipeline::{split_holdout, Architecture};
 use pruning_game::prune::report::{write_evaluations, write_trajectories};
 use pruning_game::prune::{PruneConfig, PruneRun, ScaleSymmetry};

@@ -9,7 +9,7 @@
 mod common;
 
 use anyhow::{bail, Result};
-use pruning_game::nn::Model;
+use pruning_game::nn::graph::Graph;
 
 fn main() -> Result<()> {
     let args = common::parse_args(15)?;
@@ -17,6 +17,6 @@ fn main() -> Result<()> {
     if tr.shape().len() != 3 {
         bail!("the CNN needs image data; {:?} is flat", tr.shape());
     }
-    let model = Model::small_cnn(tr.shape(), tr.classes(), args.seed)?;
-    common::train(model, &args, &tr, &te)
+    let graph = Graph::small_cnn(tr.shape(), tr.classes(), args.seed)?;
+    common::train(graph, &args, &tr, &te)
 }

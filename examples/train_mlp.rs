@@ -5,15 +5,17 @@
 //!  [--batch B] [--lr LR] [--constant-lr] [--out model.safetensors]
 //!  [--checkpoint ck.safetensors] [--quiet]`
 //!
-//! The learning rate follows a cosine decay to 0 over the run unless `--constant-lr`.
+//! The learning rate follows a cosine decay to 0 over the run unless `--constant-lr`. With
+//! `--checkpoint`, a checkpoint is written after every epoch and an existing one is resumed
+//! (with the settings it was written with).
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use pruning_game::nn::data::{fashion_mnist, load_idx_dir, teacher_student, TeacherConfig};
-use pruning_game::nn::{
-    Dataset, InputSpec, LrSchedule, Model, OptimizerConfig, TrainConfig, Trainer,
-};
+use pruning_game::nn::graph::train::{evaluate, FitConfig};
+use pruning_game::nn::graph::{Graph, Trainer};
+use pruning_game::nn::{Dataset, InputSpec, LrSchedule, OptimizerConfig};
 
 /// Command-line options shared by the training examples.
 pub struct Args {
@@ -81,68 +83,69 @@ pub fn load(args: &Args) -> Result<(Dataset, Dataset)> {
     }
 }
 
-pub fn train(model: Model, args: &Args, train: &Dataset, test: &Dataset) -> Result<()> {
-    let model = model.with_input(train.input_spec().clone())?;
+pub fn train(graph: Graph, args: &Args, train: &Dataset, test: &Dataset) -> Result<()> {
+    let graph = graph.with_input(train.input_spec().clone())?;
     println!(
         "model: {} parameters, {} MACs/sample; data: {:?}",
-        model.parameter_count(),
-        model.macs_per_sample(),
+        graph.parameter_count(),
+        graph.macs_per_sample(),
         train.source()
     );
-    let cfg = TrainConfig {
+    let cfg = FitConfig {
         epochs: args.epochs,
         batch_size: args.batch,
         optimizer: OptimizerConfig::adam(args.lr),
-        seed: args.seed,
-        progress: !args.quiet,
-        checkpoint: args.checkpoint.clone(),
-        checkpoint_every: None,
         schedule: if args.cosine {
             LrSchedule::Cosine
         } else {
             LrSchedule::Constant
         },
+        crop_padding: 0,
+        flip: false,
+        seed: args.seed,
     };
     let mut trainer = match &args.checkpoint {
         Some(p) if p.exists() => {
-            let mut t = Trainer::resume(p)?;
-            t.set_epochs(args.epochs);
-            println!("resumed from {} at epoch {:?}", p.display(), t.position());
+            let t = Trainer::resume(p)?;
+            println!(
+                "resumed from {} after epoch {}",
+                p.display(),
+                t.epochs_done()
+            );
             t
         }
-        _ => Trainer::new(model, cfg)?,
+        _ => Trainer::new(graph, cfg)?,
     };
-    struct Print;
-    impl pruning_game::nn::Observer for Print {
-        fn on_epoch(
-            &mut self,
-            _m: &mut Model,
-            r: &pruning_game::nn::EpochRecord,
-        ) -> pruning_game::Result<()> {
-            let t = r.test.unwrap_or_default();
-            println!(
-                "epoch {:2}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | {:.2} s",
-                r.epoch + 1,
-                r.train.loss,
-                r.train.accuracy(),
-                t.loss,
-                t.accuracy(),
-                r.seconds
-            );
-            Ok(())
+    let (mut last, mut seconds, mut epochs) = (None, 0.0, 0);
+    while !trainer.finished() {
+        trainer.run_epoch(train, &mut ())?;
+        let (r, t) = (
+            trainer.running(),
+            evaluate(trainer.graph(), test, args.batch)?,
+        );
+        println!(
+            "epoch {:2}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | {:.2} s",
+            trainer.epochs_done(),
+            r.loss,
+            r.accuracy(),
+            t.loss,
+            t.accuracy(),
+            trainer.epoch_seconds()
+        );
+        (last, seconds, epochs) = (Some(t), seconds + trainer.epoch_seconds(), epochs + 1);
+        if let Some(p) = &args.checkpoint {
+            trainer.save_checkpoint(p)?;
         }
     }
-    let records = trainer.run(train, Some(test), &mut Print)?;
-    if let Some(last) = records.last() {
-        let secs: f64 = records.iter().map(|r| r.seconds).sum::<f64>() / records.len() as f64;
+    if let Some(t) = last {
         println!(
             "final test accuracy {:.4}; mean {:.2} s/epoch",
-            last.test.unwrap_or_default().accuracy(),
-            secs
+            t.accuracy(),
+            seconds / epochs as f64
         );
     }
     if let Some(out) = &args.out {
-        trainer.model().export(out)?;
+        trainer.graph().export(out)?;
         println!("exported {}", out.display());
     }
     Ok(())
@@ -153,6 +156,5 @@ fn main() -> Result<()> {
     let args = parse_args(15)?;
     let (tr, te) = load(&args)?;
     let widths = [tr.sample_len(), 512, 256, tr.classes()];
-    let model = Model::mlp(&widths, args.seed)?;
-    train(model, &args, &tr, &te)
+    train(Graph::mlp(&widths, args.seed)?, &args, &tr, &te)
 }

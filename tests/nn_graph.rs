@@ -1,7 +1,7 @@
-//! The model graph: gradients of every op against central differences (proptest), chains
-//! equal to the sequential model, channel groups of a ResNet, and removal by plan.
+//! The model graph: gradients of every op against central differences (proptest), the
+//! builders' pinned initial weights, channel groups of a ResNet, and removal by plan.
 //!
-//! Tolerances (as `tests/nn_grad.rs`). Networks run in `f32` with the loss accumulated in
+//! Tolerances. Networks run in `f32` with the loss accumulated in
 //! `f64`. With `h = 1e-3` the central difference has truncation error `O(h²)` ≈ 1e-6 on these
 //! O(1)-scaled graphs and round-off ≈ `1e-6 / h` = 1e-3, so we accept
 //! `|analytic − fd| ≤ 2e-3 + 2e-2·|fd|`. A ReLU sign or max-pool winner that changes inside
@@ -19,7 +19,7 @@ use pruning_game::nn::graph::{
     GraphOptimizer, GraphWorkspace, MaxPool, Mode, Node, Op, Param, ParamKind, Pool, Relu,
     RemovalPlan,
 };
-use pruning_game::nn::{Gradients, InputSpec, Model, OptimizerConfig, Workspace};
+use pruning_game::nn::{InputSpec, OptimizerConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
@@ -270,7 +270,15 @@ enum CheckFailure {
     Degenerate,
 }
 
-fn check_gradients(mut g: Graph, batch: usize, mode: Mode, seed: u64) -> Result<(), CheckFailure> {
+/// Checks every parameter gradient of `g`, at most `sample` evenly spread entries of each
+/// parameter.
+fn check_gradients(
+    mut g: Graph,
+    batch: usize,
+    mode: Mode,
+    seed: u64,
+    sample: usize,
+) -> Result<(), CheckFailure> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x9e37);
     let x: Vec<f32> = randn(&mut rng, batch * g.input_len(), 1, 1.0)
         .iter()
@@ -293,7 +301,8 @@ fn check_gradients(mut g: Graph, batch: usize, mode: Mode, seed: u64) -> Result<
             .get(&g, &name)
             .expect("a gradient per parameter")
             .clone();
-        for i in 0..analytic.len() {
+        let len = analytic.len();
+        for i in (0..len.min(sample)).map(|k| k * len / len.min(sample)) {
             let v0 = g.param(&name).expect("param").value[i];
             let at = |g: &mut Graph, ws: &mut GraphWorkspace, v: f32| {
                 g.param_mut(&name).expect("param")[i] = v;
@@ -335,7 +344,41 @@ proptest! {
     fn graph_gradients_match_central_differences(seed in any::<u64>(), train in any::<bool>()) {
         let (g, batch) = random_graph(seed);
         let mode = if train { Mode::Train } else { Mode::Eval };
-        match check_gradients(g, batch, mode, seed) {
+        match check_gradients(g, batch, mode, seed, usize::MAX) {
+            Ok(()) => {}
+            Err(CheckFailure::Degenerate) => prop_assume!(false, "too many kinks"),
+            Err(CheckFailure::Mismatch(m)) => prop_assert!(false, "{}", m),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(common::cases(12))]
+
+    /// The builders' chains: the gated MLP (gates on flat units after ReLU) and the small CNN
+    /// (conv → ReLU → max-pool → gate, flatten, gated linear), gates random and some at 0.
+    /// Up to 48 entries of each parameter are checked.
+    #[test]
+    fn chain_gradients_match_central_differences(seed in any::<u64>(), cnn in any::<bool>()) {
+        let mut g = if cnn {
+            Graph::small_cnn(&[1, 10, 10], 3, seed).unwrap()
+        } else {
+            Graph::mlp(&[6, 5, 4, 3], seed).unwrap()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let gates: Vec<String> = g
+            .params()
+            .iter()
+            .filter(|p| p.kind == ParamKind::Gate)
+            .map(|p| p.name.clone())
+            .collect();
+        for name in gates {
+            for s in g.param_mut(&name).unwrap() {
+                *s = if rng.random_bool(0.25) { 0.0 } else { rng.random_range(0.1..1.0) };
+            }
+        }
+        let batch = rng.random_range(2..=4);
+        match check_gradients(g, batch, Mode::Train, seed, 48) {
             Ok(()) => {}
             Err(CheckFailure::Degenerate) => prop_assume!(false, "too many kinks"),
             Err(CheckFailure::Mismatch(m)) => prop_assert!(false, "{}", m),
@@ -397,80 +440,61 @@ fn running_statistics_follow_pytorch_momentum_and_unbiased_variance() {
     assert_eq!(bn.batches_tracked, 1);
 }
 
-/// Sequential models become chains with the same outputs and gradients (gates at 0
-/// included), under the same `torch.nn.Sequential` names.
+/// FNV-1a over the node names and kinds, then the parameter names and the bits of their
+/// values, in graph order.
+fn fingerprint(g: &Graph) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    };
+    for n in g.nodes() {
+        eat(n.name.as_bytes());
+        eat(n.op.kind().as_bytes());
+    }
+    for p in g.params() {
+        eat(p.name.as_bytes());
+        for v in p.value.iter() {
+            eat(&v.to_bits().to_le_bytes());
+        }
+    }
+    h
+}
+
+/// Fingerprints of the builders' initial networks (see the test below).
+const FP_MLP784: u64 = 0x3ce1_47f7_f6fb_517c;
+const FP_MLP20: u64 = 0x56a7_b8c8_3e61_41c3;
+const FP_CNN: u64 = 0xb918_1933_cd83_5d8e;
+const FP_CNN12: u64 = 0x2b21_b5fb_a111_cbda;
+
+/// The builders' initial networks, pinned: a change in the order of the random draws, the
+/// layers or their names changes these fingerprints. The values were printed by this
+/// function for the builders of commit 3bb2937, which still converted the sequential
+/// `Model::mlp` / `Model::small_cnn` into chains; today's builders draw the same weights.
 #[test]
-fn chains_reproduce_the_sequential_model() {
-    let mut rng = ChaCha8Rng::seed_from_u64(11);
-    for model in [
-        Model::mlp(&[12, 9, 7, 4], 1).unwrap(),
-        Model::small_cnn(&[1, 10, 10], 4, 2).unwrap(),
-    ] {
-        let mut model = model;
-        for layer in model.gated_layers() {
-            let n = model.gate(layer).unwrap().len();
-            let g: Vec<f32> = (0..n)
-                .map(|_| {
-                    if rng.random_bool(0.25) {
-                        0.0
-                    } else {
-                        rng.random_range(0.1..1.0)
-                    }
-                })
-                .collect();
-            model.set_gate(layer, &g).unwrap();
-        }
-        let graph = Graph::from_model(&model).unwrap();
-        let batch = 5;
-        let x: Vec<f32> = (0..batch * model.input_len())
-            .map(|_| rng.sample::<f32, _>(StandardNormal))
-            .collect();
-        let y: Vec<u32> = (0..batch).map(|_| rng.random_range(0..4)).collect();
-        let mut ws = Workspace::new(&model, batch);
-        let mut grads = Gradients::new(&model);
-        let old = model.loss_and_grad(&mut ws, &x, &y, &mut grads).unwrap();
-        let mut gws = GraphWorkspace::new(&graph, batch);
-        let mut ggrads = GraphGrads::new(&graph);
-        let new = graph
-            .loss_and_grad(&mut gws, &x, &y, Mode::Train, &mut ggrads)
-            .unwrap();
-        assert!(
-            (old.loss - new.loss).abs() < 1e-6,
-            "loss {} vs {}",
-            old.loss,
-            new.loss
-        );
-        let close = |a: &[f32], b: &[f32], what: &str| {
-            for (i, (u, v)) in a.iter().zip(b).enumerate() {
-                assert!(
-                    (u - v).abs() <= 1e-5 * (1.0 + v.abs()),
-                    "{what}[{i}]: {u} vs {v}"
-                );
-            }
-        };
-        for (i, _) in model.layers().iter().enumerate() {
-            let Some(lg) = grads.layer(i) else { continue };
-            close(
-                ggrads
-                    .get(&graph, &format!("{i}.weight"))
-                    .unwrap()
-                    .as_slice(),
-                lg.weight.as_slice(),
-                &format!("{i}.weight"),
-            );
-            close(
-                ggrads.get(&graph, &format!("{i}.bias")).unwrap().as_slice(),
-                lg.bias.as_slice(),
-                &format!("{i}.bias"),
-            );
-            if let Some(gg) = &lg.gate {
-                close(
-                    ggrads.get(&graph, &format!("{i}.gate")).unwrap().as_slice(),
-                    gg.as_slice(),
-                    &format!("{i}.gate"),
-                );
-            }
-        }
+fn builders_draw_the_pinned_initial_weights() {
+    let cases = [
+        (
+            "mlp 784-512-256-10 seed 42",
+            Graph::mlp(&[784, 512, 256, 10], 42),
+            FP_MLP784,
+        ),
+        ("mlp 20-64-4 seed 7", Graph::mlp(&[20, 64, 4], 7), FP_MLP20),
+        (
+            "small cnn 1x28x28 seed 42",
+            Graph::small_cnn(&[1, 28, 28], 10, 42),
+            FP_CNN,
+        ),
+        (
+            "small cnn 3x12x12 seed 3",
+            Graph::small_cnn(&[3, 12, 12], 5, 3),
+            FP_CNN12,
+        ),
+    ];
+    for (what, g, want) in cases {
+        let got = fingerprint(&g.unwrap());
+        assert_eq!(got, want, "{what}: fingerprint {got:#018x}");
     }
 }
 

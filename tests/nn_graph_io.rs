@@ -3,13 +3,18 @@
 //! PyTorch loading an exported ResNet strictly through `python/pruning_game_torch.py` and
 //! computing the same logits.
 
+use std::collections::HashMap;
+use std::path::Path;
 use std::process::Command;
 
-use pruning_game::nn::graph::{Graph, Mode};
-use pruning_game::nn::{InputSpec, Model};
+use pruning_game::nn::graph::{Graph, Mode, ParamKind};
+use pruning_game::nn::InputSpec;
+use pruning_game::Error;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde_json::json;
 
 /// A ResNet-8 with BatchNorm statistics and gates away from their defaults.
 fn resnet(seed: u64) -> Graph {
@@ -74,23 +79,201 @@ fn saved_graphs_load_with_their_gates_and_exports_without() {
     );
 }
 
+/// Gates of `g` at random, a quarter of them at 0.
+fn random_gates(g: &mut Graph, seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let gates: Vec<String> = g
+        .params()
+        .iter()
+        .filter(|p| p.kind == ParamKind::Gate)
+        .map(|p| p.name.clone())
+        .collect();
+    for name in gates {
+        for s in g.param_mut(&name).unwrap() {
+            *s = if rng.random_bool(0.25) {
+                0.0
+            } else {
+                rng.random_range(0.1..1.0)
+            };
+        }
+    }
+}
+
+/// A file in the sequential layout as the sequential model wrote it before chains were
+/// graphs: every parameter of `g` (`{i}.weight`, `{i}.bias`, `{i}.gate`) in PyTorch's shape
+/// (a conv weight of `arch` as `[out, in, k, k]`), and `arch` as the `architecture`.
+fn sequential_file(g: &Graph, arch: &serde_json::Value) -> Vec<u8> {
+    let layers = arch.as_array().unwrap();
+    let data: Vec<(String, Vec<usize>, Vec<u8>)> = g
+        .params()
+        .iter()
+        .map(|p| {
+            let m = &p.value;
+            let (r, c) = m.shape();
+            let index: usize = p.name.split('.').next().unwrap().parse().unwrap();
+            let conv = layers.get(index).filter(|l| l["type"] == "conv2d");
+            let shape = match (p.name.ends_with(".weight"), conv) {
+                (false, _) => vec![r],
+                (true, Some(l)) => {
+                    let k = l["kernel"].as_u64().unwrap() as usize;
+                    vec![r, c / (k * k), k, k]
+                }
+                (true, None) => vec![r, c],
+            };
+            let bytes: Vec<u8> = (0..r)
+                .flat_map(|i| (0..c).map(move |j| m[(i, j)]))
+                .flat_map(f32::to_le_bytes)
+                .collect();
+            (p.name.clone(), shape, bytes)
+        })
+        .collect();
+    let views: Vec<_> = data
+        .iter()
+        .map(|(n, shape, bytes)| {
+            let view = TensorView::new(Dtype::F32, shape.clone(), bytes).unwrap();
+            (n.clone(), view)
+        })
+        .collect();
+    let meta = HashMap::from([
+        ("architecture".to_string(), arch.to_string()),
+        (
+            "input".to_string(),
+            serde_json::to_string(g.input()).unwrap(),
+        ),
+    ]);
+    safetensors::serialize(views, Some(meta)).unwrap()
+}
+
+/// The MLP and the small CNN with their `architecture` lists in the sequential layout.
+fn chains() -> Vec<(Graph, serde_json::Value)> {
+    let conv = |i: usize, o: usize| json!({"type": "conv2d", "in": i, "out": o, "kernel": 3, "stride": 1, "padding": 0});
+    let linear = |i: usize, o: usize| json!({"type": "linear", "in": i, "out": o});
+    let relu = json!({"type": "relu"});
+    let pool = json!({"type": "maxpool2d", "kernel": 2});
+    vec![
+        (
+            Graph::mlp(&[5, 4, 3], 2).unwrap(),
+            json!([linear(5, 4), relu, linear(4, 3)]),
+        ),
+        (
+            Graph::small_cnn(&[1, 12, 12], 4, 7).unwrap(),
+            json!([
+                conv(1, 32),
+                relu,
+                pool,
+                conv(32, 64),
+                relu,
+                pool,
+                {"type": "flatten"},
+                linear(64, 128),
+                relu,
+                linear(128, 4)
+            ]),
+        ),
+    ]
+}
+
+/// Files in the sequential layout (gates included, as run states were saved) load as the
+/// chains the builders make, and chains export that layout without gates, which loads back
+/// to the same outputs.
 #[test]
-fn chains_export_the_sequential_layout_old_readers_load() {
+fn sequential_files_load_as_chains_and_chains_export_them() {
     let dir = tempfile::tempdir().unwrap();
-    let model = Model::small_cnn(&[1, 12, 12], 4, 3).unwrap();
-    let g = Graph::from_model(&model).unwrap();
-    let path = dir.path().join("chain.safetensors");
-    g.export(&path).unwrap();
-    // The sequential reader takes it, and both agree with the graph.
-    let old = Model::load(&path).unwrap();
-    let x = inputs(&g, 2, 5);
-    let a = old.predict(&x, 2).unwrap();
-    let b = g.predict(&x, 2).unwrap();
-    assert!((a - b).amax() <= 1e-5);
-    let bytes = std::fs::read(&path).unwrap();
-    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header = std::str::from_utf8(&bytes[8..8 + header_len]).unwrap();
-    assert!(header.contains(r#"\"type\":\"conv2d\""#), "{header}");
+    for (mut g, arch) in chains() {
+        random_gates(&mut g, 3);
+        let old = sequential_file(&g, &arch);
+        let back = Graph::from_safetensors(&old, Path::new("old.safetensors")).unwrap();
+        assert_eq!(back, g);
+        let path = dir.path().join("chain.safetensors");
+        g.export(&path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+        let meta = meta.metadata().clone().unwrap();
+        let written: serde_json::Value = serde_json::from_str(&meta["architecture"]).unwrap();
+        assert_eq!(written, arch);
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        assert!(st.names().iter().all(|n| !n.ends_with("gate")));
+        let plain = Graph::load(&path).unwrap();
+        let x = inputs(&g, 3, 5);
+        let (a, b) = (g.predict(&x, 3).unwrap(), plain.predict(&x, 3).unwrap());
+        assert!((&a - &b).amax() <= 1e-5 * (1.0 + a.amax()), "{a} vs {b}");
+    }
+}
+
+fn expect_model_format(bytes: &[u8]) -> String {
+    match Graph::from_safetensors(bytes, Path::new("bad.safetensors")) {
+        Err(Error::ModelFormat { path, message }) => {
+            assert_eq!(path, Path::new("bad.safetensors"));
+            message
+        }
+        other => panic!("expected ModelFormat, got {other:?}"),
+    }
+}
+
+/// Whatever is wrong with a sequential file, the error is a `ModelFormat` naming it.
+#[test]
+fn malformed_sequential_files_are_typed_errors() {
+    let (g, arch) = chains().remove(0);
+    let good = sequential_file(&g, &arch);
+    assert!(Graph::from_safetensors(&good, Path::new("good.safetensors")).is_ok());
+    for cut in [0, 4, 8, 20, good.len() / 2, good.len() - 1] {
+        expect_model_format(&good[..cut]);
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    for len in [1usize, 16, 200, 4096] {
+        let junk: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+        expect_model_format(&junk);
+    }
+    let mut huge = good.clone();
+    huge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+    expect_model_format(&huge);
+    // Tensors of other widths under this architecture.
+    let other = sequential_file(&Graph::mlp(&[5, 3, 3], 2).unwrap(), &arch);
+    let st = SafeTensors::deserialize(&other).unwrap();
+    let (_, meta) = SafeTensors::read_metadata(&good).unwrap();
+    let swapped = safetensors::serialize(st.tensors(), meta.metadata().clone()).unwrap();
+    let m = expect_model_format(&swapped);
+    assert!(m.contains("0.weight") && m.contains("shape"), "{m}");
+    // No metadata.
+    let st = SafeTensors::deserialize(&good).unwrap();
+    let bare = safetensors::serialize(st.tensors(), None).unwrap();
+    expect_model_format(&bare);
+    // A tensor the architecture does not have, a missing one, a gate before no ReLU, a
+    // zero-sized kernel.
+    let stray: Vec<u8> = [1.0f32, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mut tensors = SafeTensors::deserialize(&good).unwrap().tensors();
+    let view = TensorView::new(Dtype::F32, vec![2], &stray).unwrap();
+    tensors.push(("9.weight".to_string(), view));
+    let extra = safetensors::serialize(tensors, meta.metadata().clone()).unwrap();
+    let m = expect_model_format(&extra);
+    assert!(m.contains("unexpected tensor 9.weight"), "{m}");
+    let three =
+        json!([arch[0], arch[1], arch[2], {"type": "relu"}, {"type": "linear", "in": 3, "out": 3}]);
+    let m = expect_model_format(&sequential_file(&g, &three));
+    assert!(m.contains("missing tensor 4.weight"), "{m}");
+    let no_relu = json!([arch[0], {"type": "flatten"}, arch[2]]);
+    let m = expect_model_format(&sequential_file(&g, &no_relu));
+    assert!(
+        m.contains("layer 0") && m.contains("followed by relu"),
+        "{m}"
+    );
+    let zero =
+        json!([{"type": "conv2d", "in": 1, "out": 2, "kernel": 0, "stride": 1, "padding": 0}]);
+    let meta = HashMap::from([
+        ("architecture".to_string(), zero.to_string()),
+        (
+            "input".to_string(),
+            r#"{"shape":[1,4,4],"scale":1.0,"mean":0.0,"std":1.0}"#.into(),
+        ),
+    ]);
+    let empty: Vec<(String, TensorView)> = Vec::new();
+    let m = expect_model_format(&safetensors::serialize(empty, Some(meta)).unwrap());
+    assert!(m.contains("layer 0") && m.contains("sizes"), "{m}");
+    // A missing file: an Io error naming it.
+    assert!(matches!(
+        Graph::load(Path::new("/nonexistent/absent.safetensors")),
+        Err(Error::Io { .. })
+    ));
 }
 
 #[test]

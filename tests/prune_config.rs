@@ -161,7 +161,7 @@ fn overrides_set_nested_keys_and_reject_what_is_not_a_valid_configuration() {
         "redundancy=activation-correlation",
     ])
     .unwrap();
-    assert_eq!(c.schedule, pruning_game::nn::train::LrSchedule::Cosine);
+    assert_eq!(c.schedule, pruning_game::nn::LrSchedule::Cosine);
     assert_eq!(c.gamma, 0.003);
     assert_eq!(c.optimizer, OptimizerConfig::adam(5e-4));
     assert_eq!(c.target_kept, Some(0.25));

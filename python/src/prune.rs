@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use pruning_game::nn::data::{fashion_mnist, load_idx_dir, teacher_student, TeacherConfig};
-use pruning_game::nn::model::InputSpec;
+use pruning_game::nn::InputSpec;
 use pruning_game::prune::pipeline::{run_job, Architecture, Job};
 use pruning_game::prune::{Baseline, PruneConfig};
 use pruning_game::Error;

@@ -8,7 +8,7 @@ use clap::ValueEnum;
 use pruning_game::nn::data::{
     fashion_mnist, load_idx_dir, teacher_student, TeacherConfig, FASHION_MNIST_DIR,
 };
-use pruning_game::nn::model::InputSpec;
+use pruning_game::nn::InputSpec;
 use pruning_game::prune::pipeline::{check_job, has_run, run_job, Architecture, Job};
 use pruning_game::prune::{Baseline, PruneConfig, Redundancy, ScaleSymmetry};
 

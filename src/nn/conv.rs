@@ -1,4 +1,4 @@
-//! Convolution by im2col + GEMM, and max pooling, over NCHW batches.
+//! Convolution by im2col + GEMM over NCHW batches.
 //!
 //! One image's patches form the matrix `cols` of shape `[C*k*k, P]` (`P` output positions),
 //! row-major: row `(c, ky, kx)` holds the input plane `c` shifted by the tap, so im2col and
@@ -14,7 +14,6 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use super::gemm::{gemm_serial, View, ViewMut};
-use super::layers::Conv2d;
 
 /// The parameters a convolution call reads: filters as a column-major `[out, in*k*k]`
 /// matrix and an optional bias (`None` for bias-free convolutions such as ResNet's).
@@ -23,16 +22,6 @@ pub(crate) struct ConvWeights<'a> {
     pub weight: &'a [f32],
     pub bias: Option<&'a [f32]>,
     pub out: usize,
-}
-
-impl<'a> ConvWeights<'a> {
-    pub fn of(conv: &'a Conv2d) -> Self {
-        ConvWeights {
-            weight: conv.weight.as_slice(),
-            bias: Some(conv.bias.as_slice()),
-            out: conv.out_channels(),
-        }
-    }
 }
 
 /// Geometry of one convolution call.
@@ -49,17 +38,6 @@ pub(crate) struct ConvGeom {
 }
 
 impl ConvGeom {
-    pub fn new(conv: &Conv2d, h: usize, w: usize) -> Self {
-        Self::of(
-            conv.in_channels,
-            h,
-            w,
-            conv.kernel,
-            conv.stride,
-            conv.padding,
-        )
-    }
-
     /// Geometry of a `k × k` convolution with `stride` and `pad` over `c × h × w` inputs
     /// (zero output positions when the kernel does not fit).
     pub fn of(c: usize, h: usize, w: usize, k: usize, stride: usize, pad: usize) -> Self {
@@ -514,77 +492,6 @@ fn conv_backward_chunked(
     }
 }
 
-/// Max pooling forward over `batch * c` planes of `h × w`; records the argmax offset (within
-/// the plane) of every output for backward. The argmax is taken over `key` (same layout as
-/// `x`): after a gated ReLU the key is the pre-activation `z`, so the selected position is the
-/// one that wins for every gate `s > 0`, and `dL/ds` at `s = 0` is the right derivative
-/// (with `x = s relu(z)` all zero at `s = 0`, a tie would otherwise pick an arbitrary cell).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn pool_forward(
-    k: usize,
-    planes: usize,
-    h: usize,
-    w: usize,
-    x: &[f32],
-    key: &[f32],
-    y: &mut [f32],
-    arg: &mut [u32],
-) {
-    let (ho, wo) = (h / k, w / k);
-    y[..planes * ho * wo]
-        .par_chunks_mut(ho * wo)
-        .zip(arg[..planes * ho * wo].par_chunks_mut(ho * wo))
-        .zip(
-            x[..planes * h * w]
-                .par_chunks(h * w)
-                .zip(key[..planes * h * w].par_chunks(h * w)),
-        )
-        .for_each(|((yp, ap), (xp, kp))| {
-            for oy in 0..ho {
-                for ox in 0..wo {
-                    let mut best = f32::NEG_INFINITY;
-                    let mut at = (oy * k) * w + ox * k;
-                    for ky in 0..k {
-                        for kx in 0..k {
-                            let i = (oy * k + ky) * w + ox * k + kx;
-                            // `>` keeps the first maximum; NaN never wins, but NaN inputs
-                            // are caught by the trainer's loss check.
-                            if kp[i] > best {
-                                best = kp[i];
-                                at = i;
-                            }
-                        }
-                    }
-                    yp[oy * wo + ox] = xp[at];
-                    ap[oy * wo + ox] = at as u32;
-                }
-            }
-        });
-}
-
-/// Max pooling backward: routes each output gradient to its argmax input.
-pub(crate) fn pool_backward(
-    k: usize,
-    planes: usize,
-    h: usize,
-    w: usize,
-    dy: &[f32],
-    arg: &[u32],
-    dx: &mut [f32],
-) {
-    let (ho, wo) = (h / k, w / k);
-    dx[..planes * h * w]
-        .par_chunks_mut(h * w)
-        .zip(dy[..planes * ho * wo].par_chunks(ho * wo))
-        .zip(arg[..planes * ho * wo].par_chunks(ho * wo))
-        .for_each(|((dxp, dyp), ap)| {
-            dxp.fill(0.0);
-            for (d, &a) in dyp.iter().zip(ap) {
-                dxp[a as usize] += d;
-            }
-        });
-}
-
 #[cfg(test)]
 mod tests {
     use nalgebra::{DMatrix, DVector};
@@ -594,13 +501,14 @@ mod tests {
     /// Direct-loop convolution and its gradients, the reference for the chunked im2col path.
     #[allow(clippy::type_complexity)]
     fn naive(
-        conv: &Conv2d,
+        weight: &DMatrix<f32>,
+        bias: &DVector<f32>,
         g: &ConvGeom,
         batch: usize,
         x: &[f32],
         dy: &[f32],
     ) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
-        let (o, k, p) = (conv.out_channels(), g.k, g.positions());
+        let (o, k, p) = (weight.nrows(), g.k, g.positions());
         let mut y = vec![0.0; batch * o * p];
         let mut dw = vec![0.0; o * g.patch()];
         let mut db = vec![0.0; o];
@@ -610,7 +518,7 @@ mod tests {
                 for oy in 0..g.ho {
                     for ox in 0..g.wo {
                         let yi = ((b * o + oc) * g.ho + oy) * g.wo + ox;
-                        let mut acc = conv.bias[oc];
+                        let mut acc = bias[oc];
                         db[oc] += dy[yi];
                         for c in 0..g.c {
                             for ky in 0..k {
@@ -624,9 +532,9 @@ mod tests {
                                     let xi =
                                         ((b * g.c + c) * g.h + iy as usize) * g.w + ix as usize;
                                     let j = (c * k + ky) * k + kx;
-                                    acc += conv.weight[(oc, j)] * x[xi];
+                                    acc += weight[(oc, j)] * x[xi];
                                     dw[oc + j * o] += dy[yi] * x[xi];
-                                    dx[xi] += dy[yi] * conv.weight[(oc, j)];
+                                    dx[xi] += dy[yi] * weight[(oc, j)];
                                 }
                             }
                         }
@@ -651,19 +559,16 @@ mod tests {
             (2, 3, 5, 1, 2, 6, 7, 2),
             (16, 16, 3, 1, 1, 28, 28, 5),
         ] {
-            let conv = Conv2d::new(
-                c,
-                k,
-                stride,
-                pad,
-                DMatrix::from_fn(o, c * k * k, |i, j| {
-                    ((i * 31 + j * 17) % 23) as f32 / 23.0 - 0.5
-                }),
-                DVector::from_fn(o, |i, _| i as f32 * 0.1 - 0.2),
-                None,
-            )
-            .expect("valid conv");
-            let g = ConvGeom::new(&conv, h, w);
+            let weight = DMatrix::from_fn(o, c * k * k, |i, j| {
+                ((i * 31 + j * 17) % 23) as f32 / 23.0 - 0.5
+            });
+            let bias = DVector::from_fn(o, |i, _| i as f32 * 0.1 - 0.2);
+            let weights = ConvWeights {
+                weight: weight.as_slice(),
+                bias: Some(bias.as_slice()),
+                out: o,
+            };
+            let g = ConvGeom::of(c, h, w, k, stride, pad);
             assert!(g.positions() > 0);
             let x: Vec<f32> = (0..batch * c * h * w)
                 .map(|i| ((i * 7919) % 101) as f32 / 101.0 - 0.5)
@@ -671,7 +576,7 @@ mod tests {
             let dy: Vec<f32> = (0..batch * o * g.positions())
                 .map(|i| ((i * 104729) % 97) as f32 / 97.0 - 0.5)
                 .collect();
-            let (y0, dw0, db0, dx0) = naive(&conv, &g, batch, &x, &dy);
+            let (y0, dw0, db0, dx0) = naive(&weight, &bias, &g, batch, &x, &dy);
             let close = |a: &[f32], b: &[f32]| {
                 a.iter()
                     .zip(b)
@@ -679,7 +584,7 @@ mod tests {
             };
             let kk = g.patch();
             let mut y = vec![0.0; batch * o * g.positions()];
-            conv_forward(ConvWeights::of(&conv), &g, batch, &x, &mut y);
+            conv_forward(weights, &g, batch, &x, &mut y);
             assert!(close(&y, &y0), "forward, {c} {k} {stride} {pad} {h} {w}");
             for chunk in [1usize, 2, 4, 9] {
                 let mut dw = vec![0.0; o * kk];
@@ -687,7 +592,7 @@ mod tests {
                 let mut dx = vec![0.0; x.len()];
                 let mut scratch = vec![0.0; batch.div_ceil(chunk) * (o * kk + o)];
                 conv_backward_chunked(
-                    ConvWeights::of(&conv),
+                    weights,
                     &g,
                     batch,
                     chunk,

@@ -1,34 +1,30 @@
-//! Neural-network backend: MLPs and small CNNs with participation gates, on nalgebra (`f32`).
+//! Neural-network backend on nalgebra (`f32`): networks as graphs of ops with named
+//! parameters ([`graph`]), their one training loop ([`graph::Trainer`]), data sets and the
+//! shared kernels (dense layers, im2col convolution, GEMM).
 //!
-//! Every hidden unit `i` (a dense neuron or a conv output channel) has a gate `s_i ∈ [0, 1]`
-//! and emits `a_i = s_i · relu(z_i)`. A backward pass gives `dL/dW`, `dL/db` and `dL/ds_i`
-//! for the mean softmax cross-entropy `L`. The sequential [`Model`] is the source of the MLP
-//! and small-CNN chains of [`graph`] (`Graph::from_model`, same weights and numerics); the
-//! pruner and the one training loop it hooks into run on [`graph`]. Units are addressed as
-//! [`UnitId`] `layer{L}.unit{U}` with `L` the `torch.nn.Sequential` index.
+//! Prunable channels carry participation gates `s_c ∈ [0, 1]`, explicit gate nodes of the
+//! graph; a backward pass gives the gradients of every parameter, gates included, for the
+//! mean softmax cross-entropy. The MLP and the small CNN are chains named as in
+//! `torch.nn.Sequential`; BatchNorm CNNs and ResNets use PyTorch's module paths.
 //!
 //! Layout conventions: activations are `[batch, …]` row-major (NCHW for images), weights are
-//! `[out, in]` (conv: `[out, in·k·k]`) as in PyTorch; see [`safetensors_io`] for files.
+//! `[out, in]` (conv: `[out, in·k·k]`) as in PyTorch; see [`graph`] for files.
 
 mod conv;
 pub mod data;
 mod dense;
 mod gemm;
 pub mod graph;
-pub mod layers;
-pub mod model;
+mod input;
+mod loss;
 pub mod optim;
 pub mod safetensors_io;
-pub mod surgery;
-pub mod train;
+mod shape;
 
 pub use data::{DataSource, Dataset};
-pub use layers::{Conv2d, Layer, Linear, MaxPool2d, Shape};
-pub use model::{Gradients, InputSpec, LayerGrad, LossStats, Model, UnitId, Workspace};
-pub use optim::{Optimizer, OptimizerConfig};
+pub use graph::train::LrSchedule;
+pub use input::InputSpec;
+pub use loss::LossStats;
+pub use optim::OptimizerConfig;
 pub use safetensors_io::ArchEntry;
-pub use surgery::ColumnMap;
-pub use train::{
-    evaluate, EpochRecord, History, LrSchedule, Observer, StepContext, StepRecord, TrainConfig,
-    Trainer,
-};
+pub use shape::Shape;

@@ -1,27 +1,21 @@
-//! Models in `safetensors`, loadable by PyTorch without conversion.
+//! The `safetensors` layer under every model file and checkpoint: parsing with errors that
+//! name the file, the checked `input` metadata, `f32` tensors read at an exact shape, and
+//! files written with a sorted header so the same model gives the same bytes.
 //!
-//! Tensor names follow `torch.nn.Sequential`: `{index}.weight` and `{index}.bias`, where the
-//! index counts every layer (activations, pooling and flatten included). All tensors are
-//! `f32`; dense weights are `[out, in]`, conv weights `[out, in, kh, kw]`. A gated layer also
-//! stores `{index}.gate` (`[units]`) under the index of the linear/conv layer that owns the
-//! units, although the gate acts on the following ReLU's output; exported models
-//! ([`Model::export`]) fold the gates into the weights and store none.
-//!
-//! Metadata: `architecture` (a JSON list such as
-//! `[{"type":"linear","in":784,"out":512},{"type":"relu"}]`) and `input`
-//! (`{"shape":[1,28,28],"scale":…,"mean":…,"std":…}`: `x = (byte*scale - mean)/std`).
+//! [`ArchEntry`] is one layer of the sequential `architecture` list (for example
+//! `[{"type":"linear","in":784,"out":512},{"type":"relu"}]`), the layout of a
+//! `torch.nn.Sequential` whose tensors are `{index}.weight` and `{index}.bias`; graphs that
+//! are such chains are written in it (see [`crate::nn::graph`]).
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use nalgebra::{DMatrix, DVector};
+use nalgebra::DMatrix;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
-use super::layers::{Conv2d, Layer, Linear, MaxPool2d};
-use super::model::{InputSpec, Model};
+use super::InputSpec;
 use crate::error::{Error, Result};
-use crate::io::write_atomic;
 
 /// One entry of the `architecture` metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,113 +54,6 @@ pub enum ArchEntry {
     },
     /// `torch.nn.Flatten()`.
     Flatten,
-}
-
-impl Model {
-    /// The `architecture` metadata of this model.
-    pub fn architecture(&self) -> Vec<ArchEntry> {
-        self.layers
-            .iter()
-            .map(|l| match l {
-                Layer::Linear(x) => ArchEntry::Linear {
-                    inputs: x.in_features(),
-                    outputs: x.out_features(),
-                },
-                Layer::Conv2d(c) => ArchEntry::Conv2d {
-                    inputs: c.in_channels,
-                    outputs: c.out_channels(),
-                    kernel: c.kernel,
-                    stride: c.stride,
-                    padding: c.padding,
-                },
-                Layer::Relu => ArchEntry::Relu,
-                Layer::MaxPool2d(p) => ArchEntry::Maxpool2d { kernel: p.kernel },
-                Layer::Flatten => ArchEntry::Flatten,
-            })
-            .collect()
-    }
-
-    /// Named tensors (`name`, shape, little-endian bytes) of weights, biases and gates.
-    pub(crate) fn named_tensors(&self) -> Vec<(String, Vec<usize>, Vec<u8>)> {
-        let mut out = Vec::new();
-        for (i, l) in self.layers.iter().enumerate() {
-            let (w, b, shape) = match l {
-                Layer::Linear(x) => (&x.weight, &x.bias, vec![x.out_features(), x.in_features()]),
-                Layer::Conv2d(c) => (
-                    &c.weight,
-                    &c.bias,
-                    vec![c.out_channels(), c.in_channels, c.kernel, c.kernel],
-                ),
-                _ => continue,
-            };
-            out.push((format!("{i}.weight"), shape, row_major_bytes(w)));
-            out.push((
-                format!("{i}.bias"),
-                vec![b.len()],
-                le_bytes(b.iter().copied()),
-            ));
-            if let Some(g) = l.gate() {
-                out.push((
-                    format!("{i}.gate"),
-                    vec![g.len()],
-                    le_bytes(g.iter().copied()),
-                ));
-            }
-        }
-        out
-    }
-
-    /// Serialises the model (with gates) plus `extra` tensors and metadata.
-    pub(crate) fn to_safetensors(
-        &self,
-        extra: Vec<(String, Vec<usize>, Vec<u8>)>,
-        mut meta: HashMap<String, String>,
-    ) -> Result<Vec<u8>> {
-        let arch = serde_json::to_string(&self.architecture())
-            .map_err(|e| Error::invalid("architecture", e.to_string()))?;
-        let input = serde_json::to_string(&self.input)
-            .map_err(|e| Error::invalid("input", e.to_string()))?;
-        meta.insert("architecture".into(), arch);
-        meta.insert("input".into(), input);
-        meta.insert("format".into(), "pt".into());
-        let mut tensors = self.named_tensors();
-        tensors.extend(extra);
-        let typed: Vec<_> = tensors
-            .into_iter()
-            .map(|(n, s, d)| (n, Dtype::F32, s, d))
-            .collect();
-        serialize(&typed, meta)
-    }
-
-    /// Saves the model with its gates (atomically: temp file + rename).
-    pub fn save(&self, path: &Path) -> Result<()> {
-        if !self.is_finite() {
-            return Err(Error::invalid(
-                "model",
-                "has non-finite parameters; refusing to save",
-            ));
-        }
-        let bytes = self.to_safetensors(Vec::new(), HashMap::new())?;
-        write_atomic(path, |w| w.write_all(&bytes))
-    }
-
-    /// Saves a plain network for PyTorch: gates folded into weights, no `.gate` tensors.
-    pub fn export(&self, path: &Path) -> Result<()> {
-        self.exported()?.save(path)
-    }
-
-    /// Loads a model saved by [`Model::save`] or [`Model::export`] (or written by PyTorch
-    /// with the same names and metadata).
-    pub fn load(path: &Path) -> Result<Model> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        Model::from_safetensors(&bytes, path)
-    }
-
-    /// Parses safetensors bytes; `path` names the source in errors.
-    pub fn from_safetensors(bytes: &[u8], path: &Path) -> Result<Model> {
-        let st = parse(bytes, path)?;
-        model_from(&st.0, &st.1, path)
-    }
 }
 
 /// Parsed file: tensors and metadata.
@@ -246,96 +133,6 @@ pub(crate) fn read_f32(
     Ok(vals)
 }
 
-fn model_from(st: &SafeTensors<'_>, meta: &HashMap<String, String>, path: &Path) -> Result<Model> {
-    let bad = |m: String| Error::ModelFormat {
-        path: path.to_path_buf(),
-        message: m,
-    };
-    let arch: Vec<ArchEntry> = serde_json::from_str(
-        meta.get("architecture")
-            .ok_or_else(|| bad("metadata has no architecture".into()))?,
-    )
-    .map_err(|e| bad(format!("architecture: {e}")))?;
-    let input = read_input_spec(meta, path)?;
-    let mut expected_names = Vec::new();
-    let mut layers = Vec::with_capacity(arch.len());
-    for (i, entry) in arch.iter().enumerate() {
-        let gate = |units: usize| -> Result<Option<DVector<f32>>> {
-            let name = format!("{i}.gate");
-            if st.names().contains(&name.as_str()) {
-                Ok(Some(DVector::from_vec(read_f32(
-                    st,
-                    &name,
-                    &[units],
-                    path,
-                )?)))
-            } else {
-                Ok(None)
-            }
-        };
-        let layer = match *entry {
-            ArchEntry::Linear { inputs, outputs } => {
-                let w = read_f32(st, &format!("{i}.weight"), &[outputs, inputs], path)?;
-                let b = read_f32(st, &format!("{i}.bias"), &[outputs], path)?;
-                Layer::Linear(Linear::new(
-                    DMatrix::from_row_slice(outputs, inputs, &w),
-                    DVector::from_vec(b),
-                    gate(outputs)?,
-                )?)
-            }
-            ArchEntry::Conv2d {
-                inputs,
-                outputs,
-                kernel,
-                stride,
-                padding,
-            } => {
-                if kernel == 0 || stride == 0 || inputs == 0 || outputs == 0 {
-                    return Err(bad(format!("layer {i}: conv2d sizes must be > 0")));
-                }
-                let w = read_f32(
-                    st,
-                    &format!("{i}.weight"),
-                    &[outputs, inputs, kernel, kernel],
-                    path,
-                )?;
-                let b = read_f32(st, &format!("{i}.bias"), &[outputs], path)?;
-                let wm = DMatrix::from_row_slice(outputs, inputs * kernel * kernel, &w);
-                Layer::Conv2d(Conv2d::new(
-                    inputs,
-                    kernel,
-                    stride,
-                    padding,
-                    wm,
-                    DVector::from_vec(b),
-                    gate(outputs)?,
-                )?)
-            }
-            ArchEntry::Relu => Layer::Relu,
-            ArchEntry::Maxpool2d { kernel } => Layer::MaxPool2d(MaxPool2d::new(kernel)?),
-            ArchEntry::Flatten => Layer::Flatten,
-        };
-        if layer.params().is_some() {
-            expected_names.push(format!("{i}.weight"));
-            expected_names.push(format!("{i}.bias"));
-            if layer.gate().is_some() {
-                expected_names.push(format!("{i}.gate"));
-            }
-        }
-        layers.push(layer);
-    }
-    if let Some(extra) = st
-        .names()
-        .into_iter()
-        .find(|n| !n.starts_with("optim.") && !expected_names.iter().any(|e| e == n))
-    {
-        return Err(bad(format!(
-            "unexpected tensor {extra} (not in the architecture)"
-        )));
-    }
-    Model::new(input, layers).map_err(|e| bad(format!("inconsistent architecture: {e}")))
-}
-
 /// A safetensors file of `(name, dtype, shape, little-endian bytes)` tensors and metadata,
 /// with its header in sorted order.
 pub(crate) fn serialize(
@@ -370,10 +167,6 @@ fn sorted_header(mut bytes: Vec<u8>) -> Result<Vec<u8>> {
     bytes[8..8 + sorted.len()].copy_from_slice(&sorted);
     bytes[8 + sorted.len()..8 + len].fill(b' ');
     Ok(bytes)
-}
-
-fn le_bytes(vals: impl Iterator<Item = f32>) -> Vec<u8> {
-    vals.flat_map(|v| v.to_le_bytes()).collect()
 }
 
 /// Row-major bytes of a column-major nalgebra matrix.

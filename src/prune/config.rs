@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::nn::graph::train::FitConfig;
-use crate::nn::train::LrSchedule;
+use crate::nn::LrSchedule;
 use crate::nn::OptimizerConfig;
 
 /// How the redundancy `R_ij ∈ [0, 1]` between two units of a layer is measured.

@@ -23,7 +23,7 @@ use crate::io::{remove_stale_temporaries, write_json_atomic};
 use crate::lock::FolderLock;
 use crate::nn::graph::train::evaluate;
 use crate::nn::graph::{Graph, RESNET_DEPTHS};
-use crate::nn::{DataSource, Dataset, Model};
+use crate::nn::{DataSource, Dataset};
 
 /// Network architecture of a job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,7 +34,7 @@ pub enum Architecture {
         /// Hidden widths.
         hidden: Vec<usize>,
     },
-    /// The small CNN of [`Model::small_cnn`].
+    /// The small CNN of [`Graph::small_cnn`].
     Cnn,
     /// The BatchNorm CNN of [`Graph::bn_cnn`] with these block widths.
     BnCnn {
@@ -140,11 +140,11 @@ impl Architecture {
                 let mut widths = vec![data.sample_len()];
                 widths.extend(hidden);
                 widths.push(data.classes());
-                Graph::from_model(&Model::mlp(&widths, seed)?.with_input(input)?)
+                Graph::mlp(&widths, seed)?.with_input(input)
             }
-            Architecture::Cnn if images => Graph::from_model(
-                &Model::small_cnn(data.shape(), data.classes(), seed)?.with_input(input)?,
-            ),
+            Architecture::Cnn if images => {
+                Graph::small_cnn(data.shape(), data.classes(), seed)?.with_input(input)
+            }
             Architecture::BnCnn { widths } if images => {
                 Graph::bn_cnn(input, widths, data.classes(), seed)
             }

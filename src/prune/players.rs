@@ -15,8 +15,8 @@ use super::config::Redundancy;
 use crate::error::{Error, Result};
 use crate::nn::data::Dataset;
 use crate::nn::graph::{ChannelGroup, Graph, GraphGrads, GraphWorkspace, Mode, Op, ParamId};
-use crate::nn::layers::Shape;
-use crate::nn::model::LossStats;
+use crate::nn::LossStats;
+use crate::nn::Shape;
 
 /// Where one tensor holds a group's channels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::nn::model::InputSpec;
+use crate::nn::InputSpec;
 
 pub use teacher::{teacher_student, TeacherConfig};
 

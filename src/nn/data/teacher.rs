@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{DataSource, Dataset};
 use crate::error::{Error, Result};
-use crate::nn::model::{InputSpec, Model};
+use crate::nn::graph::Graph;
+use crate::nn::InputSpec;
 
 /// Most memory the task may take (inputs of both splits, or the teacher's weights), bytes.
 pub const MAX_TEACHER_BYTES: u64 = 4 << 30;
@@ -90,7 +91,7 @@ impl TeacherConfig {
 /// Generates `(train, test)` labelled by a fresh teacher; both record the teacher's width.
 pub fn teacher_student(config: &TeacherConfig) -> Result<(Dataset, Dataset)> {
     config.check()?;
-    let teacher = Model::mlp(&[config.inputs, config.width, config.classes], config.seed)?;
+    let teacher = Graph::mlp(&[config.inputs, config.width, config.classes], config.seed)?;
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     rng.set_stream(1);
     let mut make = |n: usize| -> Result<Dataset> {

@@ -1,21 +1,23 @@
-//! The networks this crate builds: chains from the sequential [`Model`] (the MLP and small
-//! CNN, with the same initial weights), a BatchNorm CNN, and ResNets for small images.
+//! The networks this crate builds: the gated MLP and small CNN (chains in the sequential
+//! layout, see [`super::chain`]), a BatchNorm CNN, and ResNets for small images.
 //!
 //! Every prunable channel group gets one gate vector. A gate sits after the last
 //! per-channel op of its chain (after ReLU and pooling, or after BatchNorm where an add
 //! follows), so that at `s = 0` the channel is exactly zero wherever it is read.
 
-use nalgebra::{DMatrix, DVector};
-use rand::SeedableRng;
+use nalgebra::DMatrix;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Uniform};
 
+use super::chain::{chain, Role};
 use super::ops::{
     Add, BatchNorm, Conv, Dense, Flatten, Gate, GlobalAvgPool, MaxPool, Op, Pool, Relu,
 };
 use super::{Graph, Node, NodeId, Param, ParamId, ParamKind};
 use crate::error::{Error, Result};
-use crate::nn::layers::{he_uniform, Layer};
-use crate::nn::model::{InputSpec, Model};
+use crate::nn::safetensors_io::ArchEntry;
+use crate::nn::{InputSpec, Shape};
 
 /// Assembles nodes and named parameters.
 pub(crate) struct Builder {
@@ -158,87 +160,91 @@ impl Builder {
 pub const RESNET_DEPTHS: [usize; 5] = [8, 14, 20, 32, 44];
 
 impl Graph {
-    /// The chain equal to a sequential model: the same weights under the same
-    /// `torch.nn.Sequential` names, and a gate node after each gated unit's ReLU (after its
-    /// max pooling when one follows), reading the gate vector `{index}.gate`.
-    pub fn from_model(model: &Model) -> Result<Graph> {
-        let mut b = Builder::new(model.input().clone(), 0);
-        let layers = model.layers();
-        let mut at = 0;
-        let mut pending: Option<(usize, ParamId)> = None;
-        for (i, layer) in layers.iter().enumerate() {
-            let name = i.to_string();
-            at = match layer {
-                Layer::Linear(l) => {
-                    let weight =
-                        b.param(format!("{i}.weight"), ParamKind::Weight, l.weight().clone());
-                    let bias = b.param(format!("{i}.bias"), ParamKind::Weight, column(l.bias()));
-                    if let Some(g) = l.gate() {
-                        pending =
-                            Some((i, b.param(format!("{i}.gate"), ParamKind::Gate, column(g))));
-                    }
-                    b.node(
-                        name,
-                        Op::Linear(Dense {
-                            weight,
-                            bias: Some(bias),
-                        }),
-                        &[at],
-                    )
-                }
-                Layer::Conv2d(c) => {
-                    let weight =
-                        b.param(format!("{i}.weight"), ParamKind::Weight, c.weight().clone());
-                    let bias = b.param(format!("{i}.bias"), ParamKind::Weight, column(c.bias()));
-                    if let Some(g) = c.gate() {
-                        pending =
-                            Some((i, b.param(format!("{i}.gate"), ParamKind::Gate, column(g))));
-                    }
-                    let op = Op::Conv2d(Conv {
-                        weight,
-                        bias: Some(bias),
-                        kernel: c.kernel(),
-                        stride: c.stride(),
-                        padding: c.padding(),
-                    });
-                    b.node(name, op, &[at])
-                }
-                Layer::Relu => b.relu(&name, at),
-                Layer::MaxPool2d(p) => b.node(
-                    name,
-                    Op::MaxPool2d(MaxPool(Pool::square(p.kernel()))),
-                    &[at],
-                ),
-                Layer::Flatten => b.node(name, Op::Flatten(Flatten), &[at]),
-            };
-            // The gate closes the unit's per-channel chain: before the next weight layer or
-            // flatten, after the ReLU and any pooling.
-            let closes = !matches!(layers.get(i + 1), Some(Layer::Relu | Layer::MaxPool2d(_)));
-            if let (true, Some((owner, gate))) = (
-                closes && !matches!(layer, Layer::Linear(_) | Layer::Conv2d(_)),
-                pending,
-            ) {
-                at = b.gate(&format!("{owner}.gate"), at, gate);
-                pending = None;
-            }
-        }
-        if pending.is_some() {
+    /// The gated MLP with widths `[in, h1, …, out]`: linear layers named `0, 2, 4, …` as in
+    /// `torch.nn.Sequential`, each hidden one followed by ReLU and the gate `{index}.gate`.
+    /// Weights are drawn from `ChaCha8Rng::seed_from_u64(seed)` (see [`drawn`]).
+    pub fn mlp(widths: &[usize], seed: u64) -> Result<Graph> {
+        if widths.len() < 2 || widths.contains(&0) {
             return Err(Error::invalid(
-                "model",
-                "a gated layer is not followed by relu",
+                "widths",
+                format!("{widths:?}: need at least [in, out], all > 0"),
             ));
         }
-        b.finish()
+        let mut layers = Vec::new();
+        for (i, pair) in widths.windows(2).enumerate() {
+            layers.push(ArchEntry::Linear {
+                inputs: pair[0],
+                outputs: pair[1],
+            });
+            if i + 2 < widths.len() {
+                layers.push(ArchEntry::Relu);
+            }
+        }
+        drawn(InputSpec::identity(vec![widths[0]]), &layers, seed)
     }
 
-    /// The gated MLP of [`Model::mlp`] (same widths, seed and initial weights) as a chain.
-    pub fn mlp(widths: &[usize], seed: u64) -> Result<Graph> {
-        Graph::from_model(&Model::mlp(widths, seed)?)
-    }
-
-    /// The small CNN of [`Model::small_cnn`] as a chain.
+    /// The small CNN: conv c→32 3×3, ReLU, max-pool 2, conv 32→64 3×3, ReLU, max-pool 2,
+    /// flatten, linear → 128, ReLU, linear → `classes`. Both convs and the 128 units are
+    /// gated. Weights are drawn from `seed` (see [`drawn`]).
     pub fn small_cnn(input: &[usize], classes: usize, seed: u64) -> Result<Graph> {
-        Graph::from_model(&Model::small_cnn(input, classes, seed)?)
+        let Shape::Image { c, h, w } = Shape::from_dims(input)? else {
+            return Err(Error::invalid("input shape", "the CNN needs [c, h, w]"));
+        };
+        let (h1, w1) = ((h.saturating_sub(2)) / 2, (w.saturating_sub(2)) / 2);
+        let (h2, w2) = ((h1.saturating_sub(2)) / 2, (w1.saturating_sub(2)) / 2);
+        if h2 == 0 || w2 == 0 || classes == 0 {
+            return Err(Error::invalid(
+                "input shape",
+                format!("{input:?} is too small for the small CNN (needs >= 10x10)"),
+            ));
+        }
+        let conv = |inputs, outputs| ArchEntry::Conv2d {
+            inputs,
+            outputs,
+            kernel: 3,
+            stride: 1,
+            padding: 0,
+        };
+        let pool = ArchEntry::Maxpool2d { kernel: 2 };
+        let layers = [
+            conv(c, 32),
+            ArchEntry::Relu,
+            pool.clone(),
+            conv(32, 64),
+            ArchEntry::Relu,
+            pool,
+            ArchEntry::Flatten,
+            ArchEntry::Linear {
+                inputs: 64 * h2 * w2,
+                outputs: 128,
+            },
+            ArchEntry::Relu,
+            ArchEntry::Linear {
+                inputs: 128,
+                outputs: classes,
+            },
+        ];
+        drawn(InputSpec::identity(input.to_vec()), &layers, seed)
+    }
+
+    /// The same network reading `input`'s preprocessing. The shape must stay, except that a
+    /// flat network takes any shape of as many values and keeps its flat one (the data's
+    /// `[c, h, w]` would only be metadata to it).
+    pub fn with_input(mut self, input: InputSpec) -> Result<Graph> {
+        let old = self.shapes[0];
+        let new = Shape::from_dims(&input.shape)?;
+        if new != old && !(matches!(old, Shape::Flat(_)) && new.numel() == old.numel()) {
+            return Err(Error::ShapeMismatch {
+                layer: 0,
+                expected: format!("{:?}", old.dims()),
+                got: format!("{:?}", new.dims()),
+            });
+        }
+        self.input = InputSpec {
+            shape: old.dims(),
+            ..input
+        };
+        Ok(self)
     }
 
     /// A BatchNorm CNN, a chain in `torch.nn.Sequential` order: for each width, a block
@@ -393,7 +399,34 @@ impl Graph {
     }
 }
 
-/// A vector as an `[n, 1]` matrix.
-fn column(v: &DVector<f32>) -> DMatrix<f32> {
-    DMatrix::from_column_slice(v.len(), 1, v.as_slice())
+/// The chain of `layers` with He-uniform weights drawn from `ChaCha8Rng::seed_from_u64(seed)`
+/// in layer order (each weight matrix filled in nalgebra's column-major order, on its own
+/// fan-in), zero biases, and gates at 1 on every weight layer but the last. The draw order
+/// is pinned by `builders_draw_the_pinned_initial_weights` (`tests/nn_graph.rs`).
+fn drawn(input: InputSpec, layers: &[ArchEntry], seed: u64) -> Result<Graph> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let last = layers
+        .iter()
+        .rposition(|l| matches!(l, ArchEntry::Linear { .. } | ArchEntry::Conv2d { .. }));
+    chain(input, layers, |layer, role, _, shape| {
+        let units = shape[0];
+        Ok(match role {
+            Role::Weight => {
+                let fan_in = shape[1..].iter().product();
+                Some(he_uniform(units, fan_in, fan_in, &mut rng))
+            }
+            Role::Bias => Some(Builder::vector(units, 0.0)),
+            Role::Gate => (Some(layer) != last).then(|| Builder::vector(units, 1.0)),
+        })
+    })
+}
+
+/// Draws `He`-uniform weights `U(-sqrt(6/fan_in), sqrt(6/fan_in))`, suited to ReLU networks.
+fn he_uniform(rows: usize, cols: usize, fan_in: usize, rng: &mut impl Rng) -> DMatrix<f32> {
+    let bound = (6.0 / fan_in.max(1) as f32).sqrt();
+    // A non-degenerate range cannot fail; fall back to zeros rather than panic.
+    match Uniform::new(-bound, bound) {
+        Ok(dist) => DMatrix::from_fn(rows, cols, |_, _| dist.sample(rng)),
+        Err(_) => DMatrix::zeros(rows, cols),
+    }
 }

@@ -10,8 +10,8 @@ use nalgebra::DMatrix;
 use super::ops::{BufferSizes, Buffers, Bwd, Fwd};
 use super::{Graph, Mode, ParamKind};
 use crate::error::{Error, Result};
-use crate::nn::layers::Shape;
-use crate::nn::model::{softmax_xent, LossStats};
+use crate::nn::loss::softmax_xent;
+use crate::nn::{LossStats, Shape};
 
 /// Gradients of the mean loss, one matrix per parameter of the graph (same shapes).
 #[derive(Debug, Clone, PartialEq)]
@@ -138,7 +138,7 @@ impl Graph {
                 format!("{batch} exceeds the workspace capacity {}", ws.capacity),
             ));
         }
-        crate::nn::layers::check_len("input", batch * self.input_len(), x_len)
+        check_len("input", batch * self.input_len(), x_len)
     }
 
     /// Forward pass of `batch` preprocessed samples in `mode`; returns the logits. In
@@ -289,4 +289,15 @@ impl Graph {
         let y = self.forward(&mut ws, x, batch, Mode::Eval)?;
         Ok(DMatrix::from_row_slice(batch, self.output_len(), y))
     }
+}
+
+pub(crate) fn check_len(field: &str, expected: usize, got: usize) -> Result<()> {
+    if expected != got {
+        return Err(Error::LengthMismatch {
+            field: field.to_string(),
+            expected,
+            got,
+        });
+    }
+    Ok(())
 }

@@ -18,7 +18,7 @@ use nalgebra::DMatrix;
 use super::ops::{Flow, Op, Zero};
 use super::{Graph, NodeId, ParamId};
 use crate::error::{Error, Result};
-use crate::nn::layers::Shape;
+use crate::nn::Shape;
 
 /// A node that reads a group's channels through its weight columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

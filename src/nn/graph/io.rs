@@ -19,13 +19,13 @@ use nalgebra::DMatrix;
 use safetensors::tensor::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
+use super::chain::{chain, Role};
 use super::ops::{
     Add, AvgPool, BatchNorm, Conv, Dense, Flatten, Gate, GlobalAvgPool, MaxPool, Op, Pool, Relu,
 };
 use super::{Graph, Node, Param, ParamKind};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
-use crate::nn::model::Model;
 use crate::nn::safetensors_io::{
     parse, read_f32, read_input_spec, row_major_bytes, serialize, ArchEntry,
 };
@@ -300,7 +300,9 @@ impl Graph {
         let value: serde_json::Value =
             serde_json::from_str(arch).map_err(|e| bad(format!("architecture: {e}")))?;
         if value.is_array() {
-            return Graph::from_model(&Model::from_safetensors(bytes, path)?);
+            let layers: Vec<ArchEntry> =
+                serde_json::from_value(value).map_err(|e| bad(format!("architecture: {e}")))?;
+            return read_chain(&st, &layers, &meta, path);
         }
         #[derive(Deserialize)]
         struct GraphArch {
@@ -349,6 +351,43 @@ impl Graph {
         Graph::new(input, nodes, reader.params)
             .map_err(|e| bad(format!("inconsistent architecture: {e}")))
     }
+}
+
+/// A file in the sequential layout as its chain: `{i}.weight` and `{i}.bias` of each weight
+/// layer in PyTorch's shapes, and its gate `{i}.gate` where the file has one.
+fn read_chain(
+    st: &SafeTensors<'_>,
+    layers: &[ArchEntry],
+    meta: &HashMap<String, String>,
+    path: &Path,
+) -> Result<Graph> {
+    let bad = |m: String| Error::ModelFormat {
+        path: path.to_path_buf(),
+        message: m,
+    };
+    let input = read_input_spec(meta, path)?;
+    let names = st.names();
+    let graph = chain(input, layers, |_, role, name, shape| {
+        if role == Role::Gate && !names.contains(&name) {
+            return Ok(None);
+        }
+        let values = read_f32(st, name, shape, path)?;
+        let cols = shape[1..].iter().product();
+        Ok(Some(DMatrix::from_row_slice(shape[0], cols, &values)))
+    })
+    .map_err(|e| match e {
+        e @ Error::ModelFormat { .. } => e,
+        e => bad(format!("inconsistent architecture: {e}")),
+    })?;
+    if let Some(extra) = names
+        .iter()
+        .find(|n| !n.starts_with(CHECKPOINT_PREFIX) && graph.param(n).is_none())
+    {
+        return Err(bad(format!(
+            "unexpected tensor {extra} (not in the architecture)"
+        )));
+    }
+    Ok(graph)
 }
 
 impl BatchNorm {

@@ -17,6 +17,7 @@
 //! Vectors (biases, BatchNorm statistics, gates) are `[n, 1]` matrices.
 
 mod builders;
+mod chain;
 mod exec;
 mod gating;
 pub mod groups;
@@ -42,8 +43,7 @@ pub use ops::{
 pub use optim::GraphOptimizer;
 pub use trainer::{L1Penalty, StepHook, StepRecord, Trainer};
 
-use super::layers::Shape;
-use super::model::InputSpec;
+use super::{InputSpec, Shape};
 use crate::error::{Error, Result};
 
 /// Index of a node in [`Graph::nodes`] (node 0 is the input).
@@ -295,20 +295,33 @@ impl Graph {
 
     /// Multiply-accumulates of one forward pass for one sample (linear and conv).
     pub fn macs_per_sample(&self) -> usize {
-        self.nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| match &n.op {
-                Op::Linear(d) => self.params[d.weight].value.len(),
-                Op::Conv2d(c) => {
-                    let Shape::Image { h, w, .. } = self.shapes[i] else {
-                        return 0;
-                    };
-                    self.params[c.weight].value.len() * h * w
-                }
-                _ => 0,
+        (0..self.nodes.len()).map(|i| self.macs(i)).sum()
+    }
+
+    /// Floating-point operations per sample of a training step's GEMMs: the forward pass,
+    /// the weight gradient and the input gradient of every linear and conv node, 2 per
+    /// multiply-accumulate; a node reading the network input needs no input gradient.
+    pub fn train_flops_per_sample(&self) -> usize {
+        (0..self.nodes.len())
+            .map(|i| {
+                let passes = if self.nodes[i].inputs == [0] { 2 } else { 3 };
+                2 * self.macs(i) * passes
             })
             .sum()
+    }
+
+    /// Multiply-accumulates of node `i` for one sample.
+    fn macs(&self, i: usize) -> usize {
+        match &self.nodes[i].op {
+            Op::Linear(d) => self.params[d.weight].value.len(),
+            Op::Conv2d(c) => {
+                let Shape::Image { h, w, .. } = self.shapes[i] else {
+                    return 0;
+                };
+                self.params[c.weight].value.len() * h * w
+            }
+            _ => 0,
+        }
     }
 
     /// True if every parameter is finite.

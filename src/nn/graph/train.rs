@@ -12,9 +12,20 @@ use super::trainer::Trainer;
 use super::{Graph, GraphWorkspace};
 use crate::error::{Error, Result};
 use crate::nn::data::Dataset;
-use crate::nn::model::LossStats;
 use crate::nn::optim::OptimizerConfig;
-use crate::nn::train::LrSchedule;
+use crate::nn::LossStats;
+
+/// Learning-rate schedule over the whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// The configured rate throughout.
+    #[default]
+    Constant,
+    /// Cosine decay from the configured rate to 0 over `epochs` epochs:
+    /// `η_t = η (1 + cos(π t / T)) / 2`.
+    Cosine,
+}
 
 /// Training settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

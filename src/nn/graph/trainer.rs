@@ -23,9 +23,8 @@ use super::{Graph, GraphGrads, GraphOptimizer, GraphWorkspace, Mode, ParamId, Re
 use crate::error::{Error, Result};
 use crate::io::{seal, verify_sealed, write_atomic, DIGEST_KEY, DIGEST_PLACEHOLDER};
 use crate::nn::data::Dataset;
-use crate::nn::model::LossStats;
 use crate::nn::safetensors_io::{parse, read_f32, row_major_bytes};
-use crate::nn::train::LrSchedule;
+use crate::nn::{LossStats, LrSchedule};
 
 /// What one step did.
 #[derive(Debug, Clone, Copy, PartialEq)]

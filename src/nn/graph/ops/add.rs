@@ -8,7 +8,7 @@ use super::relu::PAR_MIN;
 use super::{Zero, Bwd, Flow, Fwd, Kernel};
 use crate::error::{Error, Result};
 use crate::nn::graph::Param;
-use crate::nn::layers::Shape;
+use crate::nn::Shape;
 
 /// `y = Σ_k x_k`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use super::{Fold, Zero, put, Bwd, Flow, Fwd, Kernel, Pool};
 use crate::error::Result;
 use crate::nn::graph::Param;
-use crate::nn::layers::Shape;
+use crate::nn::Shape;
 
 /// Average pooling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

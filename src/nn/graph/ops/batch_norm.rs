@@ -13,7 +13,7 @@ use super::{Buffers, Fold, channels, put, BufferSizes, Bwd, Flow, Fwd, Kernel};
 use crate::error::{Error, Result};
 use crate::nn::conv::{lane_sum, lane_sum_of};
 use crate::nn::graph::{Mode, Param, ParamId};
-use crate::nn::layers::Shape;
+use crate::nn::Shape;
 
 /// BatchNorm over the channels of a flat (`1d`) or image (`2d`) input.
 #[derive(Debug, Clone, PartialEq)]

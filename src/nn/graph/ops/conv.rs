@@ -4,7 +4,7 @@ use super::{Fold, BufferSizes, Bwd, Flow, Fwd, Kernel};
 use crate::error::{Error, Result};
 use crate::nn::conv::{chunks, conv_backward, conv_forward, ConvGeom, ConvWeights};
 use crate::nn::graph::{Param, ParamId};
-use crate::nn::layers::Shape;
+use crate::nn::Shape;
 
 /// A convolution: weight `[out, in·k·k]`, optional bias `[out]`.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,7 +4,7 @@ use super::{Fold, Bwd, Flow, Fwd, Kernel};
 use crate::error::{Error, Result};
 use crate::nn::dense::{dense_backward, dense_forward, DenseWeights};
 use crate::nn::graph::{Param, ParamId};
-use crate::nn::layers::Shape;
+use crate::nn::Shape;
 
 /// A fully connected layer: weight `[out, in]`, optional bias `[out]`.
 #[derive(Debug, Clone, PartialEq)]

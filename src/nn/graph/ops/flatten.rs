@@ -3,7 +3,7 @@
 use super::{Zero, put, Bwd, Flow, Fwd, Kernel};
 use crate::error::Result;
 use crate::nn::graph::Param;
-use crate::nn::layers::Shape;
+use crate::nn::Shape;
 
 /// Flattening of images into feature vectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

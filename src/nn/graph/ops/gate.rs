@@ -13,7 +13,7 @@ use super::{Zero, channels, put, BufferSizes, Bwd, Flow, Fwd, Kernel};
 use crate::error::{Error, Result};
 use crate::nn::conv::lane_sum_of;
 use crate::nn::graph::{Param, ParamId};
-use crate::nn::layers::Shape;
+use crate::nn::Shape;
 
 /// A gate node reading the gate vector `gate`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use rayon::prelude::*;
 use super::{Fold, Zero, put, BufferSizes, Bwd, Flow, Fwd, Kernel};
 use crate::error::{Error, Result};
 use crate::nn::graph::Param;
-use crate::nn::layers::Shape;
+use crate::nn::Shape;
 
 /// Window, stride and padding of a pooling op.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use nalgebra::DMatrix;
 
 use super::{Mode, Param, ParamId};
 use crate::error::Result;
-use crate::nn::layers::Shape;
+use crate::nn::Shape;
 
 /// How an op relates its output channels to its inputs' (what the channel groups follow).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use rayon::prelude::*;
 use super::{Fold, Zero, put, Bwd, Flow, Fwd, Kernel};
 use crate::error::Result;
 use crate::nn::graph::Param;
-use crate::nn::layers::Shape;
+use crate::nn::Shape;
 
 /// Values per rayon task in element-wise loops (each task's loop vectorises).
 pub(crate) const PAR_MIN: usize = 1 << 14;
