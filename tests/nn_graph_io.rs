@@ -3,11 +3,14 @@
 //! PyTorch loading an exported ResNet strictly through `python/pruning_game_torch.py` and
 //! computing the same logits.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
-use pruning_game::nn::graph::{Graph, Mode, ParamKind};
+use common::random_gates;
+use pruning_game::nn::graph::{Graph, Mode};
 use pruning_game::nn::InputSpec;
 use pruning_game::Error;
 use rand::{Rng, SeedableRng};
@@ -77,26 +80,6 @@ fn saved_graphs_load_with_their_gates_and_exports_without() {
         exported.param("conv1.weight").unwrap().value.shape(),
         (16, 9)
     );
-}
-
-/// Gates of `g` at random, a quarter of them at 0.
-fn random_gates(g: &mut Graph, seed: u64) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let gates: Vec<String> = g
-        .params()
-        .iter()
-        .filter(|p| p.kind == ParamKind::Gate)
-        .map(|p| p.name.clone())
-        .collect();
-    for name in gates {
-        for s in g.param_mut(&name).unwrap() {
-            *s = if rng.random_bool(0.25) {
-                0.0
-            } else {
-                rng.random_range(0.1..1.0)
-            };
-        }
-    }
 }
 
 /// A file in the sequential layout as the sequential model wrote it before chains were

@@ -128,3 +128,37 @@ tolerance = 1e-9
 "#
     )
 }
+
+/// Gates of `g` at random, a quarter of them at 0.
+pub fn random_gates(g: &mut pruning_game::nn::graph::Graph, seed: u64) {
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
+    let gates: Vec<String> = g
+        .params()
+        .iter()
+        .filter(|p| p.kind == pruning_game::nn::graph::ParamKind::Gate)
+        .map(|p| p.name.clone())
+        .collect();
+    use rand::Rng;
+    for name in gates {
+        for s in g.param_mut(&name).unwrap() {
+            *s = if rng.random_bool(0.25) {
+                0.0
+            } else {
+                rng.random_range(0.1..1.0)
+            };
+        }
+    }
+}
+
+/// Kills `child` with SIGKILL (kill number `k`); a run that had ended by itself before must
+/// have succeeded. True if the kill hit a running process.
+pub fn kill(child: &mut std::process::Child, k: usize) -> bool {
+    let running = child.try_wait().unwrap().is_none();
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        status.code().is_none_or(|c| c == 0),
+        "kill {k}: the run failed by itself ({status})"
+    );
+    running
+}
