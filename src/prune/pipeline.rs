@@ -457,13 +457,11 @@ pub fn has_run(dir: &Path) -> bool {
 /// The job's record in a run folder.
 const CONFIG: &str = "config.json";
 
-/// Checkpoints of a run folder, removed when a fresh run starts there so that nothing of an
-/// earlier run can be resumed into it.
-const CHECKPOINTS: [&str; 3] = [
-    "game/checkpoint.safetensors",
-    "refit.ckpt.safetensors",
-    "dense.ckpt.safetensors",
-];
+/// The game's folder and the trainer checkpoints of the refit and the dense reference inside
+/// a run folder.
+const GAME_DIR: &str = "game";
+const REFIT_CHECKPOINT: &str = "refit.ckpt.safetensors";
+const DENSE_CHECKPOINT: &str = "dense.ckpt.safetensors";
 
 /// Files of a run folder.
 pub struct RunFiles {
@@ -560,7 +558,7 @@ pub fn run_job(
     // One writer per folder; what a killed writer left half-written goes first.
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let _lock = FolderLock::acquire(out)?;
-    let game_dir = files.path("game");
+    let game_dir = files.path(GAME_DIR);
     if resume {
         let path = files.path(CONFIG);
         let saved: RunRecord =
@@ -578,7 +576,9 @@ pub fn run_job(
             });
         }
     } else {
-        for name in CHECKPOINTS {
+        // Nothing of an earlier run in this folder may be resumed into the new one.
+        PruneRun::remove_checkpoint(&game_dir)?;
+        for name in [REFIT_CHECKPOINT, DENSE_CHECKPOINT] {
             let path = files.path(name);
             if path.is_file() {
                 std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
@@ -603,13 +603,7 @@ pub fn run_job(
     run.run(&train, &holdout, Some(test), Some(&game_dir))?;
     let (gated, pruner) = run.finish(&holdout)?;
     let pruned_stats = evaluate(&gated, test, 500)?;
-    let refitted = refit(
-        &gated,
-        &train,
-        cfg,
-        &files.path("refit.ckpt.safetensors"),
-        resume,
-    )?;
+    let refitted = refit(&gated, &train, cfg, &files.path(REFIT_CHECKPOINT), resume)?;
     let refitted_stats = evaluate(&refitted, test, 500)?;
     let finetuned = finetune(&refitted, &train, cfg, cfg.finetune_epochs)?;
     let final_stats = evaluate(&finetuned, test, 500)?;
@@ -623,7 +617,7 @@ pub fn run_job(
             initial.clone(),
             &train,
             cfg.train_config(cfg.epochs),
-            &files.path("dense.ckpt.safetensors"),
+            &files.path(DENSE_CHECKPOINT),
             resume,
         )?
     };

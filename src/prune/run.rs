@@ -109,6 +109,15 @@ impl PruneRun {
         )
     }
 
+    /// Deletes the checkpoint [`PruneRun::save`] wrote into `dir`, if there is one.
+    pub fn remove_checkpoint(dir: &Path) -> Result<()> {
+        let path = dir.join(CHECKPOINT);
+        if path.is_file() {
+            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        }
+        Ok(())
+    }
+
     /// True if `dir` holds a checkpoint written by [`PruneRun::save`].
     pub fn has_checkpoint(dir: &Path) -> bool {
         dir.join(CHECKPOINT).is_file()
