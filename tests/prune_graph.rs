@@ -2,9 +2,12 @@
 //! groups, its normalisation keeps the function, its removals keep the outputs, and a short
 //! run on a ResNet trains, plays and removes with certificates.
 
+mod common;
+
+use common::images;
 use nalgebra::DMatrix;
 use pruning_game::nn::graph::{Graph, Mode};
-use pruning_game::nn::{DataSource, Dataset, InputSpec};
+use pruning_game::nn::{Dataset, InputSpec};
 use pruning_game::prune::players::{gates, gates_mut, players};
 use pruning_game::prune::{PruneConfig, PruneRun};
 use rand::{Rng, SeedableRng};
@@ -13,35 +16,6 @@ use rand_chacha::ChaCha8Rng;
 /// Outputs agree to this relative tolerance: `f32` evaluation-mode passes of an 8-layer
 /// network whose removed channels contribute exact zeros; what differs is summation order.
 const OUTPUT_TOL: f32 = 1e-5;
-
-/// Random images whose label is the sign pattern of two pixel sums, so there is a signal.
-fn images(n: usize, seed: u64) -> Dataset {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let x: Vec<f32> = (0..n * 144).map(|_| rng.random_range(-1.0..1.0)).collect();
-    let y: Vec<u32> = (0..n)
-        .map(|i| {
-            let s = &x[i * 144..(i + 1) * 144];
-            let a: f32 = s[..72].iter().sum();
-            let b: f32 = s[72..].iter().step_by(3).sum();
-            (a > 0.0) as u32 * 2 + (b > 0.0) as u32
-        })
-        .collect();
-    Dataset::new(
-        x,
-        y,
-        vec![1, 12, 12],
-        4,
-        InputSpec::identity(vec![1, 12, 12]),
-        DataSource::Subset {
-            parent: Box::new(DataSource::Idx {
-                dir: "random".into(),
-                split: "train".into(),
-            }),
-            len: n,
-        },
-    )
-    .unwrap()
-}
 
 fn resnet(seed: u64) -> Graph {
     Graph::resnet(8, InputSpec::identity(vec![1, 12, 12]), 4, seed).unwrap()

@@ -333,27 +333,7 @@ impl PruneConfig {
     /// JSON (`schedule=cosine`, `gamma=0.003`, `optimizer.lr=0.0005`); a value is read as
     /// JSON, else as a string. Unknown keys and ill-typed values are errors naming the key.
     pub fn with_overrides(&self, overrides: &[String]) -> Result<PruneConfig> {
-        let mut config = self.clone();
-        for o in overrides {
-            let (key, raw) = o
-                .split_once('=')
-                .ok_or_else(|| Error::invalid("override", format!("{o:?}: expected key=value")))?;
-            let parsed = serde_json::from_str(raw)
-                .unwrap_or_else(|_| serde_json::Value::String(raw.to_string()));
-            let mut value = serde_json::to_value(&config)
-                .map_err(|e| Error::invalid("config", e.to_string()))?;
-            let mut slot = &mut value;
-            for part in key.split('.') {
-                slot = slot
-                    .as_object_mut()
-                    .and_then(|m| m.get_mut(part))
-                    .ok_or_else(|| Error::invalid(key, "no such configuration key"))?;
-            }
-            *slot = parsed;
-            // One override at a time, so a value of the wrong type is blamed on its key.
-            config =
-                serde_json::from_value(value).map_err(|e| Error::invalid(key, e.to_string()))?;
-        }
+        let config = apply_overrides(self, overrides)?;
         config.check()?;
         Ok(config)
     }
@@ -374,4 +354,34 @@ impl PruneConfig {
             ..PruneConfig::default()
         }
     }
+}
+
+/// `value` with `key=value` overrides applied, keys named as in its JSON form (dots reach
+/// into nested objects); a value is read as JSON, else as a string. Unknown keys and
+/// ill-typed values are errors naming the key.
+pub fn apply_overrides<T>(value: &T, overrides: &[String]) -> Result<T>
+where
+    T: Serialize + serde::de::DeserializeOwned + Clone,
+{
+    let mut current = value.clone();
+    for o in overrides {
+        let (key, raw) = o
+            .split_once('=')
+            .ok_or_else(|| Error::invalid("override", format!("{o:?}: expected key=value")))?;
+        let parsed = serde_json::from_str(raw)
+            .unwrap_or_else(|_| serde_json::Value::String(raw.to_string()));
+        let mut json =
+            serde_json::to_value(&current).map_err(|e| Error::invalid("config", e.to_string()))?;
+        let mut slot = &mut json;
+        for part in key.split('.') {
+            slot = slot
+                .as_object_mut()
+                .and_then(|m| m.get_mut(part))
+                .ok_or_else(|| Error::invalid(key, "no such configuration key"))?;
+        }
+        *slot = parsed;
+        // One override at a time, so a value of the wrong type is blamed on its key.
+        current = serde_json::from_value(json).map_err(|e| Error::invalid(key, e.to_string()))?;
+    }
+    Ok(current)
 }

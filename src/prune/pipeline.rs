@@ -492,15 +492,13 @@ fn refit(
 /// Checks everything about `job` on `(train, test)` that can be checked without writing a
 /// file — settings, sizes against what they would allocate, the network against the data —
 /// and returns the starting network with the training and held-out sets.
-fn prepare(job: &Job, train: &Dataset, test: &Dataset) -> Result<(Graph, Dataset, Dataset)> {
-    let cfg = &job.config;
+pub(crate) fn prepare(
+    architecture: &Architecture,
+    cfg: &PruneConfig,
+    train: &Dataset,
+    test: &Dataset,
+) -> Result<(Graph, Dataset, Dataset)> {
     cfg.check()?;
-    if !(job.slimming_lambda.is_finite() && job.slimming_lambda >= 0.0) {
-        return Err(Error::invalid(
-            "slimming_lambda",
-            "must be a finite number >= 0",
-        ));
-    }
     let (train, holdout) = split_holdout(train, cfg.holdout)?;
     if cfg.batch_size > train.len() {
         return Err(Error::invalid(
@@ -512,8 +510,8 @@ fn prepare(job: &Job, train: &Dataset, test: &Dataset) -> Result<(Graph, Dataset
             ),
         ));
     }
-    job.architecture.check_size(&train, cfg.batch_size)?;
-    let initial = job.architecture.build(&train, cfg.seed)?;
+    architecture.check_size(&train, cfg.batch_size)?;
+    let initial = architecture.build(&train, cfg.seed)?;
     if test.sample_len() != initial.input_len() {
         return Err(Error::invalid(
             "test set",
@@ -529,7 +527,18 @@ fn prepare(job: &Job, train: &Dataset, test: &Dataset) -> Result<(Graph, Dataset
 
 /// Checks `job` on `(train, test)` as [`run_job`] does before it writes anything.
 pub fn check_job(job: &Job, train: &Dataset, test: &Dataset) -> Result<()> {
-    prepare(job, train, test).map(|_| ())
+    prepare_job(job, train, test).map(|_| ())
+}
+
+/// [`prepare`] for a unit job, with the checks of its baselines' settings.
+fn prepare_job(job: &Job, train: &Dataset, test: &Dataset) -> Result<(Graph, Dataset, Dataset)> {
+    if !(job.slimming_lambda.is_finite() && job.slimming_lambda >= 0.0) {
+        return Err(Error::invalid(
+            "slimming_lambda",
+            "must be a finite number >= 0",
+        ));
+    }
+    prepare(&job.architecture, &job.config, train, test)
 }
 
 /// Runs `job` on `(train, test)`, writing everything into `out`; with `resume`, continues
@@ -547,7 +556,7 @@ pub fn run_job(
     };
     let cfg = &job.config;
     let train_all = train;
-    let (initial, train, holdout) = prepare(job, train, test)?;
+    let (initial, train, holdout) = prepare_job(job, train, test)?;
     let record = RunRecord {
         job: job.clone(),
         inputs: Inputs::of(train_all, test, &initial)?,

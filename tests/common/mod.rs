@@ -162,3 +162,35 @@ pub fn kill(child: &mut std::process::Child, k: usize) -> bool {
     );
     running
 }
+
+/// Random 12×12 images whose label is the sign pattern of two pixel sums, so there is a
+/// signal to learn.
+pub fn images(n: usize, seed: u64) -> pruning_game::nn::Dataset {
+    use pruning_game::nn::{DataSource, Dataset, InputSpec};
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let x: Vec<f32> = (0..n * 144).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let y: Vec<u32> = (0..n)
+        .map(|i| {
+            let s = &x[i * 144..(i + 1) * 144];
+            let a: f32 = s[..72].iter().sum();
+            let b: f32 = s[72..].iter().step_by(3).sum();
+            (a > 0.0) as u32 * 2 + (b > 0.0) as u32
+        })
+        .collect();
+    Dataset::new(
+        x,
+        y,
+        vec![1, 12, 12],
+        4,
+        InputSpec::identity(vec![1, 12, 12]),
+        DataSource::Subset {
+            parent: Box::new(DataSource::Idx {
+                dir: "random".into(),
+                split: "train".into(),
+            }),
+            len: n,
+        },
+    )
+    .unwrap()
+}
