@@ -5,18 +5,45 @@
 //! suffixed `-before-ft` are accuracies before fine-tuning, the game's at removal, and
 //! `game-refitted` after the survivors' refit) and one run folder per (fraction, seed).
 //!
+//! With `--granularity weight` the players are single weights (`prune::weights`): kept
+//! fractions are of weights, the baselines are magnitude, random and SNIP pruning, and
+//! `--set weight_game.KEY=VALUE` sets the weight game's own parameters.
+//!
 //! `cargo run --release --example frontier -- --epochs 3 --seeds 1 --fractions 0.5,0.25,0.1`
 //! `cargo run --release --example frontier -- --epochs 3 --seeds 1 --gammas 0,4e-4,3e-3`
+//! `cargo run --release --example frontier -- --granularity weight --fractions 0.1,0.05,0.02`
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Parser;
-use pruning_game::nn::data::{fashion_mnist, teacher_student, TeacherConfig};
+use pruning_game::nn::data::{fashion_mnist, teacher_student, Dataset, TeacherConfig};
 use pruning_game::prune::pipeline::{has_run, run_job, Architecture, Job};
 use pruning_game::prune::report::{mean_std, write_frontier, FrontierRow};
-use pruning_game::prune::{Baseline, PruneConfig};
+use pruning_game::prune::weights::{run_weight_job, WeightBaseline, WeightGame, WeightJob};
+use pruning_game::prune::{apply_overrides, Baseline, PruneConfig};
+
+/// What the players are.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Granularity {
+    /// Neurons (channel groups).
+    Unit,
+    /// Single weights.
+    Weight,
+}
+
+/// The network.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Model {
+    /// 784-512-256-10 (teacher task: one hidden layer).
+    Mlp,
+    /// The small CNN (Fashion-MNIST only).
+    Cnn,
+}
+
+/// One run's figures: kept fraction, (method, accuracy) pairs and a log line.
+type RunFigures = (f64, Vec<(String, f64)>, String);
 
 #[derive(Parser)]
 struct Args {
@@ -38,6 +65,12 @@ struct Args {
     /// Fixed participation costs to sweep instead of target fractions.
     #[arg(long, value_delimiter = ',', conflicts_with = "fractions")]
     gammas: Option<Vec<f64>>,
+    /// Players: units or single weights.
+    #[arg(long, value_enum, default_value = "unit")]
+    granularity: Granularity,
+    /// The network.
+    #[arg(long, value_enum, default_value = "mlp")]
+    model: Model,
     /// Force the teacher–student task.
     #[arg(long)]
     teacher: bool,
@@ -64,7 +97,25 @@ fn main() -> Result<()> {
             )
         }
     };
-    let base = base.with_overrides(&args.overrides)?;
+    let (game_overrides, overrides): (Vec<String>, Vec<String>) = args
+        .overrides
+        .iter()
+        .cloned()
+        .partition(|o| o.starts_with("weight_game."));
+    let base = base.with_overrides(&overrides)?;
+    let game_overrides: Vec<String> = game_overrides
+        .iter()
+        .map(|o| o["weight_game.".len()..].to_string())
+        .collect();
+    let game: WeightGame = apply_overrides(&WeightGame::default(), &game_overrides)?;
+    game.check()?;
+    if args.granularity == Granularity::Unit && !game_overrides.is_empty() {
+        anyhow::bail!("--set weight_game.*: only with --granularity weight");
+    }
+    let architecture = match args.model {
+        Model::Mlp => Architecture::Mlp { hidden },
+        Model::Cnn => Architecture::Cnn,
+    };
     // method -> kept fraction bucket -> (kept fractions, accuracies)
     let mut acc: BTreeMap<(String, usize), (Vec<f64>, Vec<f64>)> = BTreeMap::new();
     // Each point: its name and how it sets the price (a fixed γ or a target fraction).
@@ -79,6 +130,10 @@ fn main() -> Result<()> {
             .map(|&f| (format!("kept{f}"), None, Some(f)))
             .collect(),
     };
+    let prefix = match args.granularity {
+        Granularity::Unit => "",
+        Granularity::Weight => "weights_",
+    };
     for (fi, (point, gamma, target)) in points.iter().enumerate() {
         for k in 0..args.seeds {
             let seed = args.base_seed + k;
@@ -90,46 +145,19 @@ fn main() -> Result<()> {
                 seed,
                 ..base.clone()
             };
-            let job = Job {
-                architecture: Architecture::Mlp {
-                    hidden: hidden.clone(),
-                },
-                config,
-                baselines: Baseline::ALL.to_vec(),
-                slimming_lambda: 1e-4,
-                dataset: name.into(),
+            let dir = args.out.join(format!("{prefix}{point}_seed{seed}"));
+            let (kept, figures, line) = match args.granularity {
+                Granularity::Unit => unit_run(&architecture, config, name, &train, &test, &dir)?,
+                Granularity::Weight => {
+                    weight_run(&architecture, config, &game, name, &train, &test, &dir)?
+                }
             };
-            let dir = args.out.join(format!("{point}_seed{seed}"));
-            // A folder of an earlier, interrupted frontier run continues where it stopped.
-            let r = run_job(&job, &train, &test, &dir, has_run(&dir))?;
-            let mut push = |m: String, a: f64| {
+            for (m, a) in figures {
                 let e = acc.entry((m, fi)).or_default();
-                e.0.push(r.kept_fraction);
+                e.0.push(kept);
                 e.1.push(a);
-            };
-            push("game".into(), r.finetuned_accuracy);
-            push("game-before-ft".into(), r.pruned_accuracy);
-            push("game-refitted".into(), r.refitted_accuracy);
-            for b in &r.baselines {
-                push(b.method.clone(), b.finetuned_accuracy);
-                push(format!("{}-before-ft", b.method), b.pruned_accuracy);
             }
-            eprintln!(
-                "{point} seed {seed}: kept {:.3}, dense {:.4}, game {:.4} / {:.4} / {:.4}; {}",
-                r.kept_fraction,
-                r.dense_accuracy,
-                r.pruned_accuracy,
-                r.refitted_accuracy,
-                r.finetuned_accuracy,
-                r.baselines
-                    .iter()
-                    .map(|b| format!(
-                        "{} {:.4} / {:.4}",
-                        b.method, b.pruned_accuracy, b.finetuned_accuracy
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+            eprintln!("{point} seed {seed}: {line}");
             let rows: Vec<FrontierRow> = acc
                 .iter()
                 .map(|((m, _), (kf, a))| {
@@ -146,4 +174,99 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// One unit-level run (resumed where an earlier, interrupted frontier run stopped).
+fn unit_run(
+    architecture: &Architecture,
+    config: PruneConfig,
+    name: &str,
+    train: &Dataset,
+    test: &Dataset,
+    dir: &Path,
+) -> Result<RunFigures> {
+    let job = Job {
+        architecture: architecture.clone(),
+        config,
+        baselines: Baseline::ALL.to_vec(),
+        slimming_lambda: 1e-4,
+        dataset: name.into(),
+    };
+    let r = run_job(&job, train, test, dir, has_run(dir))?;
+    let mut figures = vec![
+        ("game".to_string(), r.finetuned_accuracy),
+        ("game-before-ft".into(), r.pruned_accuracy),
+        ("game-refitted".into(), r.refitted_accuracy),
+    ];
+    for b in &r.baselines {
+        figures.push((b.method.clone(), b.finetuned_accuracy));
+        figures.push((format!("{}-before-ft", b.method), b.pruned_accuracy));
+    }
+    let line = format!(
+        "kept {:.3}, dense {:.4}, game {:.4} / {:.4} / {:.4}; {}",
+        r.kept_fraction,
+        r.dense_accuracy,
+        r.pruned_accuracy,
+        r.refitted_accuracy,
+        r.finetuned_accuracy,
+        baseline_line(r.baselines.iter().map(|b| (
+            &b.method,
+            b.pruned_accuracy,
+            b.finetuned_accuracy
+        )))
+    );
+    Ok((r.kept_fraction, figures, line))
+}
+
+/// One weight-level run (always fresh).
+fn weight_run(
+    architecture: &Architecture,
+    config: PruneConfig,
+    game: &WeightGame,
+    name: &str,
+    train: &Dataset,
+    test: &Dataset,
+    dir: &Path,
+) -> Result<RunFigures> {
+    let job = WeightJob {
+        architecture: architecture.clone(),
+        config,
+        game: game.clone(),
+        baselines: WeightBaseline::ALL.to_vec(),
+        dataset: name.into(),
+    };
+    let r = run_weight_job(&job, train, test, dir)?;
+    let mut figures = vec![
+        ("game".to_string(), r.finetuned_accuracy),
+        ("game-before-ft".into(), r.pruned_accuracy),
+        ("game-refitted".into(), r.refitted_accuracy),
+        ("dense".into(), r.dense_accuracy),
+    ];
+    for b in &r.baselines {
+        figures.push((b.method.clone(), b.finetuned_accuracy));
+        figures.push((format!("{}-before-ft", b.method), b.pruned_accuracy));
+    }
+    let dominated: usize = r.certificates.iter().map(|c| c.removed_dominated).sum();
+    let removed: usize = r.certificates.iter().map(|c| c.weights - c.kept).sum();
+    let line = format!(
+        "kept {:.4} of weights, dense {:.4}, game {:.4} / {:.4} / {:.4}, {dominated} of {removed} \
+         removed weights dominated; {}",
+        r.kept_fraction,
+        r.dense_accuracy,
+        r.pruned_accuracy,
+        r.refitted_accuracy,
+        r.finetuned_accuracy,
+        baseline_line(r.baselines.iter().map(|b| (
+            &b.method,
+            b.pruned_accuracy,
+            b.finetuned_accuracy
+        )))
+    );
+    Ok((r.kept_fraction, figures, line))
+}
+
+fn baseline_line<'a>(rows: impl Iterator<Item = (&'a String, f64, f64)>) -> String {
+    rows.map(|(m, before, after)| format!("{m} {before:.4} / {after:.4}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

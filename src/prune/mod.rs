@@ -42,10 +42,13 @@ pub mod report;
 mod run;
 mod state;
 mod symmetry;
+pub mod weights;
 
 pub use baselines::Baseline;
 pub use certificate::{GuardRecord, UnitCertificate};
-pub use config::{GateStep, PruneConfig, Redundancy, ScaleSymmetry, TargetSchedule, TargetScope};
+pub use config::{
+    apply_overrides, GateStep, PruneConfig, Redundancy, ScaleSymmetry, TargetSchedule, TargetScope,
+};
 pub use diagnostics::{Evaluation, TrajectoryPoint};
 pub use price::Calibration;
 pub use pruner::{EquilibriumPruner, PruneHook};

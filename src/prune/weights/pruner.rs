@@ -1,0 +1,402 @@
+//! The weight-level game, played after every weight step.
+//!
+//! Each weight `θ` is read as a gate and a weight, `θ = s·w`, with the scale symmetry
+//! `(s, w) → (s/c, c·w)` broken as for units (`proofs/S1-scale-symmetry.md`): `|w|` never
+//! falls below its row's reference magnitude `r` (the root mean square of the row at
+//! initialisation), so `s = min(1, |θ|/r)` and `w = sign(θ)·max(r, |θ|)`. A weight at 0 reads
+//! as `s = 0` with `w = −sign(∂L/∂θ)·r`: the sign it would re-enter with. Its benefit is
+//! `b = −∂L/∂s = −w·∂L/∂θ` (one product per weight), its utility
+//! `U = b s − (α w²/2) s² − γ s (1 + β Σ_j R_ij s_j)`, and after every step
+//! `s ← Π_[0,1](s + η F/√v)` with `F = b̂ − α w² s − γ(1 + β Σ_j R_ij s_j)`, `b̂` an average
+//! of the batch benefits and `v` the running mean of their squares. A weight at exactly 0
+//! for `patience` steps leaves: it is held at 0 from then on.
+//!
+//! Target mode prices each layer on its own. A weight's best response is 0 exactly when
+//! `b̂ ≤ γ(1 + β Σ_j R_ij s_j)`, so every `K` steps `γ` is set to the value at which the aimed
+//! number of the layer's weights have a positive best response; the aim falls from every
+//! weight to `target_kept` along `F + (1 − F)(1 − p)³` over the control window (the gradual
+//! schedule of Zhu and Gupta, "To prune, or not to prune", 2017), then the price is fixed.
+
+use rayon::prelude::*;
+
+use super::config::WeightGame;
+use super::layers::{competition, weight_layers, Neighbours, WeightLayer};
+use crate::error::{Error, Result};
+use crate::nn::data::Dataset;
+use crate::nn::graph::{Graph, StepHook, StepRecord, Trainer};
+use crate::prune::PruneConfig;
+
+/// Decay of the running mean of squared benefits.
+const RMS_DECAY: f32 = 0.99;
+/// Added to the root mean square so that a weight without benefit signal moves finitely.
+const RMS_FLOOR: f32 = 1e-12;
+/// Probe samples for the input correlations behind the competition.
+const PROBE_ROWS: usize = 256;
+/// The competition is measured again every this many price refreshes: input correlations
+/// move slowly, and one measurement costs about as much as a few dozen steps.
+const COMPETITION_REFRESH: u64 = 10;
+/// Steps before a weight's zero count saturates (it has left long before).
+const MAX_ZERO_STEPS: u32 = u32::MAX - 1;
+/// `left_at` of a weight still playing.
+pub const STILL_PLAYING: u32 = u32::MAX;
+
+/// What the game remembers of one layer's weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerState {
+    /// Reference magnitude `r` of each row.
+    pub reference: Vec<f32>,
+    /// Weights still playing (column-major, as the weight).
+    pub alive: Vec<bool>,
+    /// Averaged benefit `b̂`.
+    pub benefit: Vec<f32>,
+    /// Running mean of squared batch benefits.
+    pub benefit_sq: Vec<f32>,
+    /// Consecutive steps at exactly 0.
+    pub zero_steps: Vec<u32>,
+    /// Step at which each weight left ([`STILL_PLAYING`] if it did not).
+    pub left_at: Vec<u32>,
+    /// The layer's price `γ`.
+    pub gamma: f64,
+    /// The feature competition `R`.
+    pub neighbours: Neighbours,
+}
+
+impl LayerState {
+    fn new(layer: &WeightLayer, theta: &[f32], gamma: f64) -> Self {
+        let n = layer.len();
+        let reference = (0..layer.rows)
+            .map(|o| {
+                let sq: f64 = (0..layer.cols)
+                    .map(|i| (theta[i * layer.rows + o] as f64).powi(2))
+                    .sum();
+                ((sq / layer.cols.max(1) as f64).sqrt() as f32).max(f32::MIN_POSITIVE)
+            })
+            .collect();
+        LayerState {
+            reference,
+            alive: vec![true; n],
+            benefit: vec![0.0; n],
+            benefit_sq: vec![0.0; n],
+            zero_steps: vec![0; n],
+            left_at: vec![STILL_PLAYING; n],
+            gamma,
+            neighbours: Neighbours::default(),
+        }
+    }
+
+    /// Weights still playing.
+    pub fn kept(&self) -> usize {
+        self.alive.iter().filter(|&&a| a).count()
+    }
+}
+
+/// The gate and weight of `θ` in a row of reference `r`, with `g = ∂L/∂θ` deciding the
+/// sign of a weight at 0.
+#[inline]
+pub fn split(theta: f32, r: f32, g: f32) -> (f32, f32) {
+    if theta == 0.0 {
+        (0.0, if g > 0.0 { -r } else { r })
+    } else {
+        (
+            (theta.abs() / r).min(1.0),
+            theta.signum() * theta.abs().max(r),
+        )
+    }
+}
+
+/// The weight-level pruner: a [`StepHook`] of the one training loop.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightPruner {
+    game: WeightGame,
+    config: PruneConfig,
+    layers: Vec<WeightLayer>,
+    states: Vec<LayerState>,
+    step: u64,
+    total_steps: u64,
+}
+
+/// The pruner with the held-out set it measures the competition on.
+pub struct WeightHook<'a> {
+    /// The pruner.
+    pub pruner: &'a mut WeightPruner,
+    /// Held-out samples.
+    pub holdout: &'a Dataset,
+}
+
+impl StepHook for WeightHook<'_> {
+    fn after_step(&mut self, trainer: &mut Trainer, _: &StepRecord) -> Result<()> {
+        self.pruner.after_step(trainer, self.holdout)
+    }
+}
+
+impl WeightPruner {
+    /// A pruner for every Linear and Conv2d weight of `graph` over a game of `total_steps`
+    /// weight steps.
+    pub fn new(
+        game: WeightGame,
+        config: PruneConfig,
+        graph: &Graph,
+        total_steps: u64,
+    ) -> Result<Self> {
+        game.check()?;
+        config.check()?;
+        let layers = weight_layers(graph);
+        if layers.is_empty() {
+            return Err(Error::invalid(
+                "model",
+                "the network has no linear or conv weights",
+            ));
+        }
+        let states = layers
+            .iter()
+            .map(|l| LayerState::new(l, graph.params[l.param].value.as_slice(), config.gamma))
+            .collect();
+        Ok(WeightPruner {
+            game,
+            config,
+            layers,
+            states,
+            step: 0,
+            total_steps,
+        })
+    }
+
+    /// The weight layers, in node order.
+    pub fn layers(&self) -> &[WeightLayer] {
+        &self.layers
+    }
+
+    /// Each layer's state.
+    pub fn states(&self) -> &[LayerState] {
+        &self.states
+    }
+
+    /// The game's settings.
+    pub fn game(&self) -> &WeightGame {
+        &self.game
+    }
+
+    /// Steps seen.
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// The kept fraction target mode aims at after `step` steps (`None` without a target).
+    fn aim(&self, step: u64) -> Option<f64> {
+        let f = self.config.target_kept?;
+        let start = self.config.warmup_steps as u64;
+        let end = self.control_until().max(start + 1);
+        let p = (step.saturating_sub(start) as f64 / (end - start) as f64).min(1.0);
+        Some(f + (1.0 - f) * (1.0 - p).powi(3))
+    }
+
+    /// The last step at which target mode moves the price.
+    fn control_until(&self) -> u64 {
+        (self.config.control_fraction * self.total_steps as f64) as u64
+    }
+
+    /// The game's work after one weight step of `trainer` (see the module docs).
+    pub fn after_step(&mut self, trainer: &mut Trainer, holdout: &Dataset) -> Result<()> {
+        let t = self.step;
+        self.step += 1;
+        let warmup = self.config.warmup_steps as u64;
+        let refresh = self.config.refresh_every as u64;
+        if t >= warmup && (t - warmup).is_multiple_of(refresh * COMPETITION_REFRESH) {
+            self.refresh_competition(trainer.graph(), holdout)?;
+        }
+        let pricing = t >= warmup && t.is_multiple_of(refresh) && t <= self.control_until();
+        let aim = if pricing { self.aim(t) } else { None };
+        let (m, correction) = (
+            self.config.benefit_momentum as f32,
+            1.0 - RMS_DECAY.powf(t as f32 + 1.0),
+        );
+        let (alpha, beta, eta) = (
+            self.game.alpha as f32,
+            self.game.beta as f32,
+            self.game.gate_lr as f32,
+        );
+        let patience = self.config.patience as u32;
+        let step_u32 = t.min(u32::MAX as u64 - 1) as u32;
+        for (l, st) in self.layers.iter().zip(self.states.iter_mut()) {
+            let rows = l.rows;
+            let grad = trainer.gradients().values[l.param].as_slice().to_vec();
+            let theta = trainer.graph_mut().params[l.param].value.as_mut_slice();
+            // Benefits of the batch just used, at the weights before the game moves them.
+            theta
+                .par_iter()
+                .zip(&grad)
+                .zip(st.benefit.par_iter_mut().zip(st.benefit_sq.par_iter_mut()))
+                .enumerate()
+                .for_each(|(k, ((&th, &g), (b, b2)))| {
+                    let (_, w) = split(th, st.reference[k % rows], g);
+                    let batch = -w * g;
+                    *b = m * *b + (1.0 - m) * batch;
+                    *b2 = RMS_DECAY * *b2 + (1.0 - RMS_DECAY) * batch * batch;
+                });
+            if t < warmup {
+                continue;
+            }
+            let s: Vec<f32> = theta
+                .par_iter()
+                .zip(&grad)
+                .enumerate()
+                .map(|(k, (&th, &g))| {
+                    if st.alive[k] {
+                        split(th, st.reference[k % rows], g).0
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let pressure = pressure(&st.neighbours, &s, rows, beta);
+            if let Some(aim) = aim {
+                st.gamma = price(&st.benefit, &pressure, &st.alive, aim);
+            }
+            let gamma = st.gamma as f32;
+            let LayerState {
+                reference,
+                alive,
+                benefit,
+                benefit_sq,
+                zero_steps,
+                left_at,
+                ..
+            } = st;
+            theta
+                .par_iter_mut()
+                .zip(alive.par_iter_mut())
+                .zip(zero_steps.par_iter_mut().zip(left_at.par_iter_mut()))
+                .enumerate()
+                .for_each(|(k, ((th, live), (zeros, left)))| {
+                    if !*live {
+                        *th = 0.0;
+                        return;
+                    }
+                    let (si, w) = split(*th, reference[k % rows], grad[k]);
+                    let f = benefit[k] - alpha * w * w * si - gamma * pressure[k];
+                    let rms = (benefit_sq[k] / correction).sqrt() + RMS_FLOOR;
+                    let new = (si + eta * f / rms).clamp(0.0, 1.0);
+                    *th = new * w;
+                    if new == 0.0 {
+                        *zeros = (*zeros + 1).min(MAX_ZERO_STEPS);
+                        if *zeros >= patience {
+                            *live = false;
+                            *left = step_u32;
+                        }
+                    } else {
+                        *zeros = 0;
+                    }
+                });
+        }
+        Ok(())
+    }
+
+    fn refresh_competition(&mut self, graph: &Graph, holdout: &Dataset) -> Result<()> {
+        let rows = PROBE_ROWS.min(holdout.len());
+        let probe = &holdout.inputs()[..rows * holdout.sample_len()];
+        let all = competition(graph, &self.layers, probe, rows, self.game.neighbours)?;
+        for (st, n) in self.states.iter_mut().zip(all) {
+            st.neighbours = n;
+        }
+        Ok(())
+    }
+
+    /// Ends the game: every weight at exactly 0 leaves (it contributes nothing), and the
+    /// competition is measured on the final network for the certificates.
+    pub fn finish(&mut self, trainer: &mut Trainer, holdout: &Dataset) -> Result<()> {
+        let step = self.step.min(u32::MAX as u64 - 1) as u32;
+        for (l, st) in self.layers.iter().zip(self.states.iter_mut()) {
+            let theta = trainer.graph_mut().params[l.param].value.as_mut_slice();
+            for (k, th) in theta.iter_mut().enumerate() {
+                if !st.alive[k] {
+                    *th = 0.0;
+                } else if *th == 0.0 {
+                    st.alive[k] = false;
+                    st.left_at[k] = step;
+                }
+            }
+        }
+        self.refresh_competition(trainer.graph(), holdout)
+    }
+}
+
+/// `1 + β Σ_j R_ij s_j` of every weight: the factor of the price it pays, from the gates `s`
+/// of the other weights of its row.
+pub fn pressure(r: &Neighbours, s: &[f32], rows: usize, beta: f32) -> Vec<f32> {
+    let mut out = vec![1.0f32; s.len()];
+    if beta == 0.0 || r.nnz() == 0 {
+        return out;
+    }
+    out.par_chunks_mut(rows).enumerate().for_each(|(i, col)| {
+        for (j, v) in r.of(i) {
+            let other = &s[j * rows..(j + 1) * rows];
+            for (p, &sj) in col.iter_mut().zip(other) {
+                *p += beta * v * sj;
+            }
+        }
+    });
+    out
+}
+
+/// The price at which `aim` of the layer's weights have a positive best response:
+/// weight `i` plays iff `b̂_i > γ p_i`, so `γ` is the next ratio `b̂_i / p_i` below the aimed
+/// number of largest among the weights still playing (0 if fewer are left).
+pub fn price(benefit: &[f32], pressure: &[f32], alive: &[bool], aim: f64) -> f64 {
+    let want = (aim * alive.len() as f64).round() as usize;
+    let mut ratios: Vec<f32> = benefit
+        .iter()
+        .zip(pressure)
+        .zip(alive)
+        .filter(|(_, &a)| a)
+        .map(|((&b, &p), _)| b / p)
+        .collect();
+    if want >= ratios.len() {
+        return 0.0;
+    }
+    let (_, &mut kth, _) = ratios.select_nth_unstable_by(want, |a, b| b.total_cmp(a));
+    (kth as f64).max(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The split keeps `θ = s·w`, holds `|w| ≥ r`, and gives a weight at 0 the sign that
+    /// makes its benefit `r |g| ≥ 0`.
+    #[test]
+    fn split_reads_every_weight_as_gate_times_weight() {
+        for &(theta, r) in &[(0.3f32, 0.1f32), (-0.05, 0.1), (0.1, 0.1), (-2.0, 0.5)] {
+            let (s, w) = split(theta, r, 0.7);
+            assert!((s * w - theta).abs() < 1e-7, "{theta} {r}: {s}·{w}");
+            assert!(w.abs() >= r && (0.0..=1.0).contains(&s));
+            assert!(s.to_bits() == 1.0f32.to_bits() || w.abs().to_bits() == r.to_bits());
+        }
+        for g in [0.4f32, -0.4] {
+            let (s, w) = split(0.0, 0.2, g);
+            assert_eq!(s.to_bits(), 0.0f32.to_bits());
+            assert!((-w * g - 0.2 * g.abs()).abs() < 1e-7);
+        }
+    }
+
+    /// The price leaves exactly the aimed number of weights with `b̂ > γ p`.
+    #[test]
+    fn price_keeps_the_aimed_number_with_positive_best_response() {
+        let benefit: Vec<f32> = (0..100)
+            .map(|i| 0.5 * (i as f32 * 0.37).sin() + 1.0)
+            .collect();
+        let pressure: Vec<f32> = (0..100).map(|i| 1.0 + (i % 3) as f32 * 0.2).collect();
+        let mut alive = vec![true; 100];
+        alive[..10].iter_mut().for_each(|a| *a = false);
+        for aim in [0.2, 0.5, 0.8] {
+            let gamma = price(&benefit, &pressure, &alive, aim) as f32;
+            let playing = (0..100)
+                .filter(|&i| alive[i] && benefit[i] > gamma * pressure[i])
+                .count();
+            assert_eq!(playing, (aim * 100.0).round() as usize, "aim {aim}");
+        }
+        assert_eq!(
+            price(&benefit, &pressure, &alive, 0.95).to_bits(),
+            0.0f64.to_bits()
+        );
+    }
+}

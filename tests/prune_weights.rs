@@ -1,0 +1,367 @@
+//! Weights as players: the gate gradient is `w ∂L/∂θ`, weights that leave stay out, units
+//! whose weights all left go without changing the function, the baselines keep the counts
+//! they are given, and every weight the certificates call dominated has held-out benefit
+//! below its cost.
+
+mod common;
+
+use common::images;
+use pruning_game::nn::data::{teacher_student, TeacherConfig};
+use pruning_game::nn::graph::{Graph, GraphGrads, GraphWorkspace, Mode, Trainer};
+use pruning_game::nn::Dataset;
+use pruning_game::prune::pipeline::split_holdout;
+use pruning_game::prune::weights::baselines::{baseline_masks, train_masked};
+use pruning_game::prune::weights::certificates::{certify, mean_gradients, DOMINATED, LEFT, T3};
+use pruning_game::prune::weights::layers::weight_layers;
+use pruning_game::prune::weights::units::remove_dead_units;
+use pruning_game::prune::weights::{Masks, WeightBaseline, WeightGame, WeightHook, WeightPruner};
+use pruning_game::prune::PruneConfig;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn teacher(train: usize) -> (Dataset, Dataset) {
+    teacher_student(&TeacherConfig {
+        train,
+        test: 400,
+        ..TeacherConfig::default()
+    })
+    .unwrap()
+}
+
+fn loss(g: &Graph, data: &Dataset, rows: usize) -> f64 {
+    let mut ws = GraphWorkspace::new(g, rows);
+    let mut grads = GraphGrads::new(g);
+    let n = g.input_len();
+    g.loss_and_grad(
+        &mut ws,
+        &data.inputs()[..rows * n],
+        &data.labels()[..rows],
+        Mode::Eval,
+        &mut grads,
+    )
+    .unwrap()
+    .loss
+}
+
+/// `∂L/∂s_w = w ∂L/∂θ_w` at `θ_w = s_w w`, against central differences of the loss in
+/// `s_w`, for linear weights at interior gates (max-pooling's winner switches make a convolution's
+/// loss too kinked for differences at this precision). The loss is `f32` (about
+/// 1e-7 relative), so the step is 1e-3 of the gate, small enough that a ReLU rarely
+/// changes side within it, and the tolerance 2% of the larger side plus 1e-4.
+#[test]
+fn weight_gate_gradients_match_central_differences() {
+    let flat = teacher(200).0;
+    let cases = [(Graph::mlp(&[flat.sample_len(), 16, 4], 3).unwrap(), &flat)];
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    for (graph, data) in cases {
+        let rows = 32.min(data.len());
+        for layer in weight_layers(&graph) {
+            for _ in 0..6 {
+                let k = rng.random_range(0..layer.len());
+                let s = rng.random_range(0.3..0.9f32);
+                let w = graph.params()[layer.param].value.as_slice()[k] * 3.0;
+                let at = |s: f32| {
+                    let mut g = graph.clone();
+                    g.param_mut(&layer.name).unwrap()[k] = s * w;
+                    g
+                };
+                let g = at(s);
+                let mut ws = GraphWorkspace::new(&g, rows);
+                let mut grads = GraphGrads::new(&g);
+                let n = g.input_len();
+                g.loss_and_grad(
+                    &mut ws,
+                    &data.inputs()[..rows * n],
+                    &data.labels()[..rows],
+                    Mode::Eval,
+                    &mut grads,
+                )
+                .unwrap();
+                let analytic = w as f64 * grads.values()[layer.param].as_slice()[k] as f64;
+                let h = 1e-3f32;
+                let numeric = (loss(&at(s + h), data, rows) - loss(&at(s - h), data, rows))
+                    / (2.0 * h as f64);
+                let tol = 0.02 * analytic.abs().max(numeric.abs()) + 1e-4;
+                assert!(
+                    (analytic - numeric).abs() <= tol,
+                    "{} entry {k}: analytic {analytic}, numeric {numeric}",
+                    layer.name
+                );
+            }
+        }
+    }
+}
+
+fn short_config(epochs: usize) -> PruneConfig {
+    PruneConfig {
+        epochs,
+        warmup_steps: 20,
+        refresh_every: 10,
+        patience: 15,
+        holdout: 500,
+        ..PruneConfig::teacher_default()
+    }
+}
+
+/// With a price no weight can pay, every gate falls to 0, every weight leaves after the
+/// patience window, and the optimiser's later steps leave them at exactly 0.
+#[test]
+fn weights_that_leave_stay_at_zero() {
+    let (train, _) = teacher(1000);
+    let graph = Graph::mlp(&[train.sample_len(), 12, train.classes()], 2).unwrap();
+    let config = PruneConfig {
+        gamma: 1e3,
+        target_kept: None,
+        ..short_config(8)
+    };
+    let steps = 8 * train.len().div_ceil(config.batch_size) as u64;
+    let mut pruner =
+        WeightPruner::new(WeightGame::default(), config.clone(), &graph, steps).unwrap();
+    let mut t = Trainer::new(graph, config.train_config(8)).unwrap();
+    t.run(
+        &train,
+        &mut WeightHook {
+            pruner: &mut pruner,
+            holdout: &train,
+        },
+        None,
+    )
+    .unwrap();
+    for (l, st) in pruner.layers().iter().zip(pruner.states()) {
+        assert_eq!(st.kept(), 0, "{}: {} weights still play", l.name, st.kept());
+        let v = t.graph().params()[l.param].value.as_slice();
+        assert!(
+            v.iter().all(|&x| x == 0.0),
+            "{}: a left weight moved",
+            l.name
+        );
+    }
+}
+
+/// A target run keeps about the aimed fraction per layer, and the certificates hold from
+/// outside: every weight called dominated has a held-out benefit, recomputed here from one
+/// full-batch gradient, at most its cost bound, every T3 weight at most the layer's price,
+/// and the per-layer summary counts what the per-weight status says.
+#[test]
+fn dominated_weights_have_held_out_benefit_below_their_cost() {
+    let (all, _) = teacher(3000);
+    let (train, holdout) = split_holdout(&all, 600).unwrap();
+    let graph = Graph::mlp(&[train.sample_len(), 24, train.classes()], 4).unwrap();
+    let config = PruneConfig {
+        target_kept: Some(0.3),
+        ..short_config(6)
+    };
+    let steps = 6 * train.len().div_ceil(config.batch_size) as u64;
+    let game = WeightGame::default();
+    let mut pruner = WeightPruner::new(game.clone(), config.clone(), &graph, steps).unwrap();
+    let mut t = Trainer::new(graph, config.train_config(6)).unwrap();
+    t.run(
+        &train,
+        &mut WeightHook {
+            pruner: &mut pruner,
+            holdout: &holdout,
+        },
+        None,
+    )
+    .unwrap();
+    pruner.finish(&mut t, &holdout).unwrap();
+    let g = t.into_graph();
+    let (summary, details) = certify(&pruner, &g, &holdout, 97).unwrap();
+    // One batch of the whole held-out set: another summation order than certify's.
+    let full = mean_gradients(&g, &holdout, holdout.len()).unwrap();
+    let mut dominated = 0;
+    for ((l, st), (s, d)) in pruner
+        .layers()
+        .iter()
+        .zip(pruner.states())
+        .zip(summary.iter().zip(&details))
+    {
+        let kept = st.kept() as f64 / l.len() as f64;
+        assert!((0.15..=0.6).contains(&kept), "{}: kept {kept}", l.name);
+        let theta = g.params()[l.param].value.as_slice();
+        let grad = full[l.param].as_slice();
+        let (mut left, mut dom) = (0, 0);
+        let benefits: Vec<f64> = (0..l.len())
+            .map(|k| {
+                let r = st.reference[k % l.rows];
+                let w = if theta[k] == 0.0 {
+                    -grad[k].signum() * r
+                } else {
+                    theta[k].signum() * theta[k].abs().max(r)
+                };
+                -(w as f64) * grad[k] as f64
+            })
+            .collect();
+        // Two f32 summation orders of the same mean gradient: a relative 1e-4 plus 1e-5 of
+        // the layer's largest benefit for entries that cancel.
+        let scale = benefits.iter().fold(0.0f64, |m, b| m.max(b.abs()));
+        for (k, &benefit) in benefits.iter().enumerate() {
+            let tol = 1e-4 * benefit.abs() + 1e-5 * scale;
+            assert!(
+                (benefit - d.benefit[k] as f64).abs() <= tol,
+                "{}[{k}]: benefit {benefit} here, {} in the certificate",
+                l.name,
+                d.benefit[k]
+            );
+            let status = d.status[k];
+            if status & DOMINATED != 0 {
+                assert!(
+                    benefit <= d.cost[k] as f64 + tol,
+                    "{}[{k}] {benefit} > {}",
+                    l.name,
+                    d.cost[k]
+                );
+                dominated += 1;
+            }
+            if status & T3 != 0 {
+                assert!(
+                    benefit <= st.gamma + tol,
+                    "{}[{k}] T3 but {benefit} > γ {}",
+                    l.name,
+                    st.gamma
+                );
+            }
+            if status & LEFT != 0 {
+                left += 1;
+                dom += (status & DOMINATED != 0) as usize;
+            }
+            assert_eq!(status & LEFT != 0, !st.alive[k]);
+        }
+        assert_eq!(left, l.len() - s.kept);
+        assert_eq!(dom, s.removed_dominated);
+        assert_eq!(s.removed_margins.iter().sum::<usize>(), left);
+    }
+    assert!(dominated > 0, "no weight proved dominated");
+}
+
+/// Removing units whose incoming or outgoing weights are all zero keeps the outputs (the
+/// constant of a unit with no inputs moves into the next layer's bias) and shrinks the
+/// layers; a convolution filter with no inputs whose constant a padded convolution reads
+/// stays.
+#[test]
+fn units_whose_weights_all_left_go_without_changing_the_outputs() {
+    let (train, _) = teacher(300);
+    let mut g = Graph::mlp(&[train.sample_len(), 10, 8, train.classes()], 6).unwrap();
+    // Unit 2 of the first hidden layer has no inputs, with a positive bias; unit 5 no outputs.
+    g.param_mut("0.weight")
+        .unwrap()
+        .chunks_mut(10)
+        .for_each(|col| col[2] = 0.0);
+    g.param_mut("0.bias").unwrap()[2] = 0.7;
+    g.param_mut("2.weight").unwrap()[5 * 8..6 * 8].fill(0.0);
+    // Unit 1 of the second hidden layer has no inputs.
+    g.param_mut("2.weight")
+        .unwrap()
+        .chunks_mut(8)
+        .for_each(|col| col[1] = 0.0);
+    let x = &train.inputs()[..50 * train.sample_len()];
+    let before = g.predict(x, 50).unwrap();
+    let removed = remove_dead_units(&mut g, x, 50).unwrap();
+    let after = g.predict(x, 50).unwrap();
+    let gap = (&before - &after).abs().max();
+    assert!(gap < 1e-5, "outputs moved by {gap}");
+    assert_eq!(
+        (removed[0].no_input, removed[0].no_output),
+        (1, 1),
+        "{removed:?}"
+    );
+    assert_eq!(
+        (removed[1].no_input, removed[1].no_output),
+        (1, 0),
+        "{removed:?}"
+    );
+    assert_eq!(g.param("0.weight").unwrap().value.nrows(), 8);
+    assert_eq!(g.param("2.weight").unwrap().value.shape(), (7, 8));
+
+    let img = images(8, 2);
+    let mut c = Graph::small_cnn(&[1, 12, 12], 4, 7).unwrap();
+    let conv = weight_layers(&c)[0].clone();
+    let rows = conv.rows;
+    c.param_mut(&conv.name)
+        .unwrap()
+        .chunks_mut(rows)
+        .for_each(|col| col[0] = 0.0);
+    let bias = conv.name.replace("weight", "bias");
+    c.param_mut(&bias).unwrap()[0] = 0.5;
+    let x = &img.inputs()[..8 * 144];
+    let before = c.predict(x, 8).unwrap();
+    remove_dead_units(&mut c, x, 8).unwrap();
+    let gap = (&before - &c.predict(x, 8).unwrap()).abs().max();
+    assert!(gap < 1e-5, "CNN outputs moved by {gap}");
+    assert_eq!(
+        c.param(&conv.name).unwrap().value.nrows(),
+        rows,
+        "a read constant was cut"
+    );
+}
+
+/// Every criterion keeps exactly the counts it is given (global magnitude: their total),
+/// keeps the entries its criterion ranks first, and masked training keeps the pruned
+/// entries at exactly 0 while the kept ones learn.
+#[test]
+fn baselines_keep_their_counts_and_masked_training_keeps_zeros() {
+    let (train, _) = teacher(800);
+    let g = Graph::mlp(&[train.sample_len(), 16, train.classes()], 8).unwrap();
+    let layers = weight_layers(&g);
+    let counts: Vec<usize> = layers.iter().map(|l| l.len() / 4).collect();
+    for b in [
+        WeightBaseline::LayerMagnitude,
+        WeightBaseline::GlobalMagnitude,
+        WeightBaseline::Random,
+        WeightBaseline::Snip,
+    ] {
+        let m = baseline_masks(b, &g, &layers, &counts, &train, 64, 1).unwrap();
+        let got = m.counts();
+        if b == WeightBaseline::GlobalMagnitude {
+            assert_eq!(got.iter().sum::<usize>(), counts.iter().sum::<usize>());
+            let min_kept =
+                m.0.iter()
+                    .flat_map(|(p, keep)| {
+                        let v = g.params()[*p].value.as_slice();
+                        keep.iter()
+                            .zip(v)
+                            .filter(|(k, _)| **k)
+                            .map(|(_, x)| x.abs())
+                    })
+                    .fold(f32::INFINITY, f32::min);
+            let max_cut =
+                m.0.iter()
+                    .flat_map(|(p, keep)| {
+                        let v = g.params()[*p].value.as_slice();
+                        keep.iter()
+                            .zip(v)
+                            .filter(|(k, _)| !**k)
+                            .map(|(_, x)| x.abs())
+                    })
+                    .fold(0.0, f32::max);
+            assert!(min_kept >= max_cut, "global threshold not respected");
+        } else {
+            assert_eq!(got, counts, "{b:?}");
+        }
+        if b == WeightBaseline::LayerMagnitude {
+            for (l, (_, keep)) in layers.iter().zip(&m.0) {
+                let v = g.params()[l.param].value.as_slice();
+                let kept_min = (0..l.len())
+                    .filter(|&k| keep[k])
+                    .map(|k| v[k].abs())
+                    .fold(f32::INFINITY, f32::min);
+                let cut_max = (0..l.len())
+                    .filter(|&k| !keep[k])
+                    .map(|k| v[k].abs())
+                    .fold(0.0, f32::max);
+                assert!(kept_min >= cut_max, "{}", l.name);
+            }
+        }
+    }
+    let m = baseline_masks(WeightBaseline::Random, &g, &layers, &counts, &train, 64, 2).unwrap();
+    let trained = train_masked(&g, &m, &train, short_config(2).train_config(2)).unwrap();
+    assert_eq!(Masks::nonzero(&trained, &layers).counts(), counts);
+    let moved = layers.iter().zip(&m.0).any(|(l, (_, keep))| {
+        let (a, b) = (
+            g.params()[l.param].value.as_slice(),
+            trained.params()[l.param].value.as_slice(),
+        );
+        (0..l.len()).any(|k| keep[k] && a[k] != b[k])
+    });
+    assert!(moved, "masked training moved no kept weight");
+}
