@@ -1,5 +1,5 @@
-//! Eval-mode forward kernels that read weights in CSR form: `y = x Wᵀ + b` and a direct
-//! sparse convolution. Only stored entries are multiplied, so the work is `nnz` per sample
+//! Eval-mode forward kernels that read weights in CSR form: `y = x Wᵀ + b` and a convolution
+//! of CSR filters against im2col patches. Only stored entries are multiplied, so the work is `nnz` per sample
 //! (times output positions for a convolution) instead of `rows · cols`.
 //!
 //! Every output element is its bias plus the products of its row's entries in column order,
@@ -93,10 +93,50 @@ fn inside(t: usize, n: usize, out: usize, stride: usize, pad: usize) -> std::ops
     lo.min(hi)..hi
 }
 
-/// Direct sparse convolution of `batch` NCHW images: every output plane `(b, o)` is its bias
-/// plus, for each stored tap `(c, ky, kx)` of filter `o`, the tap's value times input plane
-/// `c` shifted by the tap. No im2col matrix is built, so the cost is the stored taps times
-/// the output positions.
+/// Fills `cols` (`[C·k·k, P]` row-major) with one image's patches: row `(c, ky, kx)` is input
+/// plane `c` shifted by the tap, zero where the tap falls in the padding.
+fn im2col(g: &ConvGeom, x: &[f32], cols: &mut [f32]) {
+    let (k, p, s) = (g.k, g.positions(), g.stride);
+    for (j, row) in cols[..g.patch() * p].chunks_mut(p).enumerate() {
+        let (c, ky, kx) = (j / (k * k), j % (k * k) / k, j % k);
+        let plane = &x[c * g.h * g.w..][..g.h * g.w];
+        let (ys, xs) = (
+            inside(ky, g.h, g.ho, s, g.pad),
+            inside(kx, g.w, g.wo, s, g.pad),
+        );
+        for (oy, dst) in row.chunks_mut(g.wo).enumerate() {
+            if !ys.contains(&oy) || xs.is_empty() {
+                dst.fill(0.0);
+                continue;
+            }
+            let src = &plane[(oy * s + ky - g.pad) * g.w..][..g.w];
+            let ix0 = xs.start * s + kx - g.pad;
+            dst[..xs.start].fill(0.0);
+            dst[xs.end..].fill(0.0);
+            for (d, &v) in dst[xs.clone()].iter_mut().zip(src[ix0..].iter().step_by(s)) {
+                *d = v;
+            }
+        }
+    }
+}
+
+/// Filter `o`'s output plane from one image's patches: its bias plus, for each stored tap
+/// `j`, the tap's value times patch row `j` (a contiguous row of `P` positions).
+fn filter_plane(w: &Csr, bias: Option<&[f32]>, o: usize, cols: &[f32], plane: &mut [f32]) {
+    let p = plane.len();
+    plane.fill(bias.map_or(0.0, |b| b[o]));
+    let (taps, vals) = w.row(o);
+    for (&j, &v) in taps.iter().zip(vals) {
+        for (d, &u) in plane.iter_mut().zip(&cols[j as usize * p..][..p]) {
+            *d += v * u;
+        }
+    }
+}
+
+/// Sparse convolution of `batch` NCHW images: per image, its patch matrix (im2col, `C·k·k`
+/// rows of `P` positions) is built once and each filter's plane sums its stored taps' rows,
+/// so the products cost the stored taps times `P`. One image at a time is split over
+/// filters; a batch is split over images.
 pub(crate) fn conv_forward(
     w: &Csr,
     bias: Option<&[f32]>,
@@ -105,39 +145,28 @@ pub(crate) fn conv_forward(
     x: &[f32],
     y: &mut [f32],
 ) {
-    let (p, o_n, k) = (g.positions(), w.rows(), g.k);
-    let (kk, in_len, s) = (k * k, g.c * g.h * g.w, g.stride);
+    let (p, o_n) = (g.positions(), w.rows());
+    let in_len = g.c * g.h * g.w;
+    let cols_len = g.patch() * p;
+    if batch == 1 {
+        let mut cols = vec![0.0f32; cols_len];
+        im2col(g, &x[..in_len], &mut cols);
+        y[..o_n * p]
+            .par_chunks_mut(p)
+            .enumerate()
+            .for_each(|(o, plane)| filter_plane(w, bias, o, &cols, plane));
+        return;
+    }
     y[..batch * o_n * p]
-        .par_chunks_mut(p)
-        .enumerate()
-        .for_each(|(i, plane)| {
-            let (b, o) = (i / o_n, i % o_n);
-            plane.fill(bias.map_or(0.0, |bb| bb[o]));
-            let xb = &x[b * in_len..][..in_len];
-            let (cols, vals) = w.row(o);
-            for (&j, &v) in cols.iter().zip(vals) {
-                let j = j as usize;
-                let (c, ky, kx) = (j / kk, j % kk / k, j % k);
-                let src = &xb[c * g.h * g.w..][..g.h * g.w];
-                let xs = inside(kx, g.w, g.wo, s, g.pad);
-                if xs.is_empty() {
-                    continue;
+        .par_chunks_mut(o_n * p)
+        .zip(x[..batch * in_len].par_chunks(in_len))
+        .for_each_init(
+            || vec![0.0f32; cols_len],
+            |cols, (yb, xb)| {
+                im2col(g, xb, cols);
+                for (o, plane) in yb.chunks_mut(p).enumerate() {
+                    filter_plane(w, bias, o, cols, plane);
                 }
-                for oy in inside(ky, g.h, g.ho, s, g.pad) {
-                    let iy = oy * s + ky - g.pad;
-                    let row = &src[iy * g.w..][..g.w];
-                    let ix0 = xs.start * s + kx - g.pad;
-                    let dst = &mut plane[oy * g.wo..][xs.clone()];
-                    if s == 1 {
-                        for (d, &u) in dst.iter_mut().zip(&row[ix0..]) {
-                            *d += v * u;
-                        }
-                    } else {
-                        for (d, &u) in dst.iter_mut().zip(row[ix0..].iter().step_by(s)) {
-                            *d += v * u;
-                        }
-                    }
-                }
-            }
-        });
+            },
+        );
 }
