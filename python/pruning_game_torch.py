@@ -311,6 +311,64 @@ def from_torch(module, path, input_shape=None, scale=1.0, mean=0.0, std=1.0):
                                       "input": json.dumps(spec), "format": "pt"})
 
 
+_CSR_PARTS = ("indptr", "indices", "values", "shape")
+_NUMPY = {"F32": "<f4", "F64": "<f8", "I64": "<i8", "U32": "<u4", "U8": "u1"}
+
+
+def read_csr(path):
+    """(dense ``state_dict``, metadata) of a CSR model file (``docs/formats.md``): each
+    weight stored as ``{w}.indptr`` (int64), ``{w}.indices`` (uint32), ``{w}.values``
+    (float32) and ``{w}.shape`` (int64) becomes the dense tensor ``{w}`` through
+    ``torch.sparse_csr_tensor`` (which checks the parts); every other tensor is read as is.
+    Needs numpy for the uint32 indices."""
+    import numpy as np
+
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    meta = header.pop("__metadata__", {}) or {}
+    if meta.get("sparse_layout") != "csr":
+        raise ValueError(f"{path}: not a CSR model file (metadata sparse_layout is not 'csr')")
+    state, parts = {}, {}
+    for name, t in header.items():
+        if t["dtype"] not in _NUMPY:
+            raise ValueError(f"{path}: tensor {name}: unsupported dtype {t['dtype']}")
+        start, end = t["data_offsets"]
+        a = np.frombuffer(data, dtype=_NUMPY[t["dtype"]], count=(end - start) // np.dtype(
+            _NUMPY[t["dtype"]]).itemsize, offset=8 + n + start).reshape(t["shape"])
+        base, _, part = name.rpartition(".")
+        if part in _CSR_PARTS and base.endswith(".weight"):
+            parts.setdefault(base, {})[part] = a
+        else:
+            state[name] = torch.from_numpy(a.copy())
+    for base, p in parts.items():
+        missing = [k for k in _CSR_PARTS if k not in p]
+        if missing:
+            raise ValueError(f"{path}: tensor {base}: missing CSR parts {missing}")
+        shape = [int(d) for d in p["shape"]]
+        rows, cols = shape[0], int(np.prod(shape[1:], dtype=np.int64))
+        csr = torch.sparse_csr_tensor(
+            torch.from_numpy(p["indptr"].astype(np.int64)),
+            torch.from_numpy(p["indices"].astype(np.int64)),
+            torch.from_numpy(p["values"].copy()),
+            size=(rows, cols), check_invariants=True)
+        state[base] = csr.to_dense().reshape(shape)
+    return state, meta
+
+
+def load_csr(path):
+    """(module in eval mode, input spec) for a CSR model file, its dense ``state_dict``
+    (:func:`read_csr`) loaded with ``strict=True``."""
+    state, meta = read_csr(path)
+    module = build(meta["architecture"])
+    module.load_state_dict(state, strict=True)
+    module.eval()
+    spec = json.loads(meta["input"])
+    module.input_spec = spec
+    return module, spec
+
+
 def preprocess(raw, spec):
     """Network inputs from raw values (bytes for image data sets) and the file's input spec."""
     x = raw.to(torch.float32) * spec["scale"]

@@ -20,6 +20,7 @@ mod loss;
 pub mod optim;
 pub mod safetensors_io;
 mod shape;
+pub mod sparse;
 
 pub use data::{DataSource, Dataset};
 pub use graph::train::LrSchedule;

@@ -13,6 +13,10 @@ use crate::error::{Error, Result};
 use crate::nn::loss::softmax_xent;
 use crate::nn::{LossStats, Shape};
 
+/// A node computed outside its kernel: `(node, batch, inputs, output)`, `true` if it wrote
+/// the output (see [`Graph::forward_with`]).
+pub(crate) type NodeOverride<'a> = dyn FnMut(usize, usize, &[&[f32]], &mut [f32]) -> bool + 'a;
+
 /// Gradients of the mean loss, one matrix per parameter of the graph (same shapes).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GraphGrads {
@@ -151,6 +155,20 @@ impl Graph {
         batch: usize,
         mode: Mode,
     ) -> Result<&'w [f32]> {
+        self.forward_with(ws, x, batch, mode, &mut |_, _, _, _| false)
+    }
+
+    /// [`Graph::forward`] where `custom(node, batch, inputs, output)` may compute a node
+    /// itself (the sparse path's CSR layers): when it returns `true` the node's kernel is
+    /// skipped. The output slice has room for the workspace's capacity.
+    pub(crate) fn forward_with<'w>(
+        &self,
+        ws: &'w mut GraphWorkspace,
+        x: &[f32],
+        batch: usize,
+        mode: Mode,
+        custom: &mut NodeOverride<'_>,
+    ) -> Result<&'w [f32]> {
         self.check_ws(ws, batch, x.len())?;
         ws.batch = batch;
         ws.mode = mode;
@@ -158,6 +176,9 @@ impl Graph {
         for (i, node) in self.nodes.iter().enumerate().skip(1) {
             let (lo, hi) = ws.acts.split_at_mut(i);
             let xs: Vec<&[f32]> = node.inputs.iter().map(|&j| lo[j].as_slice()).collect();
+            if custom(i, batch, &xs, &mut hi[0]) {
+                continue;
+            }
             let in_shapes: Vec<Shape> = node.inputs.iter().map(|&j| self.shapes[j]).collect();
             node.op.kernel().forward(Fwd {
                 batch,

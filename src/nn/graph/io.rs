@@ -199,6 +199,22 @@ impl Graph {
         extra: Vec<(String, Dtype, Vec<usize>, Vec<u8>)>,
         extra_meta: HashMap<String, String>,
     ) -> Result<Vec<u8>> {
+        let (mut tensors, mut meta) = self.file_parts(gates)?;
+        tensors.extend(extra);
+        meta.extend(extra_meta);
+        serialize(&tensors, meta)
+    }
+
+    /// The tensors `(name, dtype, PyTorch shape, bytes)` and metadata of the file, before
+    /// serialisation (the CSR writer replaces the weights with their sparse parts).
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn file_parts(
+        &self,
+        gates: bool,
+    ) -> Result<(
+        Vec<(String, Dtype, Vec<usize>, Vec<u8>)>,
+        HashMap<String, String>,
+    )> {
         let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
         for n in &self.nodes {
             let shape_of = |p: usize, dims: Vec<usize>| (p, dims);
@@ -252,9 +268,7 @@ impl Graph {
                 .map_err(|e| Error::invalid("input", e.to_string()))?,
         );
         meta.insert("format".to_string(), "pt".to_string());
-        tensors.extend(extra);
-        meta.extend(extra_meta);
-        serialize(&tensors, meta)
+        Ok((tensors, meta))
     }
 
     fn write(&self, path: &Path, gates: bool) -> Result<()> {
@@ -275,9 +289,15 @@ impl Graph {
 
     /// Saves the inference model: gates folded into the weights before them and dropped.
     pub fn export(&self, path: &Path) -> Result<()> {
+        self.inference_model()?.write(path, false)
+    }
+
+    /// The model [`Graph::export`] writes: a copy with the gates folded into the weights
+    /// before them and dropped.
+    pub(crate) fn inference_model(&self) -> Result<Graph> {
         let mut g = self.clone();
         g.fold_gates()?;
-        g.write(path, false)
+        Ok(g)
     }
 
     /// Loads a graph saved by [`Graph::save`] or [`Graph::export`], a sequential model file,
