@@ -28,19 +28,25 @@ fn teacher(train: usize) -> (Dataset, Dataset) {
     .unwrap()
 }
 
-fn loss(g: &Graph, data: &Dataset, rows: usize) -> f64 {
+/// Loss and gradients of `g` on the first `rows` samples of `data` (evaluation mode).
+fn loss_and_grads(g: &Graph, data: &Dataset, rows: usize) -> (f64, GraphGrads) {
     let mut ws = GraphWorkspace::new(g, rows);
     let mut grads = GraphGrads::new(g);
     let n = g.input_len();
-    g.loss_and_grad(
-        &mut ws,
-        &data.inputs()[..rows * n],
-        &data.labels()[..rows],
-        Mode::Eval,
-        &mut grads,
-    )
-    .unwrap()
-    .loss
+    let stats = g
+        .loss_and_grad(
+            &mut ws,
+            &data.inputs()[..rows * n],
+            &data.labels()[..rows],
+            Mode::Eval,
+            &mut grads,
+        )
+        .unwrap();
+    (stats.loss, grads)
+}
+
+fn loss(g: &Graph, data: &Dataset, rows: usize) -> f64 {
+    loss_and_grads(g, data, rows).0
 }
 
 /// `∂L/∂s_w = w ∂L/∂θ_w` at `θ_w = s_w w`, against central differences of the loss in
@@ -65,18 +71,7 @@ fn weight_gate_gradients_match_central_differences() {
                     g.param_mut(&layer.name).unwrap()[k] = s * w;
                     g
                 };
-                let g = at(s);
-                let mut ws = GraphWorkspace::new(&g, rows);
-                let mut grads = GraphGrads::new(&g);
-                let n = g.input_len();
-                g.loss_and_grad(
-                    &mut ws,
-                    &data.inputs()[..rows * n],
-                    &data.labels()[..rows],
-                    Mode::Eval,
-                    &mut grads,
-                )
-                .unwrap();
+                let (_, grads) = loss_and_grads(&at(s), data, rows);
                 let analytic = w as f64 * grads.values()[layer.param].as_slice()[k] as f64;
                 let h = 1e-3f32;
                 let numeric = (loss(&at(s + h), data, rows) - loss(&at(s - h), data, rows))
