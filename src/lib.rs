@@ -9,6 +9,7 @@ pub mod game;
 pub mod io;
 pub mod lock;
 pub mod nn;
+mod parallel;
 pub mod plot;
 pub mod prune;
 pub mod sim;

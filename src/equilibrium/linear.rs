@@ -30,7 +30,7 @@ pub(crate) struct FreeBlock<'a> {
 }
 
 fn dot(x: &[f64], y: &[f64]) -> f64 {
-    x.par_iter().zip(y.par_iter()).map(|(a, b)| a * b).sum()
+    crate::parallel::ordered_sum(x.len(), |i| x[i] * y[i])
 }
 
 fn norm_inf(x: &[f64]) -> f64 {

@@ -111,14 +111,10 @@ impl Newton {
 
 /// `‖s − Π(s − f)‖₂²`.
 fn merit(game: &PruningGame, s: &[f64], f: &[f64]) -> f64 {
-    s.par_iter()
-        .zip(f.par_iter())
-        .enumerate()
-        .map(|(i, (&s, &f))| {
-            let d = s - (s - f).clamp(0.0, game.upper(i));
-            d * d
-        })
-        .sum()
+    crate::parallel::ordered_sum(s.len(), |i| {
+        let d = s[i] - (s[i] - f[i]).clamp(0.0, game.upper(i));
+        d * d
+    })
 }
 
 impl Algorithm<PruningGame> for Newton {

@@ -42,10 +42,7 @@ pub(crate) fn projected_step<G: Game + ?Sized>(
 
 /// Squared Euclidean distance.
 pub(crate) fn distance2(x: &[f64], y: &[f64]) -> f64 {
-    x.par_iter()
-        .zip(y.par_iter())
-        .map(|(a, b)| (a - b) * (a - b))
-        .sum()
+    crate::parallel::ordered_sum(x.len(), |i| (x[i] - y[i]) * (x[i] - y[i]))
 }
 
 /// Fixed-step projected gradient play.

@@ -144,13 +144,10 @@ impl PruningGame {
     /// value is still computed but carries no meaning.
     pub fn potential(&self, profile: &[f64]) -> f64 {
         let pressure = self.competition_pressure(profile);
-        profile
-            .par_iter()
-            .enumerate()
-            .map(|(i, &s)| {
-                s * self.net_benefit[i] - 0.5 * s * (self.self_cost[i] * s + pressure[i])
-            })
-            .sum()
+        crate::parallel::ordered_sum(profile.len(), |i| {
+            let s = profile[i];
+            s * self.net_benefit[i] - 0.5 * s * (self.self_cost[i] * s + pressure[i])
+        })
     }
 }
 
