@@ -51,8 +51,8 @@ pub fn solve(game: &PruningGame, kind: SolverKind, options: &SolveOptions) -> Re
     let n = s.len();
     match kind {
         SolverKind::Newton => {
-            let bounds = operator::quadratic_bounds(game);
-            let mut newton = newton::Newton::new(n, options.tolerance, bounds);
+            let symmetric = game.competition().is_symmetric();
+            let mut newton = newton::Newton::new(n, options.tolerance, symmetric);
             run(game, kind, &mut newton, s, options, start)
         }
         _ => first_order(game, kind, s, options, start),

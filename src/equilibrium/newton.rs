@@ -37,7 +37,7 @@ use rayon::prelude::*;
 
 use super::executor::{residual_of, Algorithm};
 use super::linear::FreeBlock;
-use super::operator::Bounds;
+use super::operator::{quadratic_bounds, Bounds};
 use super::projection::projected_step;
 use crate::error::Result;
 use crate::game::{Game, PruningGame};
@@ -64,7 +64,10 @@ enum Side {
 pub(crate) struct Newton {
     tolerance: f64,
     symmetric: bool,
-    fallback_step: f64,
+    /// The safe projection step of the gradient fallback, from bounds on `M` (T6); computed
+    /// the first time a line search fails, since the bounds cost a few dozen products with `C`
+    /// and most solves never need them.
+    fallback_step: Option<f64>,
     gradient: Vec<f64>,
     /// Whether `gradient` already holds `F` of the current iterate (set by `advance`).
     fresh: bool,
@@ -81,19 +84,12 @@ pub(crate) struct Newton {
 }
 
 impl Newton {
-    pub(crate) fn new(n: usize, tolerance: f64, bounds: Bounds) -> Self {
-        let fallback_step = if !(bounds.lipschitz.is_finite() && bounds.lipschitz > 0.0) {
-            // F is constant (no self cost, no competition): any step is safe.
-            1.0
-        } else if bounds.symmetric || bounds.monotonicity <= 0.0 {
-            1.0 / bounds.lipschitz
-        } else {
-            bounds.monotonicity / (bounds.lipschitz * bounds.lipschitz)
-        };
+    /// `symmetric`: whether `C = Cᵀ`, which picks the inner linear solver.
+    pub(crate) fn new(n: usize, tolerance: f64, symmetric: bool) -> Self {
         Newton {
             tolerance,
-            symmetric: bounds.symmetric,
-            fallback_step,
+            symmetric,
+            fallback_step: None,
             gradient: vec![0.0; n],
             fresh: false,
             residual: f64::INFINITY,
@@ -106,6 +102,18 @@ impl Newton {
             trial_gradient: vec![0.0; n],
             recent: std::collections::VecDeque::with_capacity(MEMORY),
         }
+    }
+}
+
+/// The fixed projection step that contracts under `bounds` (T6).
+fn safe_step(bounds: Bounds) -> f64 {
+    if !(bounds.lipschitz.is_finite() && bounds.lipschitz > 0.0) {
+        // F is constant (no self cost, no competition): any step is safe.
+        1.0
+    } else if bounds.symmetric || bounds.monotonicity <= 0.0 {
+        1.0 / bounds.lipschitz
+    } else {
+        bounds.monotonicity / (bounds.lipschitz * bounds.lipschitz)
     }
 }
 
@@ -221,7 +229,10 @@ impl Algorithm<PruningGame> for Newton {
             }
             t *= 0.5;
         }
-        projected_step(game, s, self.fallback_step, &self.gradient, &mut self.trial);
+        let step = *self
+            .fallback_step
+            .get_or_insert_with(|| safe_step(quadratic_bounds(game)));
+        projected_step(game, s, step, &self.gradient, &mut self.trial);
         s.copy_from_slice(&self.trial);
         Ok(())
     }

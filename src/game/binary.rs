@@ -169,12 +169,6 @@ impl<'p> Reader<'p> {
             .ok_or_else(|| self.format(format!("missing tensor `{name}`")))
     }
 
-    fn bytes(&mut self, tensor: &Tensor) -> Result<Vec<u8>> {
-        let mut bytes = vec![0u8; tensor.len];
-        self.read_into(tensor, &mut bytes)?;
-        Ok(bytes)
-    }
-
     /// Reads the tensor's bytes straight into `out` (whose size the header check matched).
     fn read_into(&mut self, tensor: &Tensor, out: &mut [u8]) -> Result<()> {
         self.file
@@ -436,15 +430,10 @@ impl PruningGame {
                         t.dtype
                     )));
                 }
-                let bytes = reader.bytes(&t)?;
-                // nalgebra stores columns; the file stores rows.
-                let at = |k: usize| {
-                    let mut b = [0u8; 8];
-                    b.copy_from_slice(&bytes[8 * k..8 * k + 8]);
-                    f64::from_le_bytes(b)
-                };
-                let matrix = DMatrix::from_fn(n, n, |i, j| at(i * n + j));
-                drop(bytes);
+                // The file stores rows, nalgebra columns: read as columns, transpose in place.
+                let mut values = reader.floats(&t)?;
+                super::competition::transpose_square_in_place(&mut values, n);
+                let matrix = DMatrix::from_vec(n, n, values);
                 Competition::dense(matrix).map_err(|e| with_path(path, e))?
             }
             (3, None) => {

@@ -350,33 +350,82 @@ impl CsrMatrix {
     }
 }
 
+/// Side of the square tiles in which dense matrices are transposed or compared with their
+/// transpose: a tile and its mirror (2 × 32 KiB of f64) stay in cache while both are walked.
+const TILE: usize = 64;
+
+/// Whether the square column-major matrix `m` equals its transpose, compared tile by tile
+/// without building the transpose (at N = 4000 that copy alone is 128 MB and most of the check).
+fn dense_is_symmetric(m: &DMatrix<f64>) -> bool {
+    let n = m.nrows();
+    let data = m.as_slice();
+    let same = |a: f64, b: f64| a.partial_cmp(&b) == Some(std::cmp::Ordering::Equal);
+    (0..n.div_ceil(TILE)).into_par_iter().all(|tile_col| {
+        let columns = tile_col * TILE..((tile_col + 1) * TILE).min(n);
+        (0..=tile_col).all(|tile_row| {
+            let rows = tile_row * TILE..((tile_row + 1) * TILE).min(n);
+            columns.clone().all(|j| {
+                rows.clone()
+                    .take_while(|&i| i < j)
+                    .all(|i| same(data[i + j * n], data[j + i * n]))
+            })
+        })
+    })
+}
+
+/// Transposes a square `n × n` array in place, tile by tile (row-major file data becomes
+/// nalgebra's column-major storage without a second copy of the matrix).
+pub(crate) fn transpose_square_in_place(data: &mut [f64], n: usize) {
+    debug_assert_eq!(data.len(), n * n);
+    for tile_col in 0..n.div_ceil(TILE) {
+        let columns = tile_col * TILE..((tile_col + 1) * TILE).min(n);
+        for tile_row in 0..=tile_col {
+            let rows = tile_row * TILE..((tile_row + 1) * TILE).min(n);
+            for j in columns.clone() {
+                for i in rows.clone().take_while(|&i| i < j) {
+                    data.swap(i + j * n, j + i * n);
+                }
+            }
+        }
+    }
+}
+
 /// Smallest dense matrix (entries) whose product is split across threads.
 const PARALLEL_DENSE_ENTRIES: usize = 1 << 18;
 
-/// `out = m x` for a column-major matrix: each thread multiplies a block of columns into its
-/// own partial vector (contiguous reads), and the partial vectors are added. Single-threaded
-/// `gemv` for small matrices, where splitting costs more than it saves.
+/// `out = m x` for a column-major matrix, column by column (`out += x_j m_j`), skipping the
+/// columns with `x_j = 0`: the solvers' vectors are zero on every pruned player (Newton's free
+/// block, the lower bounds of the T4 bracket), and a dense product is a pass over memory
+/// that then reads only the columns that count. Each thread accumulates a fixed block of
+/// columns into its own partial vector and the partials are added in order, so the result
+/// depends on the thread count only, not on the scheduler.
 fn dense_mul_vec(m: &DMatrix<f64>, x: &[f64], out: &mut [f64]) {
     let (rows, cols) = m.shape();
+    let entries = m.as_slice();
+    let accumulate = |columns: std::ops::Range<usize>, y: &mut [f64]| {
+        y.fill(0.0);
+        for j in columns {
+            let xj = x[j];
+            if xj == 0.0 {
+                continue;
+            }
+            let column = &entries[j * rows..(j + 1) * rows];
+            for (yi, &c) in y.iter_mut().zip(column) {
+                *yi += xj * c;
+            }
+        }
+    };
     let threads = rayon::current_num_threads();
     if rows * cols < PARALLEL_DENSE_ENTRIES || threads < 2 {
-        let x = nalgebra::DVectorView::from_slice(x, cols);
-        let mut y = nalgebra::DVectorViewMut::from_slice(out, rows);
-        y.gemv(1.0, m, &x, 0.0);
+        accumulate(0..cols, out);
         return;
     }
     let width = cols.div_ceil(threads);
-    let partials: Vec<nalgebra::DVector<f64>> = (0..threads)
+    let partials: Vec<Vec<f64>> = (0..threads)
         .into_par_iter()
         .map(|t| {
-            let first = (t * width).min(cols);
-            let last = ((t + 1) * width).min(cols);
-            let mut y = nalgebra::DVector::zeros(rows);
-            if last > first {
-                let block = m.columns_range(first..last);
-                let xs = nalgebra::DVectorView::from_slice(&x[first..last], last - first);
-                y.gemv(1.0, &block, &xs, 0.0);
-            }
+            let mut y = vec![0.0; rows];
+            accumulate((t * width).min(cols)..((t + 1) * width).min(cols), &mut y);
             y
         })
         .collect();
@@ -426,16 +475,21 @@ impl Competition {
                 got: matrix.ncols(),
             });
         }
-        for i in 0..n {
-            for j in 0..n {
-                let value = matrix[(i, j)];
-                // The field name is built only for a bad entry: a 4000-player matrix has
-                // sixteen million good ones.
-                if !(value.is_finite() && value >= 0.0) {
-                    check_entry(&format!("competition.dense[{i}]"), j, value)?;
-                }
-                if i == j && value != 0.0 {
-                    return Err(Error::NonZeroDiagonal { index: i, value });
+        // One pass in storage order decides; only a bad matrix is walked again in row-major
+        // order, so that the error names the first bad entry as it is written.
+        let good = matrix.as_slice().iter().all(|v| v.is_finite() && *v >= 0.0)
+            && (0..n).all(|i| matrix[(i, i)] == 0.0);
+        if !good {
+            for i in 0..n {
+                for j in 0..n {
+                    let value = matrix[(i, j)];
+                    // The field name is built only for a bad entry.
+                    if !(value.is_finite() && value >= 0.0) {
+                        check_entry(&format!("competition.dense[{i}]"), j, value)?;
+                    }
+                    if i == j && value != 0.0 {
+                        return Err(Error::NonZeroDiagonal { index: i, value });
+                    }
                 }
             }
         }
@@ -487,7 +541,7 @@ impl Competition {
     pub fn is_symmetric(&self) -> bool {
         match self {
             Competition::None => true,
-            Competition::Dense(m) => m == &m.transpose(),
+            Competition::Dense(m) => dense_is_symmetric(m),
             Competition::Sparse(m) => m.is_symmetric(),
         }
     }
@@ -517,5 +571,109 @@ impl Competition {
                 dense
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// A random non-negative `n × n` matrix with zero diagonal and about a quarter zeros.
+    fn random_matrix(n: usize, seed: u64) -> DMatrix<f64> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        DMatrix::from_fn(n, n, |i, j| {
+            if i == j || rng.random::<f64>() < 0.25 {
+                0.0
+            } else {
+                rng.random::<f64>()
+            }
+        })
+    }
+
+    #[test]
+    fn dense_product_skipping_zero_columns_equals_the_full_product() {
+        // 40 entries take the one-thread path, 600 × 600 the per-thread partials.
+        for (n, seed) in [(40, 1), (600, 2)] {
+            let m = random_matrix(n, seed);
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed + 10);
+            // Half the entries exactly zero, the rest of both signs, as in a Newton step.
+            let x: Vec<f64> = (0..n)
+                .map(|_| {
+                    if rng.random::<bool>() {
+                        0.0
+                    } else {
+                        rng.random::<f64>() - 0.5
+                    }
+                })
+                .collect();
+            let mut ours = vec![f64::NAN; n];
+            dense_mul_vec(&m, &x, &mut ours);
+            let reference = &m * nalgebra::DVector::from_column_slice(&x);
+            for i in 0..n {
+                let scale = m
+                    .row(i)
+                    .iter()
+                    .zip(&x)
+                    .map(|(c, v)| (c * v).abs())
+                    .sum::<f64>();
+                // Same terms, summed per column block: equal up to the rounding of the block
+                // sums, a few ulps of the sum of magnitudes.
+                assert!(
+                    (ours[i] - reference[i]).abs() <= 8.0 * f64::EPSILON * scale,
+                    "row {i} of {n}: {} vs {}",
+                    ours[i],
+                    reference[i]
+                );
+            }
+            let zeros = vec![0.0; n];
+            dense_mul_vec(&m, &zeros, &mut ours);
+            assert!(ours.iter().all(|v| v.abs().to_bits() == 0));
+        }
+    }
+
+    #[test]
+    fn symmetry_is_decided_across_tile_boundaries() {
+        for n in [1, 2, TILE - 1, TILE, TILE + 1, 2 * TILE + 3] {
+            let m = random_matrix(n, n as u64);
+            let symmetric = &m + m.transpose();
+            assert!(dense_is_symmetric(&symmetric), "n = {n}");
+            assert_eq!(dense_is_symmetric(&m), m == m.transpose(), "n = {n}");
+            // One changed entry anywhere off the diagonal breaks it, in either triangle.
+            for (i, j) in [(0, n - 1), (n - 1, 0), (n / 2, n / 3), (TILE.min(n - 1), 0)] {
+                if i == j {
+                    continue;
+                }
+                let mut broken = symmetric.clone();
+                broken[(i, j)] += 1.0;
+                assert!(!dense_is_symmetric(&broken), "n = {n}, entry ({i}, {j})");
+            }
+        }
+    }
+
+    #[test]
+    fn in_place_transpose_equals_the_transpose() {
+        for n in [1, 3, TILE - 1, TILE, TILE + 1, 2 * TILE + 3] {
+            let m = random_matrix(n, 7 + n as u64);
+            let mut data = m.as_slice().to_vec();
+            transpose_square_in_place(&mut data, n);
+            assert_eq!(DMatrix::from_vec(n, n, data), m.transpose(), "n = {n}");
+        }
+    }
+
+    #[test]
+    fn a_bad_dense_matrix_names_its_first_bad_entry_in_row_major_order() {
+        let mut m = random_matrix(5, 3);
+        m[(3, 1)] = -1.0;
+        m[(1, 4)] = f64::NAN;
+        let message = Competition::dense(m.clone()).unwrap_err().to_string();
+        assert!(message.contains("competition.dense[1]"), "{message}");
+        m[(1, 4)] = 0.5;
+        m[(2, 2)] = 0.5;
+        assert!(matches!(
+            Competition::dense(m).unwrap_err(),
+            Error::NonZeroDiagonal { index: 2, .. }
+        ));
+        assert!(Competition::dense(random_matrix(5, 3)).is_ok());
     }
 }
