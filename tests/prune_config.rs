@@ -3,7 +3,7 @@
 use std::process::Command;
 
 use pruning_game::nn::graph::Graph;
-use pruning_game::nn::OptimizerConfig;
+use pruning_game::nn::{LrSchedule, OptimizerConfig};
 use pruning_game::prune::{EquilibriumPruner, PruneConfig, Redundancy, ScaleSymmetry, TargetScope};
 use pruning_game::Error;
 
@@ -23,126 +23,66 @@ fn defaults_are_valid() {
     PruneConfig::teacher_default().check().unwrap();
 }
 
+/// The default configuration with `edit` applied.
+fn changed(edit: impl FnOnce(&mut PruneConfig)) -> PruneConfig {
+    let mut c = PruneConfig::default();
+    edit(&mut c);
+    c
+}
+
 #[test]
 fn each_invalid_value_is_rejected_by_name() {
-    let d = PruneConfig::default;
-    rejected(PruneConfig { alpha: -1.0, ..d() }, "alpha");
+    rejected(changed(|c| c.game.alpha = -1.0), "alpha");
+    rejected(changed(|c| c.game.beta = f64::NAN), "beta");
+    rejected(changed(|c| c.game.gamma = f64::INFINITY), "gamma");
+    rejected(changed(|c| c.gates.gate_lr = 0.0), "gate_lr");
+    rejected(changed(|c| c.gates.gate_lr = -0.5), "gate_lr");
+    rejected(changed(|c| c.gates.refresh_every = 0), "refresh_every");
+    rejected(changed(|c| c.gates.patience = 0), "patience");
+    rejected(changed(|c| c.training.epochs = 0), "epochs");
+    rejected(changed(|c| c.training.batch_size = 0), "batch_size");
     rejected(
-        PruneConfig {
-            beta: f64::NAN,
-            ..d()
-        },
-        "beta",
-    );
-    rejected(
-        PruneConfig {
-            gamma: f64::INFINITY,
-            ..d()
-        },
-        "gamma",
-    );
-    rejected(
-        PruneConfig {
-            gate_lr: 0.0,
-            ..d()
-        },
-        "gate_lr",
-    );
-    rejected(
-        PruneConfig {
-            gate_lr: -0.5,
-            ..d()
-        },
-        "gate_lr",
-    );
-    rejected(
-        PruneConfig {
-            refresh_every: 0,
-            ..d()
-        },
-        "refresh_every",
-    );
-    rejected(PruneConfig { patience: 0, ..d() }, "patience");
-    rejected(PruneConfig { epochs: 0, ..d() }, "epochs");
-    rejected(
-        PruneConfig {
-            batch_size: 0,
-            ..d()
-        },
-        "batch_size",
-    );
-    rejected(
-        PruneConfig {
-            benefit_momentum: 1.0,
-            ..d()
-        },
+        changed(|c| c.gates.benefit_momentum = 1.0),
         "benefit_momentum",
     );
+    rejected(changed(|c| c.price.target_kept = Some(0.0)), "target_kept");
+    rejected(changed(|c| c.price.target_kept = Some(1.5)), "target_kept");
     rejected(
-        PruneConfig {
-            target_kept: Some(0.0),
-            ..d()
-        },
-        "target_kept",
-    );
-    rejected(
-        PruneConfig {
-            target_kept: Some(1.5),
-            ..d()
-        },
-        "target_kept",
-    );
-    rejected(
-        PruneConfig {
-            symmetry: ScaleSymmetry::WeightDecay,
-            weight_decay: 0.0,
-            ..d()
-        },
+        changed(|c| {
+            c.gates.symmetry = ScaleSymmetry::WeightDecay;
+            c.gates.weight_decay = 0.0;
+        }),
         "weight_decay",
     );
     rejected(
-        PruneConfig {
-            control_fraction: 1.5,
-            ..d()
-        },
+        changed(|c| c.price.control_fraction = 1.5),
         "control_fraction",
     );
     rejected(
-        PruneConfig {
-            control_fraction: f64::NAN,
-            ..d()
-        },
+        changed(|c| c.price.control_fraction = f64::NAN),
         "control_fraction",
     );
     rejected(
-        PruneConfig {
-            refit_fraction: 1.0,
-            ..d()
-        },
+        changed(|c| c.training.refit_fraction = 1.0),
         "refit_fraction",
     );
     rejected(
-        PruneConfig {
-            refit_fraction: f64::NAN,
-            ..d()
-        },
+        changed(|c| c.training.refit_fraction = f64::NAN),
         "refit_fraction",
     );
     // Valid on its own, but rounds to every epoch of a one-epoch run.
     rejected(
-        PruneConfig {
-            epochs: 1,
-            refit_fraction: 0.6,
-            ..d()
-        },
+        changed(|c| {
+            c.training.epochs = 1;
+            c.training.refit_fraction = 0.6;
+        }),
         "refit_fraction",
     );
-    assert!(PruneConfig {
-        optimizer: OptimizerConfig::adam(-1.0),
-        ..d()
-    }
-    .check()
-    .is_err());
+    assert!(
+        changed(|c| c.training.optimizer = OptimizerConfig::adam(-1.0))
+            .check()
+            .is_err()
+    );
 }
 
 fn overridden(overrides: &[&str]) -> pruning_game::Result<PruneConfig> {
@@ -161,23 +101,22 @@ fn overrides_set_nested_keys_and_reject_what_is_not_a_valid_configuration() {
         "redundancy=activation-correlation",
     ])
     .unwrap();
-    assert_eq!(c.schedule, pruning_game::nn::LrSchedule::Cosine);
-    assert_eq!(c.gamma, 0.003);
-    assert_eq!(c.optimizer, OptimizerConfig::adam(5e-4));
-    assert_eq!(c.target_kept, Some(0.25));
-    assert_eq!(c.target_scope, TargetScope::EachLayer);
-    assert_eq!(c.redundancy, Redundancy::ActivationCorrelation);
+    assert_eq!(c.training.schedule, LrSchedule::Cosine);
+    assert_eq!(c.game.gamma, 0.003);
+    assert_eq!(c.training.optimizer, OptimizerConfig::adam(5e-4));
+    assert_eq!(c.price.target_kept, Some(0.25));
+    assert_eq!(c.price.target_scope, TargetScope::EachLayer);
+    assert_eq!(c.gates.redundancy, Redundancy::ActivationCorrelation);
     // Everything not overridden keeps its default.
     assert_eq!(
-        PruneConfig {
-            schedule: c.schedule,
-            gamma: c.gamma,
-            optimizer: c.optimizer,
-            target_kept: c.target_kept,
-            target_scope: c.target_scope,
-            redundancy: c.redundancy,
-            ..PruneConfig::default()
-        },
+        changed(|d| {
+            d.training.schedule = c.training.schedule;
+            d.game.gamma = c.game.gamma;
+            d.training.optimizer = c.training.optimizer;
+            d.price.target_kept = c.price.target_kept;
+            d.price.target_scope = c.price.target_scope;
+            d.gates.redundancy = c.gates.redundancy;
+        }),
         c
     );
     for (bad, name) in [
@@ -200,14 +139,7 @@ fn overrides_set_nested_keys_and_reject_what_is_not_a_valid_configuration() {
 #[test]
 fn pruner_rejects_bad_config_and_models_without_gates() {
     let model = Graph::mlp(&[4, 6, 3], 1).unwrap();
-    assert!(EquilibriumPruner::new(
-        PruneConfig {
-            gamma: -0.1,
-            ..PruneConfig::default()
-        },
-        &model
-    )
-    .is_err());
+    assert!(EquilibriumPruner::new(changed(|c| c.game.gamma = -0.1), &model).is_err());
     let ungated = Graph::mlp(&[4, 3], 1).unwrap();
     assert!(matches!(
         EquilibriumPruner::new(PruneConfig::default(), &ungated),
@@ -217,11 +149,10 @@ fn pruner_rejects_bad_config_and_models_without_gates() {
 
 #[test]
 fn config_round_trips_through_json_with_its_seed() {
-    let c = PruneConfig {
-        seed: 1234,
-        target_kept: Some(0.3),
-        ..PruneConfig::default()
-    };
+    let c = changed(|c| {
+        c.seed = 1234;
+        c.price.target_kept = Some(0.3);
+    });
     let text = serde_json::to_string(&c).unwrap();
     let back: PruneConfig = serde_json::from_str(&text).unwrap();
     assert_eq!(back, c);
