@@ -156,8 +156,7 @@ impl Default for GameSettings {
     }
 }
 
-/// How the gates step, how benefits, redundancy and the scale symmetry are handled between
-/// steps, and when play starts and a unit at 0 leaves.
+/// How the gates step, what they measure between steps, and when they start and leave.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GateDynamics {
@@ -197,8 +196,7 @@ impl Default for GateDynamics {
     }
 }
 
-/// The participation cost over training: its ramp after the warm-up, and target mode's
-/// controller that moves it to keep a fraction of the units.
+/// The participation cost over training: its ramp, and target mode's controller.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PriceControl {
