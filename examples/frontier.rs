@@ -137,14 +137,12 @@ fn main() -> Result<()> {
     for (fi, (point, gamma, target)) in points.iter().enumerate() {
         for k in 0..args.seeds {
             let seed = args.base_seed + k;
-            let config = PruneConfig {
-                epochs: args.epochs,
-                finetune_epochs: args.finetune_epochs,
-                gamma: gamma.unwrap_or(base.gamma),
-                target_kept: *target,
-                seed,
-                ..base.clone()
-            };
+            let mut config = base.clone();
+            config.training.epochs = args.epochs;
+            config.training.finetune_epochs = args.finetune_epochs;
+            config.game.gamma = gamma.unwrap_or(base.game.gamma);
+            config.price.target_kept = *target;
+            config.seed = seed;
             let dir = args.out.join(format!("{prefix}{point}_seed{seed}"));
             let (kept, figures, line) = match args.granularity {
                 Granularity::Unit => unit_run(&architecture, config, name, &train, &test, &dir)?,

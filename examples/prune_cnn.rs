@@ -94,29 +94,22 @@ fn main() -> Result<()> {
             ("synthetic CNN teacher", tr, te)
         }
     };
-    let base = PruneConfig {
-        epochs: args.epochs,
-        gamma: args.gamma,
-        target_kept: args.target_kept,
-        schedule: LrSchedule::Cosine,
-        seed: args.seed,
-        ..PruneConfig::default()
-    };
-    let config = if train.len() < 20_000 {
+    let mut config = PruneConfig::default();
+    config.training.epochs = args.epochs;
+    config.game.gamma = args.gamma;
+    config.price.target_kept = args.target_kept;
+    config.training.schedule = LrSchedule::Cosine;
+    config.seed = args.seed;
+    if train.len() < 20_000 {
         // Few steps per run on a subset: shorter warm-up, refresh and patience, smaller
         // batches, so that gates can reach 0 within the run (T7).
-        PruneConfig {
-            warmup_steps: 20,
-            refresh_every: 10,
-            patience: 20,
-            batch_size: 64,
-            holdout: 1000,
-            ..base
-        }
-    } else {
-        base
+        config.gates.warmup_steps = 20;
+        config.gates.refresh_every = 10;
+        config.gates.patience = 20;
+        config.training.batch_size = 64;
+        config.run.holdout = 1000;
     }
-    .with_overrides(&args.overrides)?;
+    let config = config.with_overrides(&args.overrides)?;
     let job = Job {
         architecture: Architecture::Cnn,
         config,

@@ -45,15 +45,11 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let fm = if args.teacher { None } else { fashion_mnist()? };
     let (name, (train, test), hidden, mut config) = match fm {
-        Some(d) => (
-            "fashion-mnist".to_string(),
-            d,
-            vec![512, 256],
-            PruneConfig {
-                epochs: 3,
-                ..PruneConfig::default()
-            },
-        ),
+        Some(d) => ("fashion-mnist".to_string(), d, vec![512, 256], {
+            let mut c = PruneConfig::default();
+            c.training.epochs = 3;
+            c
+        }),
         None => {
             let t = TeacherConfig::default();
             (
@@ -65,10 +61,10 @@ fn main() -> Result<()> {
         }
     };
     if let Some(e) = args.epochs {
-        config.epochs = e;
+        config.training.epochs = e;
     }
     config.seed = args.seed;
-    config.target_kept = args.target_kept;
+    config.price.target_kept = args.target_kept;
     let config = config.with_overrides(&args.overrides)?;
     let job = Job {
         architecture: Architecture::Mlp { hidden },

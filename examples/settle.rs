@@ -53,20 +53,18 @@ fn main() -> Result<()> {
         ("normalize", ScaleSymmetry::Normalize),
         ("unbroken", ScaleSymmetry::Unbroken),
     ] {
-        let config = PruneConfig {
-            epochs: args.epochs,
-            refit_fraction: 0.0,
-            seed: args.seed,
-            symmetry,
-            schedule: if args.cosine {
-                LrSchedule::Cosine
-            } else {
-                LrSchedule::Constant
-            },
-            ..base.clone()
-        }
-        .with_overrides(&args.overrides)?;
-        let (tr, ho) = split_holdout(&train, config.holdout)?;
+        let mut config = base.clone();
+        config.training.epochs = args.epochs;
+        config.training.refit_fraction = 0.0;
+        config.seed = args.seed;
+        config.gates.symmetry = symmetry;
+        config.training.schedule = if args.cosine {
+            LrSchedule::Cosine
+        } else {
+            LrSchedule::Constant
+        };
+        let config = config.with_overrides(&args.overrides)?;
+        let (tr, ho) = split_holdout(&train, config.run.holdout)?;
         let model = Architecture::Mlp {
             hidden: hidden.clone(),
         }

@@ -27,14 +27,12 @@ fn dominated_units_really_do_not_pay_for_their_cost() {
         ..TeacherConfig::default()
     })
     .unwrap();
-    let cfg = PruneConfig {
-        epochs: 8,
-        gamma: 0.006,
-        warmup_steps: 40,
-        // Removal at the end only, so the model the certificates describe is at hand.
-        patience: 1_000_000,
-        ..PruneConfig::teacher_default()
-    };
+    let mut cfg = PruneConfig::teacher_default();
+    cfg.training.epochs = 8;
+    cfg.game.gamma = 0.006;
+    cfg.gates.warmup_steps = 40;
+    // Removal at the end only, so the model the certificates describe is at hand.
+    cfg.gates.patience = 1_000_000;
     let (tr, ho) = split_holdout(&train, 800).unwrap();
     let model = Graph::mlp(&[20, 32, 4], 11).unwrap();
     let mut run = PruneRun::new(model, cfg.clone()).unwrap();

@@ -93,17 +93,15 @@ fn final_removal_of_zero_gates_keeps_resnet_outputs() {
 fn a_short_game_prunes_a_resnet_with_certificates() {
     let train = images(600, 5);
     let holdout = images(200, 6);
-    let config = PruneConfig {
-        epochs: 6,
-        refit_fraction: 0.0,
-        gamma: 0.02,
-        beta: 0.0,
-        warmup_steps: 10,
-        refresh_every: 5,
-        patience: 5,
-        batch_size: 32,
-        ..PruneConfig::default()
-    };
+    let mut config = PruneConfig::default();
+    config.training.epochs = 6;
+    config.training.refit_fraction = 0.0;
+    config.game.gamma = 0.02;
+    config.game.beta = 0.0;
+    config.gates.warmup_steps = 10;
+    config.gates.refresh_every = 5;
+    config.gates.patience = 5;
+    config.training.batch_size = 32;
     let mut run = PruneRun::new(resnet(7), config).unwrap();
     run.run(&train, &holdout, Some(&holdout), None).unwrap();
     let evals = run.pruner().evaluations().to_vec();

@@ -27,13 +27,11 @@ fn mlp_removal_after_gate_play_preserves_outputs() {
         ..TeacherConfig::default()
     })
     .unwrap();
-    let cfg = PruneConfig {
-        epochs: 8,
-        gamma: 0.01,
-        warmup_steps: 20,
-        patience: 1_000_000,
-        ..PruneConfig::teacher_default()
-    };
+    let mut cfg = PruneConfig::teacher_default();
+    cfg.training.epochs = 8;
+    cfg.game.gamma = 0.01;
+    cfg.gates.warmup_steps = 20;
+    cfg.gates.patience = 1_000_000;
     let (tr, ho) = split_holdout(&train, 400).unwrap();
     let model = Graph::mlp(&[20, 32, 16, 4], 3).unwrap();
     let mut run = PruneRun::new(model, cfg).unwrap();

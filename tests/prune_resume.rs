@@ -7,15 +7,14 @@ use pruning_game::prune::{PruneConfig, PruneRun};
 use pruning_game::Error;
 
 fn config() -> PruneConfig {
-    PruneConfig {
-        epochs: 4,
-        gamma: 0.01,
-        warmup_steps: 20,
-        refresh_every: 10,
-        patience: 20,
-        record_every: 5,
-        ..PruneConfig::teacher_default()
-    }
+    let mut c = PruneConfig::teacher_default();
+    c.training.epochs = 4;
+    c.game.gamma = 0.01;
+    c.gates.warmup_steps = 20;
+    c.gates.refresh_every = 10;
+    c.gates.patience = 20;
+    c.run.record_every = 5;
+    c
 }
 
 #[test]
@@ -70,10 +69,8 @@ fn resuming_with_another_configuration_is_refused() {
     let mut run = PruneRun::new(Graph::mlp(&[20, 8, 4], 1).unwrap(), config()).unwrap();
     run.run_epoch(&tr, &ho, None).unwrap();
     run.save(dir.path()).unwrap();
-    let other = PruneConfig {
-        gamma: 0.5,
-        ..config()
-    };
+    let mut other = config();
+    other.game.gamma = 0.5;
     assert!(matches!(
         PruneRun::resume(dir.path(), &other),
         Err(Error::ResumeMismatch { .. })

@@ -29,13 +29,11 @@ fn run(symmetry: ScaleSymmetry) -> Outcome {
     let teacher = TeacherConfig::default();
     let (train, _) = teacher_student(&teacher).unwrap();
     // The game alone, for 40 epochs: no refit after it.
-    let cfg = PruneConfig {
-        symmetry,
-        epochs: 40,
-        refit_fraction: 0.0,
-        ..PruneConfig::teacher_default()
-    };
-    let (tr, ho) = split_holdout(&train, cfg.holdout).unwrap();
+    let mut cfg = PruneConfig::teacher_default();
+    cfg.gates.symmetry = symmetry;
+    cfg.training.epochs = 40;
+    cfg.training.refit_fraction = 0.0;
+    let (tr, ho) = split_holdout(&train, cfg.run.holdout).unwrap();
     let model = Graph::mlp(
         &[teacher.inputs, 4 * teacher.width, teacher.classes],
         cfg.seed,

@@ -21,15 +21,13 @@ fn run(scope: TargetScope) -> (Vec<f64>, Vec<usize>, Vec<usize>) {
     let (tr, ho) = split_holdout(&train, 500).unwrap();
     let model = Graph::mlp(&[20, 32, 24, 4], 3).unwrap();
     let sizes: Vec<usize> = players(&model).iter().map(|g| g.channels).collect();
-    let config = PruneConfig {
-        epochs: 8,
-        target_kept: Some(TARGET),
-        target_scope: scope,
-        warmup_steps: 20,
-        refresh_every: 5,
-        patience: 10,
-        ..PruneConfig::teacher_default()
-    };
+    let mut config = PruneConfig::teacher_default();
+    config.training.epochs = 8;
+    config.price.target_kept = Some(TARGET);
+    config.price.target_scope = scope;
+    config.gates.warmup_steps = 20;
+    config.gates.refresh_every = 5;
+    config.gates.patience = 10;
     let mut r = PruneRun::new(model, config).unwrap();
     r.run(&tr, &ho, Some(&test), None).unwrap();
     let cal = r.pruner().calibration().expect("target mode calibrates");

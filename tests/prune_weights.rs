@@ -88,14 +88,13 @@ fn weight_gate_gradients_match_central_differences() {
 }
 
 fn short_config(epochs: usize) -> PruneConfig {
-    PruneConfig {
-        epochs,
-        warmup_steps: 20,
-        refresh_every: 10,
-        patience: 15,
-        holdout: 500,
-        ..PruneConfig::teacher_default()
-    }
+    let mut c = PruneConfig::teacher_default();
+    c.training.epochs = epochs;
+    c.gates.warmup_steps = 20;
+    c.gates.refresh_every = 10;
+    c.gates.patience = 15;
+    c.run.holdout = 500;
+    c
 }
 
 /// With a price no weight can pay, every gate falls to 0, every weight leaves after the
@@ -104,12 +103,10 @@ fn short_config(epochs: usize) -> PruneConfig {
 fn weights_that_leave_stay_at_zero() {
     let (train, _) = teacher(1000);
     let graph = Graph::mlp(&[train.sample_len(), 12, train.classes()], 2).unwrap();
-    let config = PruneConfig {
-        gamma: 1e3,
-        target_kept: None,
-        ..short_config(8)
-    };
-    let steps = 8 * train.len().div_ceil(config.batch_size) as u64;
+    let mut config = short_config(8);
+    config.game.gamma = 1e3;
+    config.price.target_kept = None;
+    let steps = 8 * train.len().div_ceil(config.training.batch_size) as u64;
     let mut pruner =
         WeightPruner::new(WeightGame::default(), config.clone(), &graph, steps).unwrap();
     let mut t = Trainer::new(graph, config.train_config(8)).unwrap();
@@ -142,11 +139,9 @@ fn dominated_weights_have_held_out_benefit_below_their_cost() {
     let (all, _) = teacher(3000);
     let (train, holdout) = split_holdout(&all, 600).unwrap();
     let graph = Graph::mlp(&[train.sample_len(), 24, train.classes()], 4).unwrap();
-    let config = PruneConfig {
-        target_kept: Some(0.3),
-        ..short_config(6)
-    };
-    let steps = 6 * train.len().div_ceil(config.batch_size) as u64;
+    let mut config = short_config(6);
+    config.price.target_kept = Some(0.3);
+    let steps = 6 * train.len().div_ceil(config.training.batch_size) as u64;
     let game = WeightGame::default();
     let mut pruner = WeightPruner::new(game.clone(), config.clone(), &graph, steps).unwrap();
     let mut t = Trainer::new(graph, config.train_config(6)).unwrap();

@@ -217,35 +217,35 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         PruneConfig::default()
     };
     macro_rules! set {
-        ($field:ident) => {
+        ($group:ident . $field:ident) => {
             if let Some(v) = args.$field {
-                c.$field = v;
+                c.$group.$field = v;
             }
         };
     }
-    set!(gamma);
-    set!(beta);
-    set!(alpha);
-    set!(gate_lr);
-    set!(refresh_every);
-    set!(patience);
-    set!(epochs);
-    set!(finetune_epochs);
+    set!(game.gamma);
+    set!(game.beta);
+    set!(game.alpha);
+    set!(gates.gate_lr);
+    set!(gates.refresh_every);
+    set!(gates.patience);
+    set!(training.epochs);
+    set!(training.finetune_epochs);
     if let Some(r) = args.redundancy {
-        c.redundancy = match r {
+        c.gates.redundancy = match r {
             RedundancyArg::WeightCosine => Redundancy::WeightCosine,
             RedundancyArg::ActivationCorrelation => Redundancy::ActivationCorrelation,
         };
     }
     if let Some(s) = args.symmetry {
-        c.symmetry = match s {
+        c.gates.symmetry = match s {
             SymmetryArg::Normalize => ScaleSymmetry::Normalize,
             SymmetryArg::WeightDecay => ScaleSymmetry::WeightDecay,
             SymmetryArg::Unbroken => ScaleSymmetry::Unbroken,
         };
     }
     c.seed = args.seed;
-    c.target_kept = args.target_kept;
+    c.price.target_kept = args.target_kept;
     let c = c
         .with_overrides(&args.overrides)
         .context("invalid configuration")?;

@@ -213,7 +213,9 @@ pub fn finetune(
 ) -> Result<Graph> {
     let mut fc = config.train_config(epochs);
     fc.seed = config.seed.wrapping_add(1);
-    fc.optimizer = fc.optimizer.scaled_lr(config.finetune_lr_scale as f32);
+    fc.optimizer = fc
+        .optimizer
+        .scaled_lr(config.training.finetune_lr_scale as f32);
     train_folded(graph, train, fc, None)
 }
 
@@ -285,7 +287,7 @@ pub fn train_slimming(
     for &(p, _) in &params {
         g.params[p].kind = ParamKind::Weight;
     }
-    let mut t = Trainer::new(g, config.train_config(config.epochs))?;
+    let mut t = Trainer::new(g, config.train_config(config.training.epochs))?;
     t.set_penalty(L1Penalty {
         params: params.clone(),
         lambda: lambda as f32,

@@ -89,15 +89,77 @@ pub enum TargetSchedule {
 ///
 /// The gate step is `s_i ← Π_[0,1](s_i + η_s(b̂_i − a_i s_i − γ − β Σ_{j≠i} R_ij s_j))` with
 /// `b̂_i` an exponential average of `−∂L/∂s_i` and `a_i = α(‖w_in,i‖² + b_i² + ‖w_out,i‖²)`.
+///
+/// The settings are grouped by concern, but every group is flattened: the saved JSON is one
+/// flat object whose keys are the fields' own names, in declaration order, and `--set` takes
+/// the same names. That order is the saved format (`tests/prune_config.rs` pins it), so a
+/// field joins the group next to it in that order and groups are not reordered: run folders
+/// saved earlier must still resume.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PruneConfig {
+    /// The coefficients of the players' utilities.
+    #[serde(flatten)]
+    pub game: GameSettings,
+    /// How the gates move and when they start, are re-measured and leave.
+    #[serde(flatten)]
+    pub gates: GateDynamics,
+    /// How the participation cost `γ` is set over training.
+    #[serde(flatten)]
+    pub price: PriceControl,
+    /// What the run does with settled units, measures on and records.
+    #[serde(flatten)]
+    pub run: RunSettings,
+    /// How long and how the weights train, during and after the game.
+    #[serde(flatten)]
+    pub training: TrainingSchedule,
+    /// Augmentation of image training data.
+    #[serde(flatten)]
+    pub data: DataSettings,
+    /// Seed of the initial weights, shuffling and baselines.
+    pub seed: u64,
+}
+
+impl Default for PruneConfig {
+    fn default() -> Self {
+        PruneConfig {
+            game: GameSettings::default(),
+            gates: GateDynamics::default(),
+            price: PriceControl::default(),
+            run: RunSettings::default(),
+            training: TrainingSchedule::default(),
+            data: DataSettings::default(),
+            seed: 42,
+        }
+    }
+}
+
+/// The players' utility coefficients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GameSettings {
     /// Self-cost scale `α ≥ 0`.
     pub alpha: f64,
     /// Competition scale `β ≥ 0`.
     pub beta: f64,
     /// Participation cost `γ ≥ 0` (replaced by the calibrated value in target mode).
     pub gamma: f64,
+}
+
+impl Default for GameSettings {
+    fn default() -> Self {
+        GameSettings {
+            alpha: 1e-4,
+            beta: 1e-4,
+            gamma: 2e-3,
+        }
+    }
+}
+
+/// How the gates step, what they measure between steps, and when they start and leave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GateDynamics {
     /// Gate step size `η_s > 0`.
     pub gate_lr: f64,
     /// How the gate step is scaled.
@@ -106,7 +168,7 @@ pub struct PruneConfig {
     pub refresh_every: usize,
     /// Steps a gate must stay at exactly 0 before its unit is removed.
     pub patience: usize,
-    /// Redundancy measure.
+    /// Redundancy measure (taken at every refresh).
     pub redundancy: Redundancy,
     /// How the ReLU scale symmetry is broken.
     pub symmetry: ScaleSymmetry,
@@ -116,6 +178,28 @@ pub struct PruneConfig {
     pub benefit_momentum: f64,
     /// Optimiser steps before gates start to play (dense warm-up).
     pub warmup_steps: usize,
+}
+
+impl Default for GateDynamics {
+    fn default() -> Self {
+        GateDynamics {
+            gate_lr: 1.0,
+            gate_step: GateStep::Gradient,
+            refresh_every: 50,
+            patience: 100,
+            redundancy: Redundancy::WeightCosine,
+            symmetry: ScaleSymmetry::Normalize,
+            weight_decay: 0.1,
+            benefit_momentum: 0.9,
+            warmup_steps: 200,
+        }
+    }
+}
+
+/// The participation cost over training: its ramp, and target mode's controller.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PriceControl {
     /// Steps over which the participation cost rises linearly from 0 to `γ` after the
     /// warm-up, so units leave one by one in order of their net benefit instead of in one
     /// burst while the benefits they leave behind have not been redistributed yet.
@@ -134,12 +218,47 @@ pub struct PruneConfig {
     /// Fraction of the training steps during which target mode may adjust `γ`; after it `γ`
     /// is fixed, so the remaining steps train the network that is left in one game.
     pub control_fraction: f64,
+}
+
+impl Default for PriceControl {
+    fn default() -> Self {
+        PriceControl {
+            gamma_ramp_steps: 0,
+            target_kept: None,
+            target_scope: TargetScope::EachLayer,
+            target_schedule: TargetSchedule::Immediate,
+            price_gain: 0.5,
+            control_fraction: 0.8,
+        }
+    }
+}
+
+/// Structural removal, the held-out samples the run measures on, and how often it records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunSettings {
     /// Remove units structurally during training (`false`: gates only, as network slimming).
     pub remove: bool,
     /// Held-out samples carved from the end of the training set for benefit measurements.
     pub holdout: usize,
     /// Record gate trajectories every this many steps.
     pub record_every: usize,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        RunSettings {
+            remove: true,
+            holdout: 2000,
+            record_every: 25,
+        }
+    }
+}
+
+/// The weights' training: epochs of the game, the refit and the fine-tune, and the optimiser.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainingSchedule {
     /// Training epochs: the game's, then the survivors' refit (`refit_fraction`).
     pub epochs: usize,
     /// Fraction of `epochs` given to the survivors after the game: the game plays the first
@@ -161,38 +280,11 @@ pub struct PruneConfig {
     /// Weight learning-rate schedule over the pruning epochs (a decaying rate lets the
     /// weights, and with them the gates, come to rest).
     pub schedule: LrSchedule,
-    /// Zero padding of the random-crop augmentation of image data (0: none).
-    pub crop_padding: usize,
-    /// Random horizontal flips of image data.
-    pub flip: bool,
-    /// Seed of the initial weights, shuffling and baselines.
-    pub seed: u64,
 }
 
-impl Default for PruneConfig {
+impl Default for TrainingSchedule {
     fn default() -> Self {
-        PruneConfig {
-            alpha: 1e-4,
-            beta: 1e-4,
-            gamma: 2e-3,
-            gate_lr: 1.0,
-            gate_step: GateStep::Gradient,
-            refresh_every: 50,
-            patience: 100,
-            redundancy: Redundancy::WeightCosine,
-            symmetry: ScaleSymmetry::Normalize,
-            weight_decay: 0.1,
-            benefit_momentum: 0.9,
-            warmup_steps: 200,
-            gamma_ramp_steps: 0,
-            target_kept: None,
-            target_scope: TargetScope::EachLayer,
-            target_schedule: TargetSchedule::Immediate,
-            price_gain: 0.5,
-            control_fraction: 0.8,
-            remove: true,
-            holdout: 2000,
-            record_every: 25,
+        TrainingSchedule {
             epochs: 5,
             refit_fraction: 0.2,
             finetune_epochs: 1,
@@ -200,11 +292,37 @@ impl Default for PruneConfig {
             batch_size: 128,
             optimizer: OptimizerConfig::adam(1e-3),
             schedule: LrSchedule::Constant,
-            crop_padding: 0,
-            flip: false,
-            seed: 42,
         }
     }
+}
+
+impl TrainingSchedule {
+    /// Epochs of the survivors' refit after the game (`refit_fraction` of `epochs`, rounded).
+    pub fn refit_epochs(&self) -> usize {
+        (self.refit_fraction * self.epochs as f64).round() as usize
+    }
+
+    /// Epochs of gate play (`epochs` less the refit).
+    pub fn game_epochs(&self) -> usize {
+        self.epochs.saturating_sub(self.refit_epochs())
+    }
+
+    /// The weight optimiser's learning rate (scales the decoupled weight decay).
+    pub fn weight_lr(&self) -> f64 {
+        match self.optimizer {
+            OptimizerConfig::Sgd { lr, .. } | OptimizerConfig::Adam { lr, .. } => lr as f64,
+        }
+    }
+}
+
+/// Augmentation of image training data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct DataSettings {
+    /// Zero padding of the random-crop augmentation of image data (0: none).
+    pub crop_padding: usize,
+    /// Random horizontal flips of image data.
+    pub flip: bool,
 }
 
 fn finite_non_negative(name: &str, v: f64) -> Result<()> {
@@ -218,75 +336,86 @@ fn finite_non_negative(name: &str, v: f64) -> Result<()> {
 }
 
 impl PruneConfig {
-    /// Checks every range; the error names the parameter and the allowed range.
+    /// Checks every range; the error names the parameter (its key in the saved JSON) and the
+    /// allowed range.
     pub fn check(&self) -> Result<()> {
-        finite_non_negative("alpha", self.alpha)?;
-        finite_non_negative("beta", self.beta)?;
-        finite_non_negative("gamma", self.gamma)?;
-        finite_non_negative("weight_decay", self.weight_decay)?;
-        if !(self.gate_lr.is_finite() && self.gate_lr > 0.0) {
+        let (game, gates, price, run, training) = (
+            &self.game,
+            &self.gates,
+            &self.price,
+            &self.run,
+            &self.training,
+        );
+        finite_non_negative("alpha", game.alpha)?;
+        finite_non_negative("beta", game.beta)?;
+        finite_non_negative("gamma", game.gamma)?;
+        finite_non_negative("weight_decay", gates.weight_decay)?;
+        if !(gates.gate_lr.is_finite() && gates.gate_lr > 0.0) {
             return Err(Error::invalid(
                 "gate_lr",
-                format!("{}: must be a finite number > 0", self.gate_lr),
+                format!("{}: must be a finite number > 0", gates.gate_lr),
             ));
         }
         for (name, v) in [
-            ("refresh_every", self.refresh_every),
-            ("patience", self.patience),
-            ("record_every", self.record_every),
-            ("epochs", self.epochs),
-            ("batch_size", self.batch_size),
+            ("refresh_every", gates.refresh_every),
+            ("patience", gates.patience),
+            ("record_every", run.record_every),
+            ("epochs", training.epochs),
+            ("batch_size", training.batch_size),
         ] {
             if v == 0 {
                 return Err(Error::invalid(name, "must be >= 1"));
             }
         }
-        if !(0.0..1.0).contains(&self.benefit_momentum) {
+        if !(0.0..1.0).contains(&gates.benefit_momentum) {
             return Err(Error::invalid(
                 "benefit_momentum",
-                format!("{}: must be in [0, 1)", self.benefit_momentum),
+                format!("{}: must be in [0, 1)", gates.benefit_momentum),
             ));
         }
-        if self.symmetry == ScaleSymmetry::WeightDecay && self.weight_decay <= 0.0 {
+        if gates.symmetry == ScaleSymmetry::WeightDecay && gates.weight_decay <= 0.0 {
             return Err(Error::invalid(
                 "weight_decay",
                 "must be > 0 with symmetry = weight-decay (it is what breaks the symmetry)",
             ));
         }
-        if !(self.price_gain.is_finite() && self.price_gain > 0.0) {
+        if !(price.price_gain.is_finite() && price.price_gain > 0.0) {
             return Err(Error::invalid(
                 "price_gain",
-                format!("{}: must be a finite number > 0", self.price_gain),
+                format!("{}: must be a finite number > 0", price.price_gain),
             ));
         }
-        if !(self.finetune_lr_scale.is_finite() && self.finetune_lr_scale > 0.0) {
+        if !(training.finetune_lr_scale.is_finite() && training.finetune_lr_scale > 0.0) {
             return Err(Error::invalid(
                 "finetune_lr_scale",
-                format!("{}: must be a finite number > 0", self.finetune_lr_scale),
+                format!(
+                    "{}: must be a finite number > 0",
+                    training.finetune_lr_scale
+                ),
             ));
         }
-        if !(self.control_fraction.is_finite() && (0.0..=1.0).contains(&self.control_fraction)) {
+        if !(price.control_fraction.is_finite() && (0.0..=1.0).contains(&price.control_fraction)) {
             return Err(Error::invalid(
                 "control_fraction",
-                format!("{}: must be a fraction in [0, 1]", self.control_fraction),
+                format!("{}: must be a fraction in [0, 1]", price.control_fraction),
             ));
         }
-        if !(self.refit_fraction.is_finite() && (0.0..1.0).contains(&self.refit_fraction)) {
+        if !(training.refit_fraction.is_finite() && (0.0..1.0).contains(&training.refit_fraction)) {
             return Err(Error::invalid(
                 "refit_fraction",
-                format!("{}: must be a fraction in [0, 1)", self.refit_fraction),
+                format!("{}: must be a fraction in [0, 1)", training.refit_fraction),
             ));
         }
-        if self.game_epochs() == 0 {
+        if training.game_epochs() == 0 {
             return Err(Error::invalid(
                 "refit_fraction",
                 format!(
                     "{} of {} epochs leaves none for the game",
-                    self.refit_fraction, self.epochs
+                    training.refit_fraction, training.epochs
                 ),
             ));
         }
-        if let Some(f) = self.target_kept {
+        if let Some(f) = price.target_kept {
             if !(f.is_finite() && f > 0.0 && f <= 1.0) {
                 return Err(Error::invalid(
                     "target_kept",
@@ -294,36 +423,19 @@ impl PruneConfig {
                 ));
             }
         }
-        self.train_config(self.epochs).check()
-    }
-
-    /// Epochs of the survivors' refit after the game (`refit_fraction` of `epochs`, rounded).
-    pub fn refit_epochs(&self) -> usize {
-        (self.refit_fraction * self.epochs as f64).round() as usize
-    }
-
-    /// Epochs of gate play (`epochs` less the refit).
-    pub fn game_epochs(&self) -> usize {
-        self.epochs.saturating_sub(self.refit_epochs())
+        self.train_config(training.epochs).check()
     }
 
     /// The trainer settings for `epochs` epochs.
     pub fn train_config(&self, epochs: usize) -> FitConfig {
         FitConfig {
             epochs,
-            batch_size: self.batch_size,
-            optimizer: self.optimizer,
-            schedule: self.schedule,
-            crop_padding: self.crop_padding,
-            flip: self.flip,
+            batch_size: self.training.batch_size,
+            optimizer: self.training.optimizer,
+            schedule: self.training.schedule,
+            crop_padding: self.data.crop_padding,
+            flip: self.data.flip,
             seed: self.seed,
-        }
-    }
-
-    /// The weight optimiser's learning rate (scales the decoupled weight decay).
-    pub fn weight_lr(&self) -> f64 {
-        match self.optimizer {
-            OptimizerConfig::Sgd { lr, .. } | OptimizerConfig::Adam { lr, .. } => lr as f64,
         }
     }
 }
@@ -341,17 +453,30 @@ impl PruneConfig {
     /// Settings for the small teacher–student task (8000 samples, a few hundred steps per
     /// run): shorter refresh, patience and warm-up, more epochs.
     pub fn teacher_default() -> Self {
+        let d = PruneConfig::default();
         PruneConfig {
-            epochs: 50,
-            finetune_epochs: 2,
-            gamma: 4e-3,
-            beta: 2e-3,
-            warmup_steps: 100,
-            refresh_every: 20,
-            patience: 40,
-            holdout: 1000,
-            record_every: 10,
-            ..PruneConfig::default()
+            game: GameSettings {
+                gamma: 4e-3,
+                beta: 2e-3,
+                ..d.game
+            },
+            gates: GateDynamics {
+                warmup_steps: 100,
+                refresh_every: 20,
+                patience: 40,
+                ..d.gates
+            },
+            run: RunSettings {
+                holdout: 1000,
+                record_every: 10,
+                ..d.run
+            },
+            training: TrainingSchedule {
+                epochs: 50,
+                finetune_epochs: 2,
+                ..d.training
+            },
+            ..d
         }
     }
 }

@@ -72,16 +72,17 @@ impl EquilibriumPruner {
         groups: &[ChannelGroup],
         data: &Dataset,
     ) -> Result<(Vec<PruningGame>, f64)> {
-        let (benefits, stats) = measure_benefits(graph, groups, data, self.config.batch_size)?;
+        let (benefits, stats) =
+            measure_benefits(graph, groups, data, self.config.training.batch_size)?;
         let ramp = self.ramp();
         let mut games = Vec::new();
         for ((l, g), b) in self.groups.iter().zip(groups).zip(&benefits) {
             games.push(layer_game(
                 b,
                 &norms_sq(graph, g),
-                self.config.alpha,
+                self.config.game.alpha,
                 ramp * l.gamma,
-                self.config.beta,
+                self.config.game.beta,
                 &l.redundancy,
             )?);
         }

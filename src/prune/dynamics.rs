@@ -16,8 +16,10 @@ const RMS_FLOOR: f64 = 1e-8;
 impl EquilibriumPruner {
     /// The factor in `[0, 1]` of the `γ` ramp that starts at the end of the warm-up.
     pub(super) fn ramp(&self) -> f64 {
-        let ramp = self.config.gamma_ramp_steps as f64;
-        let since = self.step.saturating_sub(self.config.warmup_steps as u64) as f64;
+        let ramp = self.config.price.gamma_ramp_steps as f64;
+        let since = self
+            .step
+            .saturating_sub(self.config.gates.warmup_steps as u64) as f64;
         if ramp <= 0.0 {
             1.0
         } else {
@@ -28,7 +30,7 @@ impl EquilibriumPruner {
     /// `b̂ ← m b̂ + (1 − m)(−∂L/∂s)` from the last step's gradients, and the running mean of
     /// the squared batch benefit.
     pub(super) fn average_benefits(&mut self, grads: &GraphGrads, groups: &[ChannelGroup]) {
-        let m = self.config.benefit_momentum;
+        let m = self.config.gates.benefit_momentum;
         for (l, g) in self.groups.iter_mut().zip(groups) {
             let grad = gate_gradient(grads, g);
             for ((b, b2), &v) in l.benefit.iter_mut().zip(&mut l.benefit_sq).zip(grad) {
@@ -41,14 +43,14 @@ impl EquilibriumPruner {
     /// One projected gradient step of every gate on its own utility.
     pub(super) fn play(&mut self, graph: &mut Graph, groups: &[ChannelGroup]) {
         let (alpha, beta, eta, ramp) = (
-            self.config.alpha,
-            self.config.beta,
-            self.config.gate_lr,
+            self.config.game.alpha,
+            self.config.game.beta,
+            self.config.gates.gate_lr,
             self.ramp(),
         );
         // Bias correction of the running mean of squared benefits (it starts at 0).
         let correction = 1.0 - RMS_DECAY.powf(self.step as f64);
-        let normalized = self.config.gate_step == GateStep::RmsNormalized;
+        let normalized = self.config.gates.gate_step == GateStep::RmsNormalized;
         for (l, g) in self.groups.iter_mut().zip(groups) {
             let gamma = ramp * l.gamma;
             let norms = norms_sq(graph, g);
@@ -88,7 +90,7 @@ impl EquilibriumPruner {
 mod tests {
     use super::*;
     use crate::prune::players::players;
-    use crate::prune::PruneConfig;
+    use crate::prune::{GameSettings, PruneConfig};
 
     /// One gate step under both rules from a state with known benefits: the normalised rule
     /// divides the plain step by the root mean square of the benefit (bias-corrected), and a
@@ -99,14 +101,16 @@ mod tests {
             let mut graph = Graph::mlp(&[3, 4, 2], 1).unwrap();
             let group = players(&graph).remove(0);
             gates_mut(&mut graph, &group).fill(0.5);
-            let config = PruneConfig {
-                alpha: 0.0,
-                beta: 0.0,
-                gamma: 0.1,
-                gate_lr: 0.2,
-                gate_step: rule,
+            let mut config = PruneConfig {
+                game: GameSettings {
+                    alpha: 0.0,
+                    beta: 0.0,
+                    gamma: 0.1,
+                },
                 ..PruneConfig::default()
             };
+            config.gates.gate_lr = 0.2;
+            config.gates.gate_step = rule;
             let mut p = EquilibriumPruner::new(config, &graph).unwrap();
             p.step = 1;
             let l = &mut p.groups[0];

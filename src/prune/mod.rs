@@ -47,7 +47,8 @@ pub mod weights;
 pub use baselines::Baseline;
 pub use certificate::{GuardRecord, UnitCertificate};
 pub use config::{
-    apply_overrides, GateStep, PruneConfig, Redundancy, ScaleSymmetry, TargetSchedule, TargetScope,
+    apply_overrides, DataSettings, GameSettings, GateDynamics, GateStep, PriceControl, PruneConfig,
+    Redundancy, RunSettings, ScaleSymmetry, TargetSchedule, TargetScope, TrainingSchedule,
 };
 pub use diagnostics::{Evaluation, TrajectoryPoint};
 pub use price::Calibration;

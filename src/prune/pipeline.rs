@@ -313,40 +313,40 @@ pub fn variant(config: &PruneConfig) -> String {
         "projected gradient play on gates after each weight step; benefit = EMA({}) of -dL/ds; \
          redundancy {:?} refreshed every {} steps; scale symmetry {}; warm-up {} steps; \
          removal after {} steps at 0; {}; {}",
-        config.benefit_momentum,
-        config.redundancy,
-        config.refresh_every,
-        match config.symmetry {
+        config.gates.benefit_momentum,
+        config.gates.redundancy,
+        config.gates.refresh_every,
+        match config.gates.symmetry {
             crate::prune::ScaleSymmetry::Normalize =>
                 "broken by moving each unit's weight scale into its gate (norms held)".to_string(),
             crate::prune::ScaleSymmetry::WeightDecay =>
-                format!("broken by decoupled weight decay {}", config.weight_decay),
+                format!("broken by decoupled weight decay {}", config.gates.weight_decay),
             crate::prune::ScaleSymmetry::Unbroken => "left unbroken".into(),
         },
-        config.warmup_steps,
-        config.patience,
-        match config.target_kept {
+        config.gates.warmup_steps,
+        config.gates.patience,
+        match config.price.target_kept {
             Some(f) => format!(
                 "gamma for kept fraction {f} ({}): initial value from the measured games, then price-adjusted until {:.0}% of training, aiming {}",
-                match config.target_scope {
+                match config.price.target_scope {
                     crate::prune::TargetScope::EachLayer => "a price per layer",
                     crate::prune::TargetScope::Network => "one price for the network",
                 },
-                100.0 * config.control_fraction,
-                match config.target_schedule {
+                100.0 * config.price.control_fraction,
+                match config.price.target_schedule {
                     crate::prune::TargetSchedule::Immediate => "at the target throughout",
                     crate::prune::TargetSchedule::Cubic => "at a kept fraction falling cubically from 1 to the target",
                 }
             ),
-            None => format!("fixed gamma {}", config.gamma),
+            None => format!("fixed gamma {}", config.game.gamma),
         },
-        match config.refit_epochs() {
+        match config.training.refit_epochs() {
             0 => "no refit: the game plays every epoch".to_string(),
             r => format!(
                 "the game plays {} of {} epochs, then the survivors refit for {r} (gates folded, \
                  plain loss, fresh schedule)",
-                config.game_epochs(),
-                config.epochs
+                config.training.game_epochs(),
+                config.training.epochs
             ),
         }
     )
@@ -475,8 +475,8 @@ impl RunFiles {
     }
 }
 
-/// The survivors' refit: gates folded, `config.refit_epochs()` epochs on the plain loss with
-/// a fresh learning-rate schedule at the training rate.
+/// The survivors' refit: gates folded, `config.training.refit_epochs()` epochs on the plain
+/// loss with a fresh learning-rate schedule at the training rate.
 fn refit(
     gated: &Graph,
     train: &Dataset,
@@ -484,7 +484,7 @@ fn refit(
     checkpoint: &Path,
     resume: bool,
 ) -> Result<Graph> {
-    let mut fc = config.train_config(config.refit_epochs());
+    let mut fc = config.train_config(config.training.refit_epochs());
     fc.seed = config.seed.wrapping_add(2);
     train_folded(gated, train, fc, Some((checkpoint, resume)))
 }
@@ -499,18 +499,18 @@ pub(crate) fn prepare(
     test: &Dataset,
 ) -> Result<(Graph, Dataset, Dataset)> {
     cfg.check()?;
-    let (train, holdout) = split_holdout(train, cfg.holdout)?;
-    if cfg.batch_size > train.len() {
+    let (train, holdout) = split_holdout(train, cfg.run.holdout)?;
+    if cfg.training.batch_size > train.len() {
         return Err(Error::invalid(
             "batch_size",
             format!(
                 "{} is more than the {} training samples left after the held-out set",
-                cfg.batch_size,
+                cfg.training.batch_size,
                 train.len()
             ),
         ));
     }
-    architecture.check_size(&train, cfg.batch_size)?;
+    architecture.check_size(&train, cfg.training.batch_size)?;
     let initial = architecture.build(&train, cfg.seed)?;
     if test.sample_len() != initial.input_len() {
         return Err(Error::invalid(
@@ -614,7 +614,7 @@ pub fn run_job(
     let pruned_stats = evaluate(&gated, test, 500)?;
     let refitted = refit(&gated, &train, cfg, &files.path(REFIT_CHECKPOINT), resume)?;
     let refitted_stats = evaluate(&refitted, test, 500)?;
-    let finetuned = finetune(&refitted, &train, cfg, cfg.finetune_epochs)?;
+    let finetuned = finetune(&refitted, &train, cfg, cfg.training.finetune_epochs)?;
     let final_stats = evaluate(&finetuned, test, 500)?;
     let counts = group_counts(&initial, &gated);
 
@@ -625,7 +625,7 @@ pub fn run_job(
         train_resumable(
             initial.clone(),
             &train,
-            cfg.train_config(cfg.epochs),
+            cfg.train_config(cfg.training.epochs),
             &files.path(DENSE_CHECKPOINT),
             resume,
         )?
@@ -644,16 +644,16 @@ pub fn run_job(
             b,
             &source,
             &holdout,
-            cfg.batch_size,
+            cfg.training.batch_size,
             cfg.seed.wrapping_add(7),
         )?;
         let mut pruned = prune_to_counts(&source, &s, &kept)?;
         if b == Baseline::Scratch {
             let fresh = pruned.reinitialized(cfg.seed.wrapping_add(3));
-            pruned = train_folded(&fresh, &train, cfg.train_config(cfg.epochs), None)?;
+            pruned = train_folded(&fresh, &train, cfg.train_config(cfg.training.epochs), None)?;
         }
         let before = evaluate(&pruned, test, 500)?;
-        let tuned = finetune(&pruned, &train, cfg, cfg.finetune_epochs)?;
+        let tuned = finetune(&pruned, &train, cfg, cfg.training.finetune_epochs)?;
         let after = evaluate(&tuned, test, 500)?;
         baselines.push(BaselineResult {
             method: b.name().into(),
@@ -705,11 +705,11 @@ pub fn run_job(
         kkt_satisfied: certs.iter().filter(|c| c.margin >= 0.0).count(),
         notes: run_notes(pruner.calibration(), pruner.guards(), kept)
             .into_iter()
-            .chain((holdout.len() != cfg.holdout).then(|| {
+            .chain((holdout.len() != cfg.run.holdout).then(|| {
                 format!(
                     "holdout: {} samples asked, {} used (at most a fifth of the {} training \
                      samples)",
-                    cfg.holdout,
+                    cfg.run.holdout,
                     holdout.len(),
                     train_all.len()
                 )
@@ -744,10 +744,8 @@ mod tests {
         .unwrap();
         let mut gated = Graph::mlp(&[train.sample_len(), 12, train.classes()], 3).unwrap();
         // Briefly trained, then shrunk as the game's costs shrink its survivors.
-        let warm = PruneConfig {
-            epochs: 2,
-            ..PruneConfig::teacher_default()
-        };
+        let mut warm = PruneConfig::teacher_default();
+        warm.training.epochs = 2;
         let mut t = Trainer::new(gated.clone(), warm.train_config(2)).unwrap();
         t.run(&train, &mut (), None).unwrap();
         gated = t.into_graph();
@@ -755,10 +753,11 @@ mod tests {
         gates_mut(&mut gated, &group).fill(0.3);
         let dir = tempfile::tempdir().unwrap();
         let ckpt = dir.path().join("refit.ckpt");
-        let config = |refit_fraction: f64| PruneConfig {
-            epochs: 10,
-            refit_fraction,
-            ..PruneConfig::teacher_default()
+        let config = |refit_fraction: f64| {
+            let mut c = PruneConfig::teacher_default();
+            c.training.epochs = 10;
+            c.training.refit_fraction = refit_fraction;
+            c
         };
         let loss = |g: &Graph| evaluate(g, &train, 500).unwrap().loss;
 

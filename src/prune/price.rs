@@ -52,11 +52,11 @@ pub struct Calibration {
 impl EquilibriumPruner {
     /// Target mode's kept fraction aimed at now (`target_schedule`), `None` outside target mode.
     pub(super) fn aim(&self) -> Option<f64> {
-        let target = self.config.target_kept?;
-        Some(match self.config.target_schedule {
+        let target = self.config.price.target_kept?;
+        Some(match self.config.price.target_schedule {
             TargetSchedule::Immediate => target,
             TargetSchedule::Cubic => {
-                let start = self.config.warmup_steps as f64;
+                let start = self.config.gates.warmup_steps as f64;
                 let window = (self.control_until as f64 - start).max(1.0);
                 let p = ((self.step as f64 - start) / window).clamp(0.0, 1.0);
                 target + (1.0 - target) * (1.0 - p).powi(3)
@@ -66,7 +66,7 @@ impl EquilibriumPruner {
 
     /// The player groups priced together in target mode (indices into `self.groups`).
     pub(super) fn target_groups(&self) -> Vec<Vec<usize>> {
-        match self.config.target_scope {
+        match self.config.price.target_scope {
             TargetScope::EachLayer => (0..self.groups.len()).map(|i| vec![i]).collect(),
             TargetScope::Network => vec![(0..self.groups.len()).collect()],
         }
@@ -82,9 +82,10 @@ impl EquilibriumPruner {
         target: f64,
     ) -> Result<()> {
         self.refresh_redundancy(graph, groups, holdout)?;
-        let (benefits, _) = measure_benefits(graph, groups, holdout, self.config.batch_size)?;
+        let (benefits, _) =
+            measure_benefits(graph, groups, holdout, self.config.training.batch_size)?;
         let norms: Vec<Vec<f64>> = groups.iter().map(|g| norms_sq(graph, g)).collect();
-        let (alpha, beta) = (self.config.alpha, self.config.beta);
+        let (alpha, beta) = (self.config.game.alpha, self.config.game.beta);
         // Channels the predicted equilibria keep, and the worst certificate among them.
         let kept_at = |members: &[usize], gamma: f64| -> Result<(usize, f64)> {
             let (mut kept, mut worst) = (0usize, 0.0f64);
@@ -140,7 +141,7 @@ impl EquilibriumPruner {
         }
         let total: usize = self.groups.iter().map(|l| l.orig.len()).sum();
         self.calibration = Some(Calibration {
-            target_kept: self.config.target_kept.unwrap_or(target),
+            target_kept: self.config.price.target_kept.unwrap_or(target),
             initial_gamma: gammas,
             predicted_kept: predicted as f64 / total.max(1) as f64,
             kept_without_price: without_price as f64 / total.max(1) as f64,
@@ -162,7 +163,7 @@ impl EquilibriumPruner {
         if self.step > self.control_until {
             return;
         }
-        let gain = self.config.price_gain;
+        let gain = self.config.price.price_gain;
         for members in self.target_groups() {
             let total: usize = members.iter().map(|&li| self.groups[li].rho_total).sum();
             let active: usize = members
@@ -189,7 +190,7 @@ impl EquilibriumPruner {
     /// Sets the last step at which target mode may change `γ` (`control_fraction` of
     /// `total_steps`).
     pub fn set_total_steps(&mut self, total_steps: u64) {
-        self.control_until = (total_steps as f64 * self.config.control_fraction) as u64;
+        self.control_until = (total_steps as f64 * self.config.price.control_fraction) as u64;
         if let Some(c) = self.calibration.as_mut() {
             c.control_until = self.control_until;
         }
@@ -208,13 +209,11 @@ mod tests {
     fn cubic_target_schedule_falls_from_all_units_to_the_target() {
         let graph = Graph::mlp(&[3, 4, 2], 1).unwrap();
         let pruner_with = |schedule: TargetSchedule, target: Option<f64>| {
-            let config = PruneConfig {
-                target_kept: target,
-                target_schedule: schedule,
-                warmup_steps: 100,
-                control_fraction: 0.5,
-                ..PruneConfig::default()
-            };
+            let mut config = PruneConfig::default();
+            config.price.target_kept = target;
+            config.price.target_schedule = schedule;
+            config.gates.warmup_steps = 100;
+            config.price.control_fraction = 0.5;
             let mut p = EquilibriumPruner::new(config, &graph).unwrap();
             p.set_total_steps(1100);
             p

@@ -64,7 +64,7 @@ impl EquilibriumPruner {
             .map(|g| {
                 GroupState::new(
                     g.name.clone(),
-                    config.gamma,
+                    config.game.gamma,
                     incoming_norms(graph, g),
                     outgoing_norms(graph, g),
                 )
@@ -165,12 +165,12 @@ impl EquilibriumPruner {
         let step = self.step;
         self.step += 1;
         self.break_symmetry(trainer.graph_mut(), &groups);
-        let refresh = step.is_multiple_of(self.config.refresh_every as u64);
+        let refresh = step.is_multiple_of(self.config.gates.refresh_every as u64);
         if refresh {
             self.refresh_redundancy(trainer.graph(), &groups, holdout)?;
         }
         self.average_benefits(trainer.gradients(), &groups);
-        let warmup = self.config.warmup_steps as u64;
+        let warmup = self.config.gates.warmup_steps as u64;
         let playing = step >= warmup;
         if playing {
             if step == warmup {
@@ -181,13 +181,13 @@ impl EquilibriumPruner {
             self.play(trainer.graph_mut(), &groups);
             self.normalize_groups(trainer.graph_mut(), &groups);
         }
-        if step.is_multiple_of(self.config.record_every as u64) {
+        if step.is_multiple_of(self.config.run.record_every as u64) {
             self.record(trainer.graph(), &groups);
         }
         if playing && refresh && step > warmup {
             self.adjust_price(trainer.graph(), &groups);
         }
-        if playing && refresh && self.config.remove {
+        if playing && refresh && self.config.run.remove {
             self.remove_settled(trainer, holdout, false)?;
         }
         Ok(())
@@ -202,7 +202,7 @@ impl EquilibriumPruner {
         let rows = PROBE_ROWS.min(holdout.len());
         let probe = &holdout.inputs()[..rows * holdout.sample_len()];
         for (l, g) in self.groups.iter_mut().zip(groups) {
-            l.redundancy = redundancy(graph, g, self.config.redundancy, probe, rows)?;
+            l.redundancy = redundancy(graph, g, self.config.gates.redundancy, probe, rows)?;
         }
         Ok(())
     }
@@ -211,7 +211,7 @@ impl EquilibriumPruner {
     /// nothing), with certificates.
     pub fn finish(&mut self, trainer: &mut Trainer, holdout: &Dataset) -> Result<()> {
         self.resolve(trainer.graph())?;
-        if self.config.remove {
+        if self.config.run.remove {
             self.remove_settled(trainer, holdout, true)?;
         }
         Ok(())

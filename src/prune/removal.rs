@@ -29,7 +29,11 @@ impl EquilibriumPruner {
         holdout: &Dataset,
         all_zero: bool,
     ) -> Result<()> {
-        let patience = if all_zero { 0 } else { self.config.patience };
+        let patience = if all_zero {
+            0
+        } else {
+            self.config.gates.patience
+        };
         let groups = self.resolve(trainer.graph())?;
         let due = |pruner: &Self, li: usize, s: &[f32]| -> Vec<usize> {
             let l = &pruner.groups[li];

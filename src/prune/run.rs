@@ -31,7 +31,7 @@ impl PruneRun {
     /// A fresh run of `config` on `graph`.
     pub fn new(graph: Graph, config: PruneConfig) -> Result<Self> {
         let pruner = EquilibriumPruner::new(config.clone(), &graph)?;
-        let trainer = Trainer::new(graph, config.train_config(config.game_epochs()))?;
+        let trainer = Trainer::new(graph, config.train_config(config.training.game_epochs()))?;
         Ok(PruneRun { trainer, pruner })
     }
 
@@ -62,9 +62,9 @@ impl PruneRun {
         holdout: &Dataset,
         test: Option<&Dataset>,
     ) -> Result<Evaluation> {
-        let per_epoch = train.len().div_ceil(self.pruner.config.batch_size) as u64;
+        let per_epoch = train.len().div_ceil(self.pruner.config.training.batch_size) as u64;
         self.pruner
-            .set_total_steps(per_epoch * self.pruner.config.game_epochs() as u64);
+            .set_total_steps(per_epoch * self.pruner.config.training.game_epochs() as u64);
         let mut hook = PruneHook {
             pruner: &mut self.pruner,
             holdout,

@@ -28,9 +28,11 @@ use crate::nn::graph::{ChannelGroup, Graph, Op, ParamKind};
 impl EquilibriumPruner {
     /// The configured rule, once per step.
     pub(super) fn break_symmetry(&self, graph: &mut Graph, groups: &[ChannelGroup]) {
-        match self.config.symmetry {
+        match self.config.gates.symmetry {
             ScaleSymmetry::WeightDecay => {
-                let factor = (1.0 - self.config.weight_lr() * self.config.weight_decay) as f32;
+                let factor = (1.0
+                    - self.config.training.weight_lr() * self.config.gates.weight_decay)
+                    as f32;
                 decay_weights(graph, groups, factor);
             }
             ScaleSymmetry::Normalize => {
@@ -128,7 +130,7 @@ impl EquilibriumPruner {
     /// gates normalised this way (rescaling them too would compound with the price's pull on
     /// every step, and did: running variances of 1e11 within three epochs).
     pub(super) fn normalize_groups(&self, graph: &mut Graph, groups: &[ChannelGroup]) {
-        if self.config.symmetry != ScaleSymmetry::Normalize {
+        if self.config.gates.symmetry != ScaleSymmetry::Normalize {
             return;
         }
         for (l, g) in self.groups.iter().zip(groups) {

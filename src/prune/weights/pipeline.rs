@@ -148,8 +148,8 @@ pub fn run_weight_job(
     write_json_atomic(&out.join("config.json"), job)?;
 
     // The game.
-    let game_epochs = cfg.game_epochs();
-    let steps = (game_epochs * train.len().div_ceil(cfg.batch_size)) as u64;
+    let game_epochs = cfg.training.game_epochs();
+    let steps = (game_epochs * train.len().div_ceil(cfg.training.batch_size)) as u64;
     let mut pruner = WeightPruner::new(job.game.clone(), cfg.clone(), &initial, steps)?;
     let mut trainer = Trainer::new(initial.clone(), cfg.train_config(game_epochs))?;
     trainer.run(
@@ -173,14 +173,16 @@ pub fn run_weight_job(
     let layers = weight_layers(&gated);
     let masks = Masks::nonzero(&gated, &layers);
 
-    let mut refit_fc = cfg.train_config(cfg.refit_epochs());
+    let mut refit_fc = cfg.train_config(cfg.training.refit_epochs());
     refit_fc.seed = cfg.seed.wrapping_add(2);
     let refitted = train_masked(&gated, &masks, &train, refit_fc)?;
     let refitted_stats = evaluate(&refitted, test, 500)?;
     let finetune = |g: &Graph, m: &Masks| {
-        let mut fc = cfg.train_config(cfg.finetune_epochs);
+        let mut fc = cfg.train_config(cfg.training.finetune_epochs);
         fc.seed = cfg.seed.wrapping_add(1);
-        fc.optimizer = fc.optimizer.scaled_lr(cfg.finetune_lr_scale as f32);
+        fc.optimizer = fc
+            .optimizer
+            .scaled_lr(cfg.training.finetune_lr_scale as f32);
         train_masked(g, m, &train, fc)
     };
     let finetuned = finetune(&refitted, &masks)?;
@@ -189,7 +191,7 @@ pub fn run_weight_job(
 
     // The dense reference, the baselines' starting point.
     let dense = {
-        let mut t = Trainer::new(initial.clone(), cfg.train_config(cfg.epochs))?;
+        let mut t = Trainer::new(initial.clone(), cfg.train_config(cfg.training.epochs))?;
         t.run(&train, &mut (), None)?;
         t.into_graph()
     };
@@ -214,13 +216,18 @@ pub fn run_weight_job(
                 &weight_layers(source),
                 &kept,
                 &holdout,
-                cfg.batch_size,
+                cfg.training.batch_size,
                 cfg.seed.wrapping_add(7),
             )?;
             (source.clone(), m)
         };
         let pruned = if b.at_initialisation() {
-            train_masked(&source, &masks, &train, cfg.train_config(cfg.epochs))?
+            train_masked(
+                &source,
+                &masks,
+                &train,
+                cfg.train_config(cfg.training.epochs),
+            )?
         } else {
             train_masked(&source, &masks, &train, cfg.train_config(0))?
         };

@@ -149,7 +149,7 @@ impl WeightPruner {
         }
         let states = layers
             .iter()
-            .map(|l| LayerState::new(l, graph.params[l.param].value.as_slice(), config.gamma))
+            .map(|l| LayerState::new(l, graph.params[l.param].value.as_slice(), config.game.gamma))
             .collect();
         Ok(WeightPruner {
             game,
@@ -183,8 +183,8 @@ impl WeightPruner {
 
     /// The kept fraction target mode aims at after `step` steps (`None` without a target).
     fn aim(&self, step: u64) -> Option<f64> {
-        let f = self.config.target_kept?;
-        let start = self.config.warmup_steps as u64;
+        let f = self.config.price.target_kept?;
+        let start = self.config.gates.warmup_steps as u64;
         let end = self.control_until().max(start + 1);
         let p = (step.saturating_sub(start) as f64 / (end - start) as f64).min(1.0);
         Some(f + (1.0 - f) * (1.0 - p).powi(3))
@@ -192,22 +192,22 @@ impl WeightPruner {
 
     /// The last step at which target mode moves the price.
     fn control_until(&self) -> u64 {
-        (self.config.control_fraction * self.total_steps as f64) as u64
+        (self.config.price.control_fraction * self.total_steps as f64) as u64
     }
 
     /// The game's work after one weight step of `trainer` (see the module docs).
     pub fn after_step(&mut self, trainer: &mut Trainer, holdout: &Dataset) -> Result<()> {
         let t = self.step;
         self.step += 1;
-        let warmup = self.config.warmup_steps as u64;
-        let refresh = self.config.refresh_every as u64;
+        let warmup = self.config.gates.warmup_steps as u64;
+        let refresh = self.config.gates.refresh_every as u64;
         if t >= warmup && (t - warmup).is_multiple_of(refresh * COMPETITION_REFRESH) {
             self.refresh_competition(trainer.graph(), holdout)?;
         }
         let pricing = t >= warmup && t.is_multiple_of(refresh) && t <= self.control_until();
         let aim = if pricing { self.aim(t) } else { None };
         let (m, correction) = (
-            self.config.benefit_momentum as f32,
+            self.config.gates.benefit_momentum as f32,
             1.0 - RMS_DECAY.powf(t as f32 + 1.0),
         );
         let (alpha, beta, eta) = (
@@ -215,7 +215,7 @@ impl WeightPruner {
             self.game.beta as f32,
             self.game.gate_lr as f32,
         );
-        let patience = self.config.patience as u32;
+        let patience = self.config.gates.patience as u32;
         let step_u32 = t.min(u32::MAX as u64 - 1) as u32;
         for (l, st) in self.layers.iter().zip(self.states.iter_mut()) {
             let rows = l.rows;
