@@ -28,6 +28,7 @@ a fair comparison.
 
 import argparse
 import json
+import multiprocessing
 import os
 import re
 import subprocess
@@ -43,6 +44,9 @@ from safetensors.numpy import load_file
 BINARY = os.environ.get("PRUNING_GAME", "target/release/pruning-game")
 ANCHORS = ["clarabel", "osqp", "proxqp", "daqp", "highs", "piqp"]
 TARGET = 1e-8
+# DAQP is a dense active-set solver: it turns a sparse M into an N × N array, so past this size
+# it only measures the machine's memory.
+DENSE_ANCHOR_LIMIT = {"daqp": 5000}
 
 VARIANTS = {
     "dominant": ["--symmetric"],
@@ -89,7 +93,7 @@ def ours(path, tmp):
         [BINARY, "solve", "--game", path, "--tol", str(TARGET), "--out", out],
         capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    solver = re.search(r"in ([0-9.]+) s;", result.stderr)
+    solver = re.search(r"iterations in ([0-9.]+) s;", result.stderr)
     s = json.load(open(out))["participation"]
     return s, seconds, float(solver.group(1)) if solver else float("nan")
 
@@ -125,6 +129,29 @@ def lbfgsb(m, q, u):
     return result.x, time.perf_counter() - start
 
 
+def timed(name, m, q, u, limit):
+    """One anchor solve in a forked child that is stopped after `limit` seconds: some anchors
+    run for many minutes on the ill-conditioned sparse games. Returns (x, seconds) or a string
+    saying why there is no answer."""
+    if len(q) > DENSE_ANCHOR_LIMIT.get(name, len(q)):
+        return f"skipped above N = {DENSE_ANCHOR_LIMIT[name]} (densifies M)"
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+
+    def child():
+        try:
+            send.send(lbfgsb(m, q, u) if name == "lbfgsb" else anchor(name, m, q, u))
+        except Exception as error:  # an anchor that fails is reported, not fatal
+            send.send(f"failed: {type(error).__name__}")
+
+    process = context.Process(target=child)
+    process.start()
+    answer = receive.recv() if receive.poll(limit) else f"stopped after {limit:.0f} s"
+    process.kill()
+    process.join()
+    return answer
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -132,6 +159,8 @@ def main():
     parser.add_argument("--anchors", default=",".join(ANCHORS + ["lbfgsb"]))
     parser.add_argument("--repeat", type=int, default=1,
                         help="rounds per case: ours, then every anchor, again; medians reported")
+    parser.add_argument("--limit", type=float, default=300.0,
+                        help="seconds an anchor may take on one solve before it is stopped")
     args = parser.parse_args()
     if args.cases:
         cases = [(c.split(":")[0], int(c.split(":")[1]), c.split(":")[2])
@@ -157,16 +186,13 @@ def main():
                 s, whole, solver_only = ours(path, tmp)
                 runs.setdefault("ours", []).append((whole, solver_only, s))
                 for name in wanted:
-                    try:
-                        if name == "lbfgsb":
-                            x, seconds = lbfgsb(m, q, u)
-                        else:
-                            x, seconds = anchor(name, m, q, u)
-                    except Exception as error:  # an anchor that fails is reported, not fatal
-                        runs[name] = type(error).__name__
-                        continue
                     if isinstance(runs.get(name), str):
                         continue
+                    answer = timed(name, m, q, u, args.limit)
+                    if isinstance(answer, str):
+                        runs[name] = answer
+                        continue
+                    x, seconds = answer
                     runs.setdefault(name, []).append((seconds, None, x))
             ours_runs = runs["ours"]
             whole = float(np.median([w for w, _, _ in ours_runs]))
@@ -178,7 +204,7 @@ def main():
                 got = runs.get(name)
                 label = "L-BFGS-B" if name == "lbfgsb" else name
                 if isinstance(got, str):
-                    print(f"| {n} | {storage} | {variant} | {label} | – | failed: {got} | – |", flush=True)
+                    print(f"| {n} | {storage} | {variant} | {label} | – | {got} | – |", flush=True)
                     continue
                 seconds = float(np.median([t for t, _, _ in got]))
                 x = got[-1][2]
