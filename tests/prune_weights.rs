@@ -355,3 +355,43 @@ fn baselines_keep_their_counts_and_masked_training_keeps_zeros() {
     });
     assert!(moved, "masked training moved no kept weight");
 }
+
+/// A whole weight job on the teacher data writes the pruned network twice — dense with zeros
+/// and in CSR — and both files hold the same function; the report's sizes are the files'.
+#[test]
+fn a_weight_job_writes_dense_and_csr_files_that_compute_the_same_outputs() {
+    use pruning_game::nn::sparse::load_csr;
+    use pruning_game::prune::pipeline::Architecture;
+    use pruning_game::prune::weights::pipeline::{run_weight_job, WeightJob};
+
+    let (train, test) = teacher(1500);
+    let mut config = short_config(25);
+    config.price.target_kept = Some(0.2);
+    config.training.finetune_epochs = 1;
+    let job = WeightJob {
+        architecture: Architecture::Mlp { hidden: vec![32] },
+        config,
+        game: WeightGame::default(),
+        baselines: vec![WeightBaseline::Random],
+        dataset: "teacher".into(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let report = run_weight_job(&job, &train, &test, dir.path()).unwrap();
+    let dense_path = dir.path().join("pruned.safetensors");
+    let csr_path = dir.path().join("pruned_csr.safetensors");
+    let size = |p: &std::path::Path| std::fs::metadata(p).unwrap().len();
+    assert_eq!(report.dense_file_bytes, size(&dense_path));
+    assert_eq!(report.csr_file_bytes, size(&csr_path));
+    assert!(report.kept_fraction < 0.5, "kept {}", report.kept_fraction);
+    let dense = Graph::load(&dense_path).unwrap();
+    let sparse = load_csr(&csr_path).unwrap();
+    let rows = 64;
+    let x = &test.inputs()[..rows * test.sample_len()];
+    let (a, b) = (
+        dense.predict(x, rows).unwrap(),
+        sparse.predict(x, rows).unwrap(),
+    );
+    let scale = a.iter().fold(1.0_f32, |m, v| m.max(v.abs()));
+    let gap = (&a - &b).abs().max();
+    assert!(gap <= 1e-5 * scale, "dense and CSR files differ by {gap}");
+}

@@ -96,6 +96,8 @@ pub struct WeightReport {
     pub params_after: usize,
     /// Bytes of `pruned.safetensors` (dense tensors with zeros).
     pub dense_file_bytes: u64,
+    /// Bytes of `pruned_csr.safetensors`, the same network with its weights in CSR.
+    pub csr_file_bytes: u64,
     /// Baselines.
     pub baselines: Vec<WeightBaselineResult>,
     /// Wall-clock seconds.
@@ -131,8 +133,9 @@ pub fn check_weight_job(job: &WeightJob, train: &Dataset, test: &Dataset) -> Res
     prepare(&job.architecture, &job.config, train, test).map(|_| ())
 }
 
-/// Runs `job`, writing `config.json`, `report.json`, `pruned.safetensors` and
-/// `weight_certificates.safetensors` into `out` (a fresh run each time).
+/// Runs `job`, writing `config.json`, `report.json`, `pruned.safetensors` (dense, zeros
+/// included), `pruned_csr.safetensors` (weights in CSR) and `weight_certificates.safetensors`
+/// into `out` (a fresh run each time).
 pub fn run_weight_job(
     job: &WeightJob,
     train: &Dataset,
@@ -247,6 +250,8 @@ pub fn run_weight_job(
     let dense_file_bytes = std::fs::metadata(&model)
         .map_err(|e| Error::io(&model, e))?
         .len();
+    let csr_file_bytes =
+        crate::nn::sparse::export_csr(&finetuned, &out.join("pruned_csr.safetensors"))?;
     write_details(
         &out.join("weight_certificates.safetensors"),
         pruner.layers(),
@@ -265,6 +270,7 @@ pub fn run_weight_job(
         certificates,
         params_after: finetuned.parameter_count(),
         dense_file_bytes,
+        csr_file_bytes,
         baselines,
         seconds: t0.elapsed().as_secs_f64(),
     };
