@@ -13,11 +13,8 @@ use super::config::PruneConfig;
 use super::players::{gate_gradient, gate_id, gates, magnitudes, player, players};
 use crate::error::{Error, Result};
 use crate::nn::data::Dataset;
-use crate::nn::graph::train::FitConfig;
-use crate::nn::graph::{
-    ChannelGroup, Graph, GraphGrads, GraphWorkspace, L1Penalty, Mode, Op, ParamKind, RemovalPlan,
-    Trainer,
-};
+use crate::nn::graph::train::{for_each_batch_gradient, FitConfig};
+use crate::nn::graph::{ChannelGroup, Graph, L1Penalty, Op, ParamKind, RemovalPlan, Trainer};
 
 /// A baseline pruning criterion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -141,30 +138,17 @@ fn taylor(
     data: &Dataset,
     batch: usize,
 ) -> Result<Vec<Vec<f64>>> {
-    let b = batch.max(1).min(data.len().max(1));
-    let mut ws = GraphWorkspace::new(graph, b);
-    let mut grads = GraphGrads::new(graph);
     let mut sums: Vec<Vec<f64>> = groups.iter().map(|g| vec![0.0; g.channels]).collect();
-    let n = graph.input_len();
     let mut batches = 0usize;
-    for start in (0..data.len()).step_by(b) {
-        let end = (start + b).min(data.len());
-        let x = &data.inputs()[start * n..end * n];
-        graph.loss_and_grad(
-            &mut ws,
-            x,
-            &data.labels()[start..end],
-            Mode::Eval,
-            &mut grads,
-        )?;
+    for_each_batch_gradient(graph, data, batch, |grads, _| {
         for (acc, g) in sums.iter_mut().zip(groups) {
             let s = gates(graph, g);
-            for ((a, &d), &v) in acc.iter_mut().zip(gate_gradient(&grads, g)).zip(s) {
+            for ((a, &d), &v) in acc.iter_mut().zip(gate_gradient(grads, g)).zip(s) {
                 *a += (d as f64 * v as f64).powi(2);
             }
         }
         batches += 1;
-    }
+    })?;
     for acc in sums.iter_mut() {
         acc.iter_mut().for_each(|a| *a /= batches.max(1) as f64);
     }

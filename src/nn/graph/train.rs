@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::trainer::Trainer;
-use super::{Graph, GraphWorkspace};
+use super::{Graph, GraphGrads, GraphWorkspace, Mode};
 use crate::error::{Error, Result};
 use crate::nn::data::Dataset;
 use crate::nn::optim::OptimizerConfig;
@@ -144,6 +144,33 @@ pub fn evaluate(graph: &Graph, data: &Dataset, batch_size: usize) -> Result<Loss
         correct,
         count,
     })
+}
+
+/// Visits the gradients of `graph`'s loss on each minibatch of `data` in order (evaluation
+/// mode, batches of `batch_size`), with the batch's number of rows: what importance criteria
+/// and mean gradients accumulate.
+pub fn for_each_batch_gradient(
+    graph: &Graph,
+    data: &Dataset,
+    batch_size: usize,
+    mut visit: impl FnMut(&GraphGrads, usize),
+) -> Result<()> {
+    let b = batch_size.max(1).min(data.len().max(1));
+    let mut ws = GraphWorkspace::new(graph, b);
+    let mut grads = GraphGrads::new(graph);
+    let len = data.sample_len();
+    for start in (0..data.len()).step_by(b) {
+        let end = (start + b).min(data.len());
+        graph.loss_and_grad(
+            &mut ws,
+            &data.inputs()[start * len..end * len],
+            &data.labels()[start..end],
+            Mode::Eval,
+            &mut grads,
+        )?;
+        visit(&grads, end - start);
+    }
+    Ok(())
 }
 
 /// Trains `graph` on `train` for `config.epochs` epochs with [`Trainer`], evaluating on

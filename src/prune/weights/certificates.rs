@@ -20,7 +20,8 @@ use crate::error::{Error, Result};
 use crate::game::{Competition, CsrMatrix, PruningGame};
 use crate::io::write_atomic;
 use crate::nn::data::Dataset;
-use crate::nn::graph::{Graph, GraphGrads, GraphWorkspace, Mode};
+use crate::nn::graph::train::for_each_batch_gradient;
+use crate::nn::graph::{Graph, GraphGrads};
 use crate::nn::safetensors_io::serialize;
 use crate::prune::layer_game::dominated;
 
@@ -74,27 +75,14 @@ pub const DOMINATED: u8 = 4;
 
 /// Mean gradient of every parameter over `data` in batches of `batch` (evaluation mode).
 pub fn mean_gradients(graph: &Graph, data: &Dataset, batch: usize) -> Result<Vec<DMatrix<f32>>> {
-    let b = batch.max(1).min(data.len().max(1));
-    let mut ws = GraphWorkspace::new(graph, b);
-    let mut grads = GraphGrads::new(graph);
-    let mut sums: Vec<DMatrix<f32>> = grads.values().to_vec();
+    let mut sums: Vec<DMatrix<f32>> = GraphGrads::new(graph).values().to_vec();
     sums.iter_mut().for_each(|m| m.fill(0.0));
-    let n = graph.input_len();
-    for start in (0..data.len()).step_by(b) {
-        let end = (start + b).min(data.len());
-        let x = &data.inputs()[start * n..end * n];
-        graph.loss_and_grad(
-            &mut ws,
-            x,
-            &data.labels()[start..end],
-            Mode::Eval,
-            &mut grads,
-        )?;
-        let weight = (end - start) as f32 / data.len() as f32;
+    for_each_batch_gradient(graph, data, batch, |grads, rows| {
+        let weight = rows as f32 / data.len() as f32;
         for (s, g) in sums.iter_mut().zip(grads.values()) {
             *s += g * weight;
         }
-    }
+    })?;
     Ok(sums)
 }
 
