@@ -170,9 +170,11 @@ pub fn iterated_elimination(
     options: &EliminationOptions,
 ) -> Result<EliminationBounds> {
     options.check()?;
-    let mut bracket = Bracket::top(game);
-    let outcome = bracket.run(options.tolerance, options.max_sweeps, |_| false);
-    Ok(bracket.into_bounds(outcome))
+    crate::parallel::in_pool(|| {
+        let mut bracket = Bracket::top(game);
+        let outcome = bracket.run(options.tolerance, options.max_sweeps, |_| false);
+        Ok(bracket.into_bounds(outcome))
+    })
 }
 
 /// Which bound a half-sweep updates.

@@ -126,6 +126,10 @@ fn merge_sorted(mut a: Vec<usize>, b: Vec<usize>) -> Vec<usize> {
 
 /// Runs every analysis of this module on `game`.
 pub fn analyze(game: &PruningGame, options: &AnalysisOptions) -> Result<Analysis> {
+    crate::parallel::in_pool(|| analyze_in_pool(game, options))
+}
+
+fn analyze_in_pool(game: &PruningGame, options: &AnalysisOptions) -> Result<Analysis> {
     let start = Instant::now();
     let n = game.net_benefit().len();
     options.elimination.check()?;

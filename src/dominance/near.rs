@@ -128,6 +128,10 @@ pub fn provably_pruned_near(
     profile: &[f64],
     options: &NearOptions,
 ) -> Result<NearReport> {
+    crate::parallel::in_pool(|| prove_near(game, profile, options))
+}
+
+fn prove_near(game: &PruningGame, profile: &[f64], options: &NearOptions) -> Result<NearReport> {
     options.check()?;
     let n = game.net_benefit().len();
     if profile.len() != n {

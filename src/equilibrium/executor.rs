@@ -89,6 +89,7 @@ pub(crate) fn residual_of<G: Game + ?Sized>(game: &G, s: &[f64], f: &[f64]) -> f
     s.par_iter()
         .zip(f.par_iter())
         .enumerate()
+        .with_min_len(crate::parallel::ELEMENTS_PER_TASK)
         .map(|(i, (&s, &f))| {
             if s.is_finite() && f.is_finite() {
                 (s - (s - f).clamp(0.0, game.upper(i))).abs()

@@ -45,6 +45,14 @@ use operator::{secant_lipschitz, General, Operator};
 /// non-finite entries; a run that does not converge returns `Ok` with `converged: false`,
 /// the reason in `termination` and the certificate of its last iterate.
 pub fn solve(game: &PruningGame, kind: SolverKind, options: &SolveOptions) -> Result<Solution> {
+    crate::parallel::in_pool(|| solve_quadratic(game, kind, options))
+}
+
+fn solve_quadratic(
+    game: &PruningGame,
+    kind: SolverKind,
+    options: &SolveOptions,
+) -> Result<Solution> {
     options.check()?;
     let start = Instant::now();
     let s = initial_profile(game, options)?;

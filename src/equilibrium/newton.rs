@@ -41,6 +41,7 @@ use super::operator::{quadratic_bounds, Bounds};
 use super::projection::projected_step;
 use crate::error::Result;
 use crate::game::{Game, PruningGame};
+use crate::parallel::ELEMENTS_PER_TASK;
 
 /// Sufficient-decrease constant of the merit test.
 const ARMIJO: f64 = 1e-4;
@@ -75,7 +76,8 @@ pub(crate) struct Newton {
     side: Vec<Side>,
     free: Vec<bool>,
     target: Vec<f64>,
-    rhs: Vec<f64>,
+    /// The free block's residual at the current iterate, then at the Newton point.
+    inner_residual: Vec<f64>,
     solution: Vec<f64>,
     trial: Vec<f64>,
     trial_gradient: Vec<f64>,
@@ -96,7 +98,7 @@ impl Newton {
             side: vec![Side::Free; n],
             free: vec![false; n],
             target: vec![0.0; n],
-            rhs: vec![0.0; n],
+            inner_residual: vec![0.0; n],
             solution: vec![0.0; n],
             trial: vec![0.0; n],
             trial_gradient: vec![0.0; n],
@@ -137,7 +139,6 @@ impl Algorithm<PruningGame> for Newton {
 
     fn advance(&mut self, game: &PruningGame, s: &mut [f64]) -> Result<()> {
         let a = game.self_cost();
-        let q = game.net_benefit();
         let u = game.upper_bounds();
         let f = &self.gradient;
         // Proximal diagonal of the players without self cost (module docs); positive, since
@@ -148,6 +149,7 @@ impl Algorithm<PruningGame> for Newton {
             .par_iter_mut()
             .zip(self.free.par_iter_mut())
             .enumerate()
+            .with_min_len(ELEMENTS_PER_TASK)
             .for_each(|(i, (side, free))| {
                 let scale = if a[i] > 0.0 { a[i] } else { mu };
                 let raw = s[i] - f[i] / scale;
@@ -160,24 +162,34 @@ impl Algorithm<PruningGame> for Newton {
                 };
                 *free = *side == Side::Free;
             });
-        // rhs_I = q_I − (C u_U)_I + μ (E s)_I.
+        // The free block's system is `(M + μE)_II x_I = q_I − (C u_U)_I + μ (E s)_I`; its
+        // residual at the start `x_I = s_I` is `q_I − (C w)_I − (a s)_I` with `w` = `u` on U,
+        // `s` on I and 0 on L, that is `−F_I − (C d)_I` with `d = w − s`, non-zero only
+        // where a player's bound differs from where it stands (few, near the solution).
         let side = &self.side;
         self.target
             .par_iter_mut()
             .enumerate()
-            .for_each(|(i, t)| *t = if side[i] == Side::Upper { u[i] } else { 0.0 });
-        game.competition().mul_vec(&self.target, &mut self.rhs);
+            .with_min_len(ELEMENTS_PER_TASK)
+            .for_each(|(i, d)| {
+                *d = match side[i] {
+                    Side::Lower => -s[i],
+                    Side::Upper => u[i] - s[i],
+                    Side::Free => 0.0,
+                }
+            });
+        game.competition()
+            .mul_vec(&self.target, &mut self.inner_residual);
         let free = &self.free;
-        self.rhs.par_iter_mut().enumerate().for_each(|(i, r)| {
-            *r = match (free[i], a[i] > 0.0) {
-                (false, _) => 0.0,
-                (true, true) => q[i] - *r,
-                (true, false) => q[i] - *r + mu * s[i],
-            }
-        });
+        self.inner_residual
+            .par_iter_mut()
+            .enumerate()
+            .with_min_len(ELEMENTS_PER_TASK)
+            .for_each(|(i, r)| *r = if free[i] { -f[i] - *r } else { 0.0 });
         self.solution
             .par_iter_mut()
             .enumerate()
+            .with_min_len(ELEMENTS_PER_TASK)
             .for_each(|(i, x)| *x = if free[i] { s[i] } else { 0.0 });
         let inner_tolerance = (0.1 * self.tolerance).max(self.residual.min(0.1) * self.residual);
         let block = FreeBlock {
@@ -186,7 +198,7 @@ impl Algorithm<PruningGame> for Newton {
             regularisation: mu,
         };
         block.solve(
-            &self.rhs,
+            &mut self.inner_residual,
             &mut self.solution,
             inner_tolerance,
             self.symmetric,
@@ -194,14 +206,18 @@ impl Algorithm<PruningGame> for Newton {
         );
         // The Newton point, projected on the box.
         let solution = &self.solution;
-        self.target.par_iter_mut().enumerate().for_each(|(i, t)| {
-            *t = match side[i] {
-                Side::Lower => 0.0,
-                Side::Upper => u[i],
-                Side::Free if solution[i].is_finite() => solution[i].clamp(0.0, u[i]),
-                Side::Free => s[i],
-            }
-        });
+        self.target
+            .par_iter_mut()
+            .enumerate()
+            .with_min_len(ELEMENTS_PER_TASK)
+            .for_each(|(i, t)| {
+                *t = match side[i] {
+                    Side::Lower => 0.0,
+                    Side::Upper => u[i],
+                    Side::Free if solution[i].is_finite() => solution[i].clamp(0.0, u[i]),
+                    Side::Free => s[i],
+                }
+            });
         let current = merit(game, s, &self.gradient);
         if self.recent.len() == MEMORY {
             self.recent.pop_front();
@@ -218,6 +234,7 @@ impl Algorithm<PruningGame> for Newton {
             self.trial
                 .par_iter_mut()
                 .enumerate()
+                .with_min_len(ELEMENTS_PER_TASK)
                 .for_each(|(i, x)| *x = s[i] + t * (target[i] - s[i]));
             game.pseudo_gradient(&self.trial, &mut self.trial_gradient);
             let value = merit(game, &self.trial, &self.trial_gradient);

@@ -37,6 +37,7 @@ pub(crate) fn projected_step<G: Game + ?Sized>(
 ) {
     out.par_iter_mut()
         .enumerate()
+        .with_min_len(crate::parallel::ELEMENTS_PER_TASK)
         .for_each(|(i, o)| *o = (x[i] - tau * g[i]).clamp(0.0, game.upper(i)));
 }
 
@@ -131,6 +132,7 @@ impl<G: Operator + ?Sized> Algorithm<G> for GoldenRatio {
         self.anchor
             .par_iter_mut()
             .zip(s.par_iter())
+            .with_min_len(crate::parallel::ELEMENTS_PER_TASK)
             .for_each(|(a, &x)| *a = ((phi - 1.0) * x + *a) / phi);
         projected_step(game, &self.anchor, step, &self.gradient, &mut self.next);
         self.theta = PHI * step / self.step;

@@ -9,8 +9,10 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 
-/// Rows per rayon task in sparse products: large enough that scheduling is negligible.
-const ROWS_PER_TASK: usize = 4096;
+/// Fewest rows per rayon task in sparse products. Rows are independent, so the split changes
+/// no bit of the result; rayon balances the tasks across the threads (a fixed 4096-row chunk
+/// gave one thread two chunks and the other one at 10^4 rows).
+const ROWS_PER_TASK: usize = 1024;
 
 /// A square sparse matrix in compressed sparse row form, validated as a competition matrix.
 #[derive(Debug, Clone, PartialEq)]
@@ -281,14 +283,10 @@ impl CsrMatrix {
 
     /// `out = C x`, rows in parallel.
     pub fn mul_vec(&self, x: &[f64], out: &mut [f64]) {
-        out.par_chunks_mut(ROWS_PER_TASK)
+        out.par_iter_mut()
             .enumerate()
-            .for_each(|(chunk, out)| {
-                let first = chunk * ROWS_PER_TASK;
-                for (k, o) in out.iter_mut().enumerate() {
-                    *o = self.row_dot(first + k, x);
-                }
-            });
+            .with_min_len(ROWS_PER_TASK)
+            .for_each(|(i, o)| *o = self.row_dot(i, x));
     }
 
     /// Every stored entry as `(row, col, value)`, row by row.
@@ -323,23 +321,34 @@ impl CsrMatrix {
 
     /// Whether `C = Cᵀ` exactly (same pattern and values).
     ///
-    /// Each entry `(i, j)` is looked up in row `j` by binary search (rows are sorted), in
-    /// parallel and without building the transpose: at 10^6 players that saves a copy of `C`.
+    /// Each entry above the diagonal `(i, j)` is looked up in row `j` by binary search (rows
+    /// are sorted), in parallel and without building the transpose: at 10^6 players that saves
+    /// a copy of `C`. Found mirrors are distinct entries below the diagonal, so equal counts
+    /// above and below leave none without a partner.
     pub fn is_symmetric(&self) -> bool {
-        (0..self.size).into_par_iter().all(|i| {
-            let range = self.row_offsets[i]..self.row_offsets[i + 1];
-            self.columns[range.clone()]
-                .iter()
-                .zip(&self.values[range])
-                .all(|(&j, &v)| {
-                    let j = j as usize;
-                    let other = self.row_offsets[j]..self.row_offsets[j + 1];
-                    match self.columns[other.clone()].binary_search(&(i as u32)) {
-                        Ok(k) => self.values[other][k].to_bits() == v.to_bits(),
-                        Err(_) => false,
-                    }
-                })
-        })
+        let counts: Option<(usize, usize)> = (0..self.size)
+            .into_par_iter()
+            .with_min_len(ROWS_PER_TASK)
+            .map(|i| {
+                let range = self.row_offsets[i]..self.row_offsets[i + 1];
+                let columns = &self.columns[range.clone()];
+                let below = columns.partition_point(|&j| (j as usize) < i);
+                let first_above = columns.partition_point(|&j| j as usize <= i);
+                let mirrored = columns[first_above..]
+                    .iter()
+                    .zip(&self.values[range][first_above..])
+                    .all(|(&j, &v)| {
+                        let j = j as usize;
+                        let other = self.row_offsets[j]..self.row_offsets[j + 1];
+                        match self.columns[other.clone()].binary_search(&(i as u32)) {
+                            Ok(k) => self.values[other][k].to_bits() == v.to_bits(),
+                            Err(_) => false,
+                        }
+                    });
+                mirrored.then_some((columns.len() - first_above, below))
+            })
+            .try_reduce(|| (0, 0), |a, b| Some((a.0 + b.0, a.1 + b.1)));
+        counts.is_some_and(|(above, below)| above == below)
     }
 
     /// `Σ_j C_ij` for every row.
@@ -649,6 +658,36 @@ mod tests {
                 assert!(!dense_is_symmetric(&broken), "n = {n}, entry ({i}, {j})");
             }
         }
+    }
+
+    #[test]
+    fn sparse_symmetry_needs_every_entry_mirrored_in_both_triangles() {
+        let ring = |n: usize| -> Vec<(usize, usize, f64)> {
+            (0..n)
+                .flat_map(|i| {
+                    let j = (i + 1) % n;
+                    let w = 0.1 + i as f64 * 0.01;
+                    [(i, j, w), (j, i, w)]
+                })
+                .collect()
+        };
+        let n = 9;
+        let symmetric = ring(n);
+        assert!(CsrMatrix::from_triplets(n, &symmetric)
+            .unwrap()
+            .is_symmetric());
+        // An entry without its mirror, below or above the diagonal, or a mirror with another
+        // value breaks it.
+        for extra in [(5, 2, 0.3), (2, 5, 0.3)] {
+            let mut broken = symmetric.clone();
+            broken.push(extra);
+            assert!(!CsrMatrix::from_triplets(n, &broken).unwrap().is_symmetric());
+        }
+        let mut changed = symmetric.clone();
+        changed[3].2 += 1e-12;
+        assert!(!CsrMatrix::from_triplets(n, &changed)
+            .unwrap()
+            .is_symmetric());
     }
 
     #[test]

@@ -174,16 +174,22 @@ impl Game for PruningGame {
 
     fn pseudo_gradient(&self, profile: &[f64], out: &mut [f64]) {
         self.competition.mul_vec(profile, out);
-        out.par_iter_mut().enumerate().for_each(|(i, o)| {
-            *o += self.self_cost[i] * profile[i] - self.net_benefit[i];
-        });
+        out.par_iter_mut()
+            .enumerate()
+            .with_min_len(crate::parallel::ELEMENTS_PER_TASK)
+            .for_each(|(i, o)| {
+                *o += self.self_cost[i] * profile[i] - self.net_benefit[i];
+            });
     }
 
     fn best_responses(&self, profile: &[f64], out: &mut [f64]) {
         self.competition.mul_vec(profile, out);
-        out.par_iter_mut().enumerate().for_each(|(i, o)| {
-            *o = self.best_response_to_pressure(i, *o, profile[i]);
-        });
+        out.par_iter_mut()
+            .enumerate()
+            .with_min_len(crate::parallel::ELEMENTS_PER_TASK)
+            .for_each(|(i, o)| {
+                *o = self.best_response_to_pressure(i, *o, profile[i]);
+            });
     }
 
     /// Closed form with a single product `C s`.
@@ -192,6 +198,7 @@ impl Game for PruningGame {
         profile
             .par_iter()
             .enumerate()
+            .with_min_len(crate::parallel::ELEMENTS_PER_TASK)
             .map(|(i, &s)| {
                 let best = self.best_response_to_pressure(i, pressure[i], s);
                 clamp_gain(
