@@ -23,10 +23,57 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::game::{Competition, CsrMatrix, PruningGame};
+use crate::game::{column_major_mul_vec, Competition, CsrMatrix, PruningGame};
 
 /// Relative outward rounding of competition pressures; see the module docs.
 pub const PRESSURE_SLACK: f64 = 1e-10;
+
+/// Relative outward rounding of pressures summed from a [`SingleCopy`]: each entry is within
+/// a relative `2^-24` of the `f64` it rounds, and the `f64` sum of non-negative terms adds
+/// `n ε`; four times `2^-24` covers both for any `n` below 10^8.
+const SINGLE_PRESSURE_SLACK: f64 = 4.0 / (1u64 << 24) as f64;
+
+/// A dense competition matrix rounded to `f32`, for the bracket's full half-sweeps: each is a
+/// pass over the matrix, bound by memory bandwidth, and half the bytes make it about twice
+/// as fast. The pressures are rounded outward by [`SINGLE_PRESSURE_SLACK`] instead of
+/// [`PRESSURE_SLACK`], so the bounds are sound but a little looser; rounds in `f64` after
+/// them recover the difference.
+struct SingleCopy {
+    entries: Vec<f32>,
+    rows: usize,
+}
+
+impl SingleCopy {
+    /// The copy of a dense game's matrix, `None` for other games, small ones, or when an
+    /// entry is outside the normal `f32` range (the relative error bound would not hold).
+    fn of(game: &PruningGame) -> Option<Self> {
+        let Competition::Dense(m) = game.competition() else {
+            return None;
+        };
+        if m.nrows() < Bracket::MIN_SINGLE_PLAYERS {
+            return None;
+        }
+        let representable =
+            |v: f64| v == 0.0 || (v >= f64::from(f32::MIN_POSITIVE) && v <= f64::from(f32::MAX));
+        let mut entries = vec![0.0f32; m.len()];
+        let converted = entries
+            .par_chunks_mut(1 << 16)
+            .zip(m.as_slice().par_chunks(1 << 16))
+            .all(|(single, double)| {
+                single.iter_mut().zip(double).all(|(s, &d)| {
+                    *s = d as f32;
+                    representable(d)
+                })
+            });
+        if !converted {
+            return None;
+        }
+        Some(SingleCopy {
+            entries,
+            rows: m.nrows(),
+        })
+    }
+}
 
 /// Options of [`iterated_elimination`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -274,6 +321,8 @@ pub(crate) struct Bracket<'g> {
     open: Option<Vec<usize>>,
     /// Which rows moved in the last full half-sweep.
     moved_flags: Vec<bool>,
+    /// Full half-sweeps of dense games read this copy while it is there.
+    single: Option<SingleCopy>,
 }
 
 /// A half-sweep recomputes listed rows instead of all of them when the list holds at most
@@ -282,6 +331,10 @@ pub(crate) struct Bracket<'g> {
 const LISTED_FRACTION: usize = 8;
 
 impl<'g> Bracket<'g> {
+    /// Smallest dense game whose half-sweeps read a [`SingleCopy`] (below it the matrix
+    /// sits in cache anyway).
+    pub(crate) const MIN_SINGLE_PLAYERS: usize = 1024;
+
     /// The bracket of the statement before any sweep: `L = 0`, `U = u`.
     pub(crate) fn top(game: &'g PruningGame) -> Self {
         let n = game.net_benefit().len();
@@ -302,7 +355,20 @@ impl<'g> Bracket<'g> {
             stamp: 0,
             open: None,
             moved_flags: Vec::new(),
+            single: None,
         }
+    }
+
+    /// Makes the following full half-sweeps of a dense game read an `f32` copy of the
+    /// matrix ([`SingleCopy`]); returns whether there is one (dense games from 1024 players).
+    pub(crate) fn start_single_precision(&mut self) -> bool {
+        self.single = SingleCopy::of(self.game);
+        self.single.is_some()
+    }
+
+    /// Back to `f64` products and [`PRESSURE_SLACK`].
+    pub(crate) fn end_single_precision(&mut self) {
+        self.single = None;
     }
 
     /// Runs rounds until no bound moves by more than `tolerance`, `max_sweeps` rounds are
@@ -450,14 +516,24 @@ impl<'g> Bracket<'g> {
             Side::Upper => (&self.lower, &mut self.upper),
             Side::Lower => (&self.upper, &mut self.lower),
         };
+        let slack = if self.single.is_some() {
+            SINGLE_PRESSURE_SLACK
+        } else {
+            PRESSURE_SLACK
+        };
         // Monotone by construction; min/max only guard against rounding.
         let bound = |i: usize, pressure: f64, old: f64| match side {
-            Side::Upper => best_response_max(game, i, pressure * (1.0 - PRESSURE_SLACK)).min(old),
-            Side::Lower => best_response_min(game, i, pressure * (1.0 + PRESSURE_SLACK)).max(old),
+            Side::Upper => best_response_max(game, i, pressure * (1.0 - slack)).min(old),
+            Side::Lower => best_response_min(game, i, pressure * (1.0 + slack)).max(old),
         };
         match rows {
             Rows::All => {
-                game.competition().mul_vec(source, &mut self.pressure);
+                match &self.single {
+                    Some(copy) => {
+                        column_major_mul_vec(&copy.entries, copy.rows, source, &mut self.pressure)
+                    }
+                    None => game.competition().mul_vec(source, &mut self.pressure),
+                }
                 if self.moved_flags.len() != n {
                     self.moved_flags = vec![false; n];
                 }
@@ -575,6 +651,32 @@ mod tests {
     use super::*;
     use crate::game::Competition;
     use nalgebra::{dmatrix, dvector};
+
+    #[test]
+    fn the_single_copy_is_refused_when_an_entry_is_outside_the_normal_f32_range() {
+        let n = Bracket::MIN_SINGLE_PLAYERS;
+        let game_with = |entry: f64| {
+            let mut c = nalgebra::DMatrix::from_element(n, n, 0.25);
+            c.fill_diagonal(0.0);
+            c[(3, 7)] = entry;
+            c[(7, 3)] = entry;
+            PruningGame::with_uniform_cost(
+                nalgebra::DVector::from_element(n, 1.0),
+                nalgebra::DVector::from_element(n, 1.0),
+                0.0,
+                Competition::dense(c).unwrap(),
+            )
+            .unwrap()
+        };
+        assert!(SingleCopy::of(&game_with(0.5)).is_some());
+        // A subnormal f32 (or one that flushes to 0) and one past f32::MAX would break the
+        // relative error bound behind the slack.
+        for entry in [1e-40, 1e-50, 1e39] {
+            assert!(SingleCopy::of(&game_with(entry)).is_none(), "{entry:e}");
+        }
+        // Small games keep f64.
+        assert!(SingleCopy::of(&two_player([1.0, 1.0], [1.0, 1.0], 0.5)).is_none());
+    }
 
     fn two_player(q: [f64; 2], a: [f64; 2], c: f64) -> PruningGame {
         PruningGame::with_uniform_cost(

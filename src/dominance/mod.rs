@@ -60,7 +60,7 @@ pub struct PotentialReport {
 impl PotentialReport {
     /// The T5 report at `profile` (described by `at`).
     pub fn of(game: &PruningGame, profile: &[f64], at: impl Into<String>) -> Self {
-        let exact_potential = game.competition().is_symmetric();
+        let exact_potential = game.is_symmetric();
         PotentialReport {
             exact_potential,
             value: exact_potential.then(|| game.potential(profile)),

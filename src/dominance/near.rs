@@ -37,6 +37,9 @@ use crate::game::PruningGame;
 /// thousand ulps, far above the rounding of any of those sums.
 const ROUNDING_SLACK: f64 = 1e-12;
 
+/// Rounds in `f64` after the single-precision rounds of a dense game.
+const FINAL_ROUNDS: usize = 2;
+
 /// Options of [`provably_pruned_near`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct NearOptions {
@@ -161,7 +164,8 @@ fn prove_near(game: &PruningGame, profile: &[f64], options: &NearOptions) -> Res
     let mut proved = 0usize;
     let mut last_proof = 0usize;
     let mut stop = NearStop::Budget;
-    let outcome: Outcome = bracket.run(options.tolerance, options.max_sweeps, |round| {
+    let single = bracket.start_single_precision();
+    let mut outcome: Outcome = bracket.run(options.tolerance, options.max_sweeps, |round| {
         let new = round.zeroed.iter().filter(|&&i| candidate[i]).count();
         if new > 0 {
             proved += new;
@@ -179,6 +183,25 @@ fn prove_near(game: &PruningGame, profile: &[f64], options: &NearOptions) -> Res
     });
     if outcome.converged {
         stop = NearStop::Converged;
+    }
+    if single && stop != NearStop::Decided {
+        // The single-precision bracket is sound but a little looser; rounds in f64 from it
+        // prove the candidates whose margins were within the wider rounding.
+        bracket.end_single_precision();
+        let done = outcome.sweeps;
+        let last = bracket.run(options.tolerance, FINAL_ROUNDS, |round| {
+            proved += round.zeroed.iter().filter(|&&i| candidate[i]).count();
+            proved >= candidates
+        });
+        if proved >= candidates {
+            stop = NearStop::Decided;
+        } else if last.converged {
+            stop = NearStop::Converged;
+        }
+        outcome = Outcome {
+            sweeps: done + last.sweeps,
+            ..last
+        };
     }
     let bounds = bracket.into_bounds(outcome);
     let t3 = dominated_players(game);
@@ -275,24 +298,28 @@ fn contraction_weight(game: &PruningGame, power_steps: usize) -> Option<(f64, Ve
     let mut best: Option<(f64, Vec<f64>)> = None;
     for step in 0..=power_steps {
         game.competition().mul_vec(&w, &mut y);
-        let ratio = y
+        let (smallest, largest) = y
             .par_iter_mut()
             .zip(w.par_iter())
             .zip(a.par_iter())
             .map(|((yi, &wi), &ai)| {
                 *yi /= ai;
-                *yi / wi
+                let ratio = *yi / wi;
+                (ratio, ratio)
             })
-            .reduce(|| 0.0, f64::max)
-            * (1.0 + PRESSURE_SLACK)
-            * (1.0 + ROUNDING_SLACK);
+            .reduce(|| (f64::INFINITY, 0.0), |x, y| (x.0.min(y.0), x.1.max(y.1)));
+        let ratio = largest * (1.0 + PRESSURE_SLACK) * (1.0 + ROUNDING_SLACK);
         if ratio < 1.0 {
             // Any contraction will do: the radius scales with 1/(1 − ρ̄), and the rounds
             // after the start shrink the box at the true rate anyway.
             best = Some((ratio, w));
             break;
         }
-        if step == power_steps {
+        // Collatz–Wielandt: for D⁻¹C ≥ 0 and w > 0, min_i (D⁻¹C w)_i / w_i ≤ ρ(D⁻¹C) ≤ the
+        // max ratio of every w > 0. A min ratio at 1 or above (rounded down) shows that no
+        // weight contracts, so the remaining power steps (a product each) are skipped.
+        if step == power_steps || smallest * (1.0 - PRESSURE_SLACK) * (1.0 - ROUNDING_SLACK) >= 1.0
+        {
             break;
         }
         let scale = w
@@ -379,6 +406,49 @@ mod tests {
             near.dominated.len() + near.undetermined.len(),
             s.iter().filter(|&&v| v == 0.0).count()
         );
+    }
+
+    fn dense(players: usize, dominance: f64, self_cost: f64) -> PruningGame {
+        generate(&GeneratorConfig {
+            players,
+            seed: 5,
+            topology: Topology::Dense { density: 1.0 },
+            symmetric: true,
+            diagonal_dominance: dominance,
+            self_cost,
+            ..GeneratorConfig::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn dense_games_sweep_in_single_precision_and_claim_only_true_eliminations() {
+        // Large enough for the f32 copy: the proofs must stay sound under its wider rounding.
+        let players = Bracket::MIN_SINGLE_PLAYERS;
+        let game = dense(players, 1.5, 1.0);
+        assert!(Bracket::top(&game).start_single_precision());
+        let s = solved(&game);
+        let near = provably_pruned_near(&game, &s, &NearOptions::default()).unwrap();
+        let exact = iterated_elimination(&game, &EliminationOptions::default()).unwrap();
+        assert!(exact.converged);
+        let exact_pruned = exact.pruned();
+        assert!(!near.dominated.is_empty());
+        assert!(near
+            .dominated
+            .iter()
+            .all(|i| exact_pruned.binary_search(i).is_ok()));
+        // Just above the loss of positive definiteness the equilibrium is still unique (M is
+        // positive definite), and every player proved pruned is at 0 in it.
+        let ill = dense(players, 0.47, 0.0);
+        let s = solved(&ill);
+        let near = provably_pruned_near(&ill, &s, &NearOptions::default()).unwrap();
+        assert_eq!(near.contraction, None);
+        assert!(
+            near.dominated.len() > players / 10,
+            "{}",
+            near.dominated.len()
+        );
+        assert!(near.dominated.iter().all(|&i| s[i] <= 0.0));
     }
 
     #[test]

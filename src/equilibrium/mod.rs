@@ -59,7 +59,7 @@ fn solve_quadratic(
     let n = s.len();
     match kind {
         SolverKind::Newton => {
-            let symmetric = game.competition().is_symmetric();
+            let symmetric = game.is_symmetric();
             let mut newton = newton::Newton::new(n, options.tolerance, symmetric);
             run(game, kind, &mut newton, s, options, start)
         }

@@ -142,7 +142,7 @@ pub(crate) fn quadratic_bounds(game: &PruningGame) -> Bounds {
     let monotonicity = (0..n)
         .map(|i| a[i] - 0.5 * (row[i] + col[i]))
         .fold(f64::INFINITY, f64::min);
-    let symmetric = game.competition().is_symmetric();
+    let symmetric = game.is_symmetric();
     let apply = |x: &[f64], out: &mut [f64]| {
         game.competition().mul_vec(x, out);
         for i in 0..n {

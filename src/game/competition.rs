@@ -365,7 +365,7 @@ const TILE: usize = 64;
 
 /// Whether the square column-major matrix `m` equals its transpose, compared tile by tile
 /// without building the transpose (at N = 4000 that copy alone is 128 MB and most of the check).
-fn dense_is_symmetric(m: &DMatrix<f64>) -> bool {
+pub(crate) fn dense_is_symmetric(m: &DMatrix<f64>) -> bool {
     let n = m.nrows();
     let data = m.as_slice();
     let same = |a: f64, b: f64| a.partial_cmp(&b) == Some(std::cmp::Ordering::Equal);
@@ -405,12 +405,22 @@ const PARALLEL_DENSE_ENTRIES: usize = 1 << 18;
 /// `out = m x` for a column-major matrix, column by column (`out += x_j m_j`), skipping the
 /// columns with `x_j = 0`: the solvers' vectors are zero on every pruned player (Newton's free
 /// block, the lower bounds of the T4 bracket), and a dense product is a pass over memory
-/// that then reads only the columns that count. Each thread accumulates a fixed block of
+/// that then reads only the columns that count.
+fn dense_mul_vec(m: &DMatrix<f64>, x: &[f64], out: &mut [f64]) {
+    column_major_mul_vec(m.as_slice(), m.nrows(), x, out);
+}
+
+/// `out = m x` for the column-major `rows × x.len()` array `entries` of `f64` or `f32`
+/// values, summed in `f64` (see [`dense_mul_vec`]). Each thread accumulates a fixed block of
 /// columns into its own partial vector and the partials are added in order, so the result
 /// depends on the thread count only, not on the scheduler.
-fn dense_mul_vec(m: &DMatrix<f64>, x: &[f64], out: &mut [f64]) {
-    let (rows, cols) = m.shape();
-    let entries = m.as_slice();
+pub(crate) fn column_major_mul_vec<T: Copy + Into<f64> + Sync>(
+    entries: &[T],
+    rows: usize,
+    x: &[f64],
+    out: &mut [f64],
+) {
+    let cols = x.len();
     let accumulate = |columns: std::ops::Range<usize>, y: &mut [f64]| {
         y.fill(0.0);
         for j in columns {
@@ -420,7 +430,7 @@ fn dense_mul_vec(m: &DMatrix<f64>, x: &[f64], out: &mut [f64]) {
             }
             let column = &entries[j * rows..(j + 1) * rows];
             for (yi, &c) in y.iter_mut().zip(column) {
-                *yi += xj * c;
+                *yi += xj * c.into();
             }
         }
     };
@@ -486,7 +496,10 @@ impl Competition {
         }
         // One pass in storage order decides; only a bad matrix is walked again in row-major
         // order, so that the error names the first bad entry as it is written.
-        let good = matrix.as_slice().iter().all(|v| v.is_finite() && *v >= 0.0)
+        let good = matrix
+            .as_slice()
+            .par_chunks(1 << 16)
+            .all(|chunk| chunk.iter().all(|v| v.is_finite() && *v >= 0.0))
             && (0..n).all(|i| matrix[(i, i)] == 0.0);
         if !good {
             for i in 0..n {

@@ -20,6 +20,19 @@ pub struct PruningGame {
     upper: DVector<f64>,
     competition: Competition,
     net_benefit: DVector<f64>,
+    symmetric: SymmetryMemo,
+}
+
+/// Whether `C = Cᵀ`, worked out on first use: the check is a pass over `C` (25 ms at dense
+/// N = 4000) that the solver, the bounds and the analysis each need. Equal games compare
+/// equal whether or not either has worked it out.
+#[derive(Debug, Clone, Default)]
+struct SymmetryMemo(std::sync::OnceLock<bool>);
+
+impl PartialEq for SymmetryMemo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl PruningGame {
@@ -55,7 +68,23 @@ impl PruningGame {
             upper,
             competition,
             net_benefit,
+            symmetric: SymmetryMemo::default(),
         })
+    }
+
+    /// The game with its symmetry already known (a reader that checked it on the way in).
+    pub(crate) fn with_known_symmetry(self, symmetric: bool) -> Self {
+        debug_assert_eq!(symmetric, self.competition.is_symmetric());
+        let _ = self.symmetric.0.set(symmetric);
+        self
+    }
+
+    /// Whether `C` is symmetric (the game then has an exact potential, T5); checked once.
+    pub fn is_symmetric(&self) -> bool {
+        *self
+            .symmetric
+            .0
+            .get_or_init(|| self.competition.is_symmetric())
     }
 
     /// A game with scalar participation cost `gamma` and unit upper bounds.
