@@ -69,6 +69,17 @@ fn games(
         .prop_map(|c| generate(&c).expect("generated configurations are valid"))
 }
 
+/// Dense games (any density) of the given sizes, everything else as in [`games`].
+fn dense_games(
+    sizes: std::ops::RangeInclusive<usize>,
+    dominance: std::ops::Range<f64>,
+) -> impl Strategy<Value = PruningGame> {
+    (configs(sizes, dominance, 0.05, None), 0.2..=1.0f64).prop_map(|(mut c, density)| {
+        c.topology = Topology::Dense { density };
+        generate(&c).expect("generated configurations are valid")
+    })
+}
+
 /// A game together with a starting profile (fractions of the upper bounds).
 fn game_and_start(
     game: impl Strategy<Value = PruningGame>,
@@ -1011,4 +1022,45 @@ fn kkt_holds(
         }
     }
     Ok(())
+}
+
+proptest! {
+    #![proptest_config(common::cases(8))]
+
+    /// T4, single precision: dense games from `Bracket::MIN_SINGLE_PLAYERS` players run
+    /// their rounds on an `f32` copy of `C`. Over generated dense games of that size the
+    /// players marked from the solved profile and from a random one are pruned by the exact
+    /// `f64` bracket too. Few cases: each exact bracket is thousands of dense products.
+    #[test]
+    fn t4_single_precision_rounds_never_mark_a_player_the_exact_bracket_does_not(
+        (game, start) in game_and_start(dense_games(1024..=1088, 0.6..2.5)),
+    ) {
+        in_pool(|| -> Result<(), TestCaseError> {
+            let exact_options = EliminationOptions {
+                tolerance: 0.0,
+                max_sweeps: 100_000,
+                ..EliminationOptions::default()
+            };
+            let exact = iterated_elimination(&game, &exact_options).unwrap();
+            prop_assume!(exact.converged);
+            let exact_pruned = exact.pruned();
+            let options = SolveOptions {
+                tolerance: SOLVE_TOLERANCE,
+                max_iterations: iteration_budget(&game),
+                ..SolveOptions::default()
+            };
+            let solved = solve(&game, SolverKind::Newton, &options).unwrap().profile;
+            for profile in [solved, scaled(&game, &start)] {
+                let near = provably_pruned_near(&game, &profile, &NearOptions::default()).unwrap();
+                for i in &near.dominated {
+                    prop_assert!(
+                        exact_pruned.binary_search(i).is_ok(),
+                        "player {i} marked, exact bracket U_i = {} (stop {:?})",
+                        exact.upper[*i], near.stop
+                    );
+                }
+            }
+            Ok(())
+        })?;
+    }
 }
