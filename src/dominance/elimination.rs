@@ -38,10 +38,25 @@ const SINGLE_PRESSURE_SLACK: f64 = 4.0 / (1u64 << 24) as f64;
 /// as fast. The pressures are rounded outward by [`SINGLE_PRESSURE_SLACK`] instead of
 /// [`PRESSURE_SLACK`], so the bounds are sound but a little looser; rounds in `f64` after
 /// them recover the difference.
+///
+/// The copy holds only the rows and columns of the players not yet proved pruned (`index`):
+/// a player with `U_i = 0` has final bounds (`L_i = 0` too), so its row is not needed, and it
+/// adds nothing to any pressure, so neither is its column. When enough players have been
+/// proved pruned the copy is compacted again ([`SingleCopy::compact`]).
 struct SingleCopy {
+    /// Column-major `index.len()` × `index.len()` entries.
     entries: Vec<f32>,
-    rows: usize,
+    /// The player of each row and column of `entries`, increasing.
+    index: Vec<usize>,
+    /// The source of a product gathered to `index`, and the product before it is scattered.
+    gathered: Vec<f64>,
+    product: Vec<f64>,
 }
+
+/// The copy is compacted when at most this fraction of its players is still open: compacting
+/// reads the copy once, about what one product costs, and saves at least a quarter of every
+/// later one.
+const COMPACT_FRACTION: f64 = 0.75;
 
 impl SingleCopy {
     /// The copy of a dense game's matrix, `None` for other games, small ones, or when an
@@ -68,10 +83,57 @@ impl SingleCopy {
         if !converted {
             return None;
         }
+        let n = m.nrows();
         Some(SingleCopy {
             entries,
-            rows: m.nrows(),
+            index: (0..n).collect(),
+            gathered: vec![0.0; n],
+            product: vec![0.0; n],
         })
+    }
+
+    /// Drops the rows and columns of the players with `upper[i] <= 0` once at most
+    /// [`COMPACT_FRACTION`] of the copy's players are left.
+    fn compact(&mut self, upper: &[f64]) {
+        let k = self.index.len();
+        let keep: Vec<usize> = (0..k).filter(|&p| upper[self.index[p]] > 0.0).collect();
+        if keep.len() as f64 > COMPACT_FRACTION * k as f64 {
+            return;
+        }
+        let m = keep.len();
+        let mut entries = vec![0.0f32; m * m];
+        let old = &self.entries;
+        entries
+            .par_chunks_mut(m.max(1))
+            .zip(keep.par_iter())
+            .for_each(|(column, &j)| {
+                let source = &old[j * k..(j + 1) * k];
+                for (e, &i) in column.iter_mut().zip(&keep) {
+                    *e = source[i];
+                }
+            });
+        self.entries = entries;
+        self.index = keep.iter().map(|&p| self.index[p]).collect();
+        self.gathered.truncate(m);
+        self.product.truncate(m);
+    }
+
+    /// `out = C x` on the copy's rows, `+∞` on the others (players whose bounds are final:
+    /// every best response to an infinite pressure is 0, so their bounds keep their values).
+    fn mul_vec(&mut self, x: &[f64], out: &mut [f64]) {
+        for (g, &i) in self.gathered.iter_mut().zip(&self.index) {
+            *g = x[i];
+        }
+        column_major_mul_vec(
+            &self.entries,
+            self.index.len(),
+            &self.gathered,
+            &mut self.product,
+        );
+        out.fill(f64::INFINITY);
+        for (&p, &i) in self.product.iter().zip(&self.index) {
+            out[i] = p;
+        }
     }
 }
 
@@ -512,6 +574,9 @@ impl<'g> Bracket<'g> {
     fn half_sweep(&mut self, side: Side, rows: &Rows) -> (f64, Moved) {
         let game = self.game;
         let n = self.upper.len();
+        if let (Rows::All, Some(copy)) = (rows, &mut self.single) {
+            copy.compact(&self.upper);
+        }
         let (source, target) = match side {
             Side::Upper => (&self.lower, &mut self.upper),
             Side::Lower => (&self.upper, &mut self.lower),
@@ -528,10 +593,8 @@ impl<'g> Bracket<'g> {
         };
         match rows {
             Rows::All => {
-                match &self.single {
-                    Some(copy) => {
-                        column_major_mul_vec(&copy.entries, copy.rows, source, &mut self.pressure)
-                    }
+                match &mut self.single {
+                    Some(copy) => copy.mul_vec(source, &mut self.pressure),
                     None => game.competition().mul_vec(source, &mut self.pressure),
                 }
                 if self.moved_flags.len() != n {
@@ -676,6 +739,59 @@ mod tests {
         }
         // Small games keep f64.
         assert!(SingleCopy::of(&two_player([1.0, 1.0], [1.0, 1.0], 0.5)).is_none());
+    }
+
+    /// Once a quarter of the players are proved pruned the copy keeps only the others' rows
+    /// and columns, and its products stay within the single-precision slack of the `f64`
+    /// ones on those rows and infinite on the rest.
+    #[test]
+    fn the_compacted_copy_multiplies_the_open_players_only() {
+        let n = Bracket::MIN_SINGLE_PLAYERS + 5;
+        // An unsymmetric matrix: compaction must keep rows and columns apart.
+        let c = nalgebra::DMatrix::from_fn(n, n, |i, j| {
+            if i == j {
+                0.0
+            } else {
+                ((i * 7 + j * 3) % 11) as f64 / 97.0
+            }
+        });
+        let game = PruningGame::with_uniform_cost(
+            nalgebra::DVector::from_element(n, 1.0),
+            nalgebra::DVector::from_element(n, 1.0),
+            0.0,
+            Competition::dense(c.clone()).unwrap(),
+        )
+        .unwrap();
+        let mut copy = SingleCopy::of(&game).unwrap();
+        let mut upper = vec![1.0; n];
+        // Fewer than a quarter pruned: no compaction.
+        (0..n / 5).for_each(|i| upper[3 * i] = 0.0);
+        copy.compact(&upper);
+        assert_eq!(copy.index.len(), n);
+        (0..n / 3).for_each(|i| upper[3 * i] = 0.0);
+        copy.compact(&upper);
+        let open: Vec<usize> = (0..n).filter(|&i| upper[i] > 0.0).collect();
+        assert_eq!(copy.index, open);
+        let x: Vec<f64> = (0..n)
+            .map(|j| {
+                if upper[j] > 0.0 {
+                    (j % 5) as f64 * 0.2
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mut out = vec![0.0; n];
+        copy.mul_vec(&x, &mut out);
+        let exact = &c * nalgebra::DVector::from_column_slice(&x);
+        for i in 0..n {
+            if upper[i] > 0.0 {
+                let err = (out[i] - exact[i]).abs();
+                assert!(err <= SINGLE_PRESSURE_SLACK * exact[i], "row {i}: {err}");
+            } else {
+                assert!(out[i].is_infinite(), "row {i} is final: {}", out[i]);
+            }
+        }
     }
 
     fn two_player(q: [f64; 2], a: [f64; 2], c: f64) -> PruningGame {
