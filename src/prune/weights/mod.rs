@@ -23,4 +23,4 @@ pub mod units;
 pub use baselines::{Masks, WeightBaseline};
 pub use config::WeightGame;
 pub use pipeline::{run_weight_job, WeightJob, WeightReport};
-pub use pruner::{LayerState, WeightHook, WeightPruner};
+pub use pruner::{pressure, LayerState, WeightHook, WeightPruner};

@@ -9,13 +9,16 @@
 //! `U = b s − (α w²/2) s² − γ s (1 + β Σ_j R_ij s_j)`, and after every step
 //! `s ← Π_[0,1](s + η F/√v)` with `F = b̂ − α w² s − γ(1 + β Σ_j R_ij s_j)`, `b̂` an average
 //! of the batch benefits and `v` the running mean of their squares. A weight at exactly 0
-//! for `patience` steps leaves: it is held at 0 from then on.
+//! for `patience` steps leaves: it is held at 0 from then on. When the game ends, every
+//! weight whose best response to the final profile is 0 leaves with them.
 //!
 //! Target mode prices each layer on its own. A weight's best response is 0 exactly when
 //! `b̂ ≤ γ(1 + β Σ_j R_ij s_j)`, so every `K` steps `γ` is set to the value at which the aimed
 //! number of the layer's weights have a positive best response; the aim falls from every
 //! weight to `target_kept` along `F + (1 − F)(1 − p)³` over the control window (the gradual
-//! schedule of Zhu and Gupta, "To prune, or not to prune", 2017), then the price is fixed.
+//! schedule of Zhu and Gupta, "To prune, or not to prune", 2017), then stays there: the price
+//! keeps being set until the game ends, so the weights whose best response is positive stay
+//! the aimed number while their benefits move.
 
 use rayon::prelude::*;
 
@@ -190,7 +193,7 @@ impl WeightPruner {
         Some(f + (1.0 - f) * (1.0 - p).powi(3))
     }
 
-    /// The last step at which target mode moves the price.
+    /// The step at which the aim reaches the target.
     fn control_until(&self) -> u64 {
         (self.config.price.control_fraction * self.total_steps as f64) as u64
     }
@@ -204,7 +207,7 @@ impl WeightPruner {
         if t >= warmup && (t - warmup).is_multiple_of(refresh * COMPETITION_REFRESH) {
             self.refresh_competition(trainer.graph(), holdout)?;
         }
-        let pricing = t >= warmup && t.is_multiple_of(refresh) && t <= self.control_until();
+        let pricing = t >= warmup && t.is_multiple_of(refresh);
         let aim = if pricing { self.aim(t) } else { None };
         let (m, correction) = (
             self.config.gates.benefit_momentum as f32,
@@ -301,18 +304,36 @@ impl WeightPruner {
         Ok(())
     }
 
-    /// Ends the game: every weight at exactly 0 leaves (it contributes nothing), and the
-    /// competition is measured on the final network for the certificates.
+    /// Ends the game: every weight whose best response to the final profile is 0 leaves —
+    /// those at exactly 0 and those still sinking towards it (`b̂ ≤ γ (1 + β Σ_j R_ij s_j)`,
+    /// whatever their gate) — and the competition is measured on the final network for the
+    /// certificates. Without the second kind a run ends with the weights the fixed price
+    /// has not yet driven to 0, and keeps more than it aimed at.
     pub fn finish(&mut self, trainer: &mut Trainer, holdout: &Dataset) -> Result<()> {
         let step = self.step.min(u32::MAX as u64 - 1) as u32;
+        let beta = self.game.beta as f32;
         for (l, st) in self.layers.iter().zip(self.states.iter_mut()) {
             let theta = trainer.graph_mut().params[l.param].value.as_mut_slice();
+            let s: Vec<f32> = theta
+                .iter()
+                .enumerate()
+                .map(|(k, &th)| {
+                    if st.alive[k] {
+                        split(th, st.reference[k % l.rows], 0.0).0
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let pressure = pressure(&st.neighbours, &s, l.rows, beta);
+            let gamma = st.gamma as f32;
             for (k, th) in theta.iter_mut().enumerate() {
-                if !st.alive[k] {
-                    *th = 0.0;
-                } else if *th == 0.0 {
+                if st.alive[k] && (*th == 0.0 || st.benefit[k] <= gamma * pressure[k]) {
                     st.alive[k] = false;
                     st.left_at[k] = step;
+                }
+                if !st.alive[k] {
+                    *th = 0.0;
                 }
             }
         }
