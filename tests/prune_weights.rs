@@ -132,19 +132,13 @@ fn weights_that_leave_stay_at_zero() {
     }
 }
 
-/// Ending the game removes exactly the weights whose best response to the final profile is
-/// 0 (at 0, or `b̂ ≤ γ p`), so a target run keeps the number the last price aimed at: the
-/// weights with `b̂ > γ p`, about the target fraction of each layer. "About": the last price
-/// was set up to `refresh_every` steps before the end and `b̂` moved since; a tenth of the
-/// target bounds that drift here (measured 0.208 and 0.210 for 0.2; without the end-of-game
-/// step the run keeps 109 weights more and the first check fails).
-#[test]
-fn finishing_removes_exactly_the_weights_whose_best_response_is_zero() {
+/// Six epochs of the default weight game aiming at `target` on a teacher MLP with 24 hidden
+/// units (initialised from `seed`), not yet finished; also returns the held-out samples.
+fn six_epoch_target_game(seed: u64, target: f64) -> (WeightGame, WeightPruner, Trainer, Dataset) {
     let (all, _) = teacher(3000);
     let (train, holdout) = split_holdout(&all, 600).unwrap();
-    let graph = Graph::mlp(&[train.sample_len(), 24, train.classes()], 5).unwrap();
+    let graph = Graph::mlp(&[train.sample_len(), 24, train.classes()], seed).unwrap();
     let mut config = short_config(6);
-    let target = 0.2;
     config.price.target_kept = Some(target);
     let steps = 6 * train.len().div_ceil(config.training.batch_size) as u64;
     let game = WeightGame::default();
@@ -159,6 +153,19 @@ fn finishing_removes_exactly_the_weights_whose_best_response_is_zero() {
         None,
     )
     .unwrap();
+    (game, pruner, t, holdout)
+}
+
+/// Ending the game removes exactly the weights whose best response to the final profile is
+/// 0 (at 0, or `b̂ ≤ γ p`), so a target run keeps the number the last price aimed at: the
+/// weights with `b̂ > γ p`, about the target fraction of each layer. "About": the last price
+/// was set up to `refresh_every` steps before the end and `b̂` moved since; a tenth of the
+/// target bounds that drift here (measured 0.208 and 0.210 for 0.2; without the end-of-game
+/// step the run keeps 109 weights more and the first check fails).
+#[test]
+fn finishing_removes_exactly_the_weights_whose_best_response_is_zero() {
+    let target = 0.2;
+    let (game, mut pruner, mut t, holdout) = six_epoch_target_game(5, target);
     // What each weight's best response is at the final profile, before the game ends.
     let wants_out: Vec<Vec<bool>> = pruner
         .layers()
@@ -226,24 +233,7 @@ fn finishing_removes_exactly_the_weights_whose_best_response_is_zero() {
 /// and the per-layer summary counts what the per-weight status says.
 #[test]
 fn dominated_weights_have_held_out_benefit_below_their_cost() {
-    let (all, _) = teacher(3000);
-    let (train, holdout) = split_holdout(&all, 600).unwrap();
-    let graph = Graph::mlp(&[train.sample_len(), 24, train.classes()], 4).unwrap();
-    let mut config = short_config(6);
-    config.price.target_kept = Some(0.3);
-    let steps = 6 * train.len().div_ceil(config.training.batch_size) as u64;
-    let game = WeightGame::default();
-    let mut pruner = WeightPruner::new(game.clone(), config.clone(), &graph, steps).unwrap();
-    let mut t = Trainer::new(graph, config.train_config(6)).unwrap();
-    t.run(
-        &train,
-        &mut WeightHook {
-            pruner: &mut pruner,
-            holdout: &holdout,
-        },
-        None,
-    )
-    .unwrap();
+    let (_, mut pruner, mut t, holdout) = six_epoch_target_game(4, 0.3);
     pruner.finish(&mut t, &holdout).unwrap();
     let g = t.into_graph();
     let (summary, details) = certify(&pruner, &g, &holdout, 97).unwrap();
