@@ -1028,7 +1028,8 @@ proptest! {
     #![proptest_config(common::cases(8))]
 
     /// T4, single precision: dense games from `Bracket::MIN_SINGLE_PLAYERS` players run
-    /// their rounds on an `f32` copy of `C`. Over generated dense games of that size the
+    /// their rounds on an `f32` copy of `C` (its upper triangle when `C` is symmetric; the
+    /// generator draws both kinds). Over generated dense games of that size the
     /// players marked from the solved profile and from a random one are pruned by the exact
     /// `f64` bracket too. Few cases: each exact bracket is thousands of dense products.
     #[test]

@@ -42,10 +42,14 @@ const SINGLE_PRESSURE_SLACK: f64 = 4.0 / (1u64 << 24) as f64;
 /// The copy holds only the rows and columns of the players not yet proved pruned (`index`):
 /// a player with `U_i = 0` has final bounds (`L_i = 0` too), so its row is not needed, and it
 /// adds nothing to any pressure, so neither is its column. When enough players have been
-/// proved pruned the copy is compacted again ([`SingleCopy::compact`]).
+/// proved pruned the copy is compacted again ([`SingleCopy::compact`]). A symmetric matrix
+/// keeps only its upper triangle: each entry read then serves both of its products, which
+/// halves the memory a half-sweep reads.
 struct SingleCopy {
-    /// Column-major `index.len()` × `index.len()` entries.
+    /// Column-major `index.len()` × `index.len()` entries, or for a symmetric matrix its
+    /// upper triangle, column `j` holding rows `0..=j` from offset `j (j + 1) / 2`.
     entries: Vec<f32>,
+    triangle: bool,
     /// The player of each row and column of `entries`, increasing.
     index: Vec<usize>,
     /// The source of a product gathered to `index`, and the product before it is scattered.
@@ -58,6 +62,11 @@ struct SingleCopy {
 /// later one.
 const COMPACT_FRACTION: f64 = 0.75;
 
+/// Offset of column `j` of a packed upper triangle.
+fn triangle_offset(j: usize) -> usize {
+    j * (j + 1) / 2
+}
+
 impl SingleCopy {
     /// The copy of a dense game's matrix, `None` for other games, small ones, or when an
     /// entry is outside the normal `f32` range (the relative error bound would not hold).
@@ -65,27 +74,47 @@ impl SingleCopy {
         let Competition::Dense(m) = game.competition() else {
             return None;
         };
-        if m.nrows() < Bracket::MIN_SINGLE_PLAYERS {
+        let n = m.nrows();
+        if n < Bracket::MIN_SINGLE_PLAYERS {
             return None;
         }
         let representable =
             |v: f64| v == 0.0 || (v >= f64::from(f32::MIN_POSITIVE) && v <= f64::from(f32::MAX));
-        let mut entries = vec![0.0f32; m.len()];
-        let converted = entries
-            .par_chunks_mut(1 << 16)
-            .zip(m.as_slice().par_chunks(1 << 16))
-            .all(|(single, double)| {
-                single.iter_mut().zip(double).all(|(s, &d)| {
-                    *s = d as f32;
-                    representable(d)
-                })
-            });
+        let round = |single: &mut [f32], double: &[f64]| {
+            single.iter_mut().zip(double).all(|(s, &d)| {
+                *s = d as f32;
+                representable(d)
+            })
+        };
+        let triangle = game.is_symmetric();
+        let (entries, converted) = if triangle {
+            let mut entries = vec![0.0f32; triangle_offset(n)];
+            let mut columns = Vec::with_capacity(n);
+            let mut rest = entries.as_mut_slice();
+            for j in 0..n {
+                let (column, tail) = rest.split_at_mut(j + 1);
+                columns.push(column);
+                rest = tail;
+            }
+            let converted = columns
+                .into_par_iter()
+                .enumerate()
+                .all(|(j, column)| round(column, &m.as_slice()[j * n..j * n + j + 1]));
+            (entries, converted)
+        } else {
+            let mut entries = vec![0.0f32; m.len()];
+            let converted = entries
+                .par_chunks_mut(1 << 16)
+                .zip(m.as_slice().par_chunks(1 << 16))
+                .all(|(single, double)| round(single, double));
+            (entries, converted)
+        };
         if !converted {
             return None;
         }
-        let n = m.nrows();
         Some(SingleCopy {
             entries,
+            triangle,
             index: (0..n).collect(),
             gathered: vec![0.0; n],
             product: vec![0.0; n],
@@ -101,18 +130,27 @@ impl SingleCopy {
             return;
         }
         let m = keep.len();
-        let mut entries = vec![0.0f32; m * m];
         let old = &self.entries;
-        entries
-            .par_chunks_mut(m.max(1))
-            .zip(keep.par_iter())
-            .for_each(|(column, &j)| {
-                let source = &old[j * k..(j + 1) * k];
-                for (e, &i) in column.iter_mut().zip(&keep) {
-                    *e = source[i];
-                }
-            });
-        self.entries = entries;
+        self.entries = if self.triangle {
+            let mut entries = Vec::with_capacity(triangle_offset(m));
+            for (jj, &j) in keep.iter().enumerate() {
+                let source = &old[triangle_offset(j)..triangle_offset(j) + j + 1];
+                entries.extend(keep[..=jj].iter().map(|&i| source[i]));
+            }
+            entries
+        } else {
+            let mut entries = vec![0.0f32; m * m];
+            entries
+                .par_chunks_mut(m.max(1))
+                .zip(keep.par_iter())
+                .for_each(|(column, &j)| {
+                    let source = &old[j * k..(j + 1) * k];
+                    for (e, &i) in column.iter_mut().zip(&keep) {
+                        *e = source[i];
+                    }
+                });
+            entries
+        };
         self.index = keep.iter().map(|&p| self.index[p]).collect();
         self.gathered.truncate(m);
         self.product.truncate(m);
@@ -124,18 +162,81 @@ impl SingleCopy {
         for (g, &i) in self.gathered.iter_mut().zip(&self.index) {
             *g = x[i];
         }
-        column_major_mul_vec(
-            &self.entries,
-            self.index.len(),
-            &self.gathered,
-            &mut self.product,
-        );
+        let m = self.index.len();
+        if self.triangle {
+            triangle_mul_vec(&self.entries, &self.gathered, &mut self.product);
+        } else {
+            column_major_mul_vec(&self.entries, m, &self.gathered, &mut self.product);
+        }
         out.fill(f64::INFINITY);
         for (&p, &i) in self.product.iter().zip(&self.index) {
             out[i] = p;
         }
     }
 }
+
+/// `y = C x` for a symmetric `C` stored as its packed upper triangle (see [`SingleCopy`]):
+/// column `j` adds `C_ij x_j` to every `y_i` above the diagonal and its dot product with `x`
+/// to `y_j`, so each entry is read once. Columns are split among the threads in ranges of
+/// equal area, each thread summing into its own vector; the terms are the same non-negative
+/// products as in the full matrix's, in another order.
+fn triangle_mul_vec(entries: &[f32], x: &[f64], y: &mut [f64]) {
+    let m = x.len();
+    let accumulate = |columns: std::ops::Range<usize>, y: &mut [f64]| {
+        y.fill(0.0);
+        for j in columns {
+            let column = &entries[triangle_offset(j)..triangle_offset(j) + j + 1];
+            let (above, diagonal) = column.split_at(j);
+            let xj = x[j];
+            // Eight partial sums, so the dot product does not wait on one addition chain.
+            let mut partial = [0.0f64; 8];
+            let (y_above, _) = y.split_at_mut(j);
+            let blocks = above.chunks_exact(8);
+            let tail = blocks.remainder();
+            let mut x_blocks = x[..j].chunks_exact(8);
+            let mut y_blocks = y_above.chunks_exact_mut(8);
+            for ((c8, x8), y8) in blocks.zip(&mut x_blocks).zip(&mut y_blocks) {
+                for l in 0..8 {
+                    let c = f64::from(c8[l]);
+                    partial[l] += c * x8[l];
+                    y8[l] += c * xj;
+                }
+            }
+            let mut dot: f64 = partial.iter().sum();
+            let x_tail = x_blocks.remainder();
+            for ((&c, &xi), yi) in tail.iter().zip(x_tail).zip(y_blocks.into_remainder()) {
+                let c = f64::from(c);
+                dot += c * xi;
+                *yi += c * xj;
+            }
+            y[j] += dot + f64::from(diagonal[0]) * xj;
+        }
+    };
+    let threads = rayon::current_num_threads();
+    if triangle_offset(m) < PARALLEL_TRIANGLE_ENTRIES || threads < 2 {
+        accumulate(0..m, y);
+        return;
+    }
+    // Column `j` holds `j + 1` entries: the first `t` of `T` ranges end at `m √(t / T)`.
+    let bounds: Vec<usize> = (0..=threads)
+        .map(|t| ((m as f64) * (t as f64 / threads as f64).sqrt()).round() as usize)
+        .map(|b| b.min(m))
+        .collect();
+    let partials: Vec<Vec<f64>> = (0..threads)
+        .into_par_iter()
+        .map(|t| {
+            let mut part = vec![0.0; m];
+            accumulate(bounds[t]..bounds[t + 1], &mut part);
+            part
+        })
+        .collect();
+    y.par_iter_mut().enumerate().for_each(|(i, o)| {
+        *o = partials.iter().map(|p| p[i]).sum();
+    });
+}
+
+/// Below this many stored entries a triangle product runs on one thread.
+const PARALLEL_TRIANGLE_ENTRIES: usize = 1 << 17;
 
 /// Options of [`iterated_elimination`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -743,53 +844,64 @@ mod tests {
 
     /// Once a quarter of the players are proved pruned the copy keeps only the others' rows
     /// and columns, and its products stay within the single-precision slack of the `f64`
-    /// ones on those rows and infinite on the rest.
+    /// ones on those rows and infinite on the rest — for a full copy (unsymmetric matrix)
+    /// and a triangle (symmetric), on one thread and on the pool.
     #[test]
     fn the_compacted_copy_multiplies_the_open_players_only() {
         let n = Bracket::MIN_SINGLE_PLAYERS + 5;
-        // An unsymmetric matrix: compaction must keep rows and columns apart.
-        let c = nalgebra::DMatrix::from_fn(n, n, |i, j| {
-            if i == j {
-                0.0
-            } else {
-                ((i * 7 + j * 3) % 11) as f64 / 97.0
-            }
-        });
-        let game = PruningGame::with_uniform_cost(
-            nalgebra::DVector::from_element(n, 1.0),
-            nalgebra::DVector::from_element(n, 1.0),
-            0.0,
-            Competition::dense(c.clone()).unwrap(),
-        )
-        .unwrap();
-        let mut copy = SingleCopy::of(&game).unwrap();
-        let mut upper = vec![1.0; n];
-        // Fewer than a quarter pruned: no compaction.
-        (0..n / 5).for_each(|i| upper[3 * i] = 0.0);
-        copy.compact(&upper);
-        assert_eq!(copy.index.len(), n);
-        (0..n / 3).for_each(|i| upper[3 * i] = 0.0);
-        copy.compact(&upper);
-        let open: Vec<usize> = (0..n).filter(|&i| upper[i] > 0.0).collect();
-        assert_eq!(copy.index, open);
-        let x: Vec<f64> = (0..n)
-            .map(|j| {
-                if upper[j] > 0.0 {
-                    (j % 5) as f64 * 0.2
-                } else {
-                    0.0
+        let entry = |i: usize, j: usize| ((i * 7 + j * 3) % 11) as f64 / 97.0;
+        for symmetric in [false, true] {
+            let c = nalgebra::DMatrix::from_fn(n, n, |i, j| match (i == j, symmetric) {
+                (true, _) => 0.0,
+                (false, false) => entry(i, j),
+                (false, true) => entry(i.min(j), i.max(j)),
+            });
+            let game = PruningGame::with_uniform_cost(
+                nalgebra::DVector::from_element(n, 1.0),
+                nalgebra::DVector::from_element(n, 1.0),
+                0.0,
+                Competition::dense(c.clone()).unwrap(),
+            )
+            .unwrap();
+            let mut copy = SingleCopy::of(&game).unwrap();
+            assert_eq!(copy.triangle, symmetric);
+            let mut upper = vec![1.0; n];
+            // Fewer than a quarter pruned: no compaction.
+            (0..n / 5).for_each(|i| upper[3 * i] = 0.0);
+            copy.compact(&upper);
+            assert_eq!(copy.index.len(), n);
+            (0..n / 3).for_each(|i| upper[3 * i] = 0.0);
+            copy.compact(&upper);
+            let open: Vec<usize> = (0..n).filter(|&i| upper[i] > 0.0).collect();
+            assert_eq!(copy.index, open);
+            let x: Vec<f64> = (0..n)
+                .map(|j| {
+                    if upper[j] > 0.0 {
+                        (j % 5) as f64 * 0.2
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let exact = &c * nalgebra::DVector::from_column_slice(&x);
+            for threads in [1, 2] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let mut out = vec![0.0; n];
+                pool.install(|| copy.mul_vec(&x, &mut out));
+                for i in 0..n {
+                    if upper[i] > 0.0 {
+                        let err = (out[i] - exact[i]).abs();
+                        assert!(
+                            err <= SINGLE_PRESSURE_SLACK * exact[i],
+                            "symmetric {symmetric}, {threads} threads, row {i}: {err}"
+                        );
+                    } else {
+                        assert!(out[i].is_infinite(), "row {i} is final: {}", out[i]);
+                    }
                 }
-            })
-            .collect();
-        let mut out = vec![0.0; n];
-        copy.mul_vec(&x, &mut out);
-        let exact = &c * nalgebra::DVector::from_column_slice(&x);
-        for i in 0..n {
-            if upper[i] > 0.0 {
-                let err = (out[i] - exact[i]).abs();
-                assert!(err <= SINGLE_PRESSURE_SLACK * exact[i], "row {i}: {err}");
-            } else {
-                assert!(out[i].is_infinite(), "row {i} is final: {}", out[i]);
             }
         }
     }
