@@ -87,6 +87,23 @@ impl LayerState {
         }
     }
 
+    /// The gate of every weight of `theta` (0 for those that left): the gate of `θ` does not
+    /// depend on the sign its weight would re-enter with.
+    fn gates(&self, theta: &[f32]) -> Vec<f32> {
+        let rows = self.reference.len();
+        theta
+            .par_iter()
+            .enumerate()
+            .map(|(k, &th)| {
+                if self.alive[k] {
+                    split(th, self.reference[k % rows], 0.0).0
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    }
+
     /// Weights still playing.
     pub fn kept(&self) -> usize {
         self.alive.iter().filter(|&&a| a).count()
@@ -239,19 +256,7 @@ impl WeightPruner {
             if t < warmup {
                 continue;
             }
-            let s: Vec<f32> = theta
-                .par_iter()
-                .zip(&grad)
-                .enumerate()
-                .map(|(k, (&th, &g))| {
-                    if st.alive[k] {
-                        split(th, st.reference[k % rows], g).0
-                    } else {
-                        0.0
-                    }
-                })
-                .collect();
-            let pressure = pressure(&st.neighbours, &s, rows, beta);
+            let pressure = pressure(&st.neighbours, &st.gates(theta), rows, beta);
             if let Some(aim) = aim {
                 st.gamma = price(&st.benefit, &pressure, &st.alive, aim);
             }
@@ -307,25 +312,14 @@ impl WeightPruner {
     /// Ends the game: every weight whose best response to the final profile is 0 leaves —
     /// those at exactly 0 and those still sinking towards it (`b̂ ≤ γ (1 + β Σ_j R_ij s_j)`,
     /// whatever their gate) — and the competition is measured on the final network for the
-    /// certificates. Without the second kind a run ends with the weights the fixed price
-    /// has not yet driven to 0, and keeps more than it aimed at.
+    /// certificates. Without the second kind a run ends with the weights the price has not
+    /// yet driven to 0, and keeps more than it aimed at.
     pub fn finish(&mut self, trainer: &mut Trainer, holdout: &Dataset) -> Result<()> {
         let step = self.step.min(u32::MAX as u64 - 1) as u32;
         let beta = self.game.beta as f32;
         for (l, st) in self.layers.iter().zip(self.states.iter_mut()) {
             let theta = trainer.graph_mut().params[l.param].value.as_mut_slice();
-            let s: Vec<f32> = theta
-                .iter()
-                .enumerate()
-                .map(|(k, &th)| {
-                    if st.alive[k] {
-                        split(th, st.reference[k % l.rows], 0.0).0
-                    } else {
-                        0.0
-                    }
-                })
-                .collect();
-            let pressure = pressure(&st.neighbours, &s, l.rows, beta);
+            let pressure = pressure(&st.neighbours, &st.gates(theta), l.rows, beta);
             let gamma = st.gamma as f32;
             for (k, th) in theta.iter_mut().enumerate() {
                 if st.alive[k] && (*th == 0.0 || st.benefit[k] <= gamma * pressure[k]) {
