@@ -17,8 +17,8 @@ use proptest::test_runner::TestCaseError;
 use pruning_game::dominance::{
     analyze, dominated_players, iterated_elimination, provably_pruned_near,
     uniqueness_and_convergence, zero_dominance, AnalysisOptions, DominanceVerdict,
-    EliminationOptions, NearOptions, SamplingOptions, SpectralOptions, Uniqueness,
-    ZeroMarginalBound,
+    EliminationBounds, EliminationOptions, NearOptions, SamplingOptions, SpectralOptions,
+    Uniqueness, ZeroMarginalBound,
 };
 use pruning_game::equilibrium::{solve, SolveOptions, SolverKind};
 use pruning_game::game::{
@@ -78,6 +78,17 @@ fn dense_games(
         c.topology = Topology::Dense { density };
         generate(&c).expect("generated configurations are valid")
     })
+}
+
+/// The T4 bracket swept until no bound moves at all, or for `max_sweeps` rounds: the
+/// reference the budgeted fast paths are checked against.
+fn exact_bracket(game: &PruningGame, max_sweeps: usize) -> EliminationBounds {
+    let options = EliminationOptions {
+        tolerance: 0.0,
+        max_sweeps,
+        ..EliminationOptions::default()
+    };
+    iterated_elimination(game, &options).unwrap()
 }
 
 /// A game together with a starting profile (fractions of the upper bounds).
@@ -657,12 +668,7 @@ proptest! {
         (game, start) in game_and_start(games(1..=30, 0.0..3.0, 0.05, None)),
     ) {
         in_pool(|| -> Result<(), TestCaseError> {
-            let exact_options = EliminationOptions {
-                tolerance: 0.0,
-                max_sweeps: 1_000_000,
-                ..EliminationOptions::default()
-            };
-            let exact = iterated_elimination(&game, &exact_options).unwrap();
+            let exact = exact_bracket(&game, 1_000_000);
             prop_assume!(exact.converged);
             let exact_pruned = exact.pruned();
             let mut profiles: Vec<Vec<f64>> = solver_outputs(&game, None)
@@ -1037,12 +1043,7 @@ proptest! {
         (game, start) in game_and_start(dense_games(1024..=1088, 0.6..2.5)),
     ) {
         in_pool(|| -> Result<(), TestCaseError> {
-            let exact_options = EliminationOptions {
-                tolerance: 0.0,
-                max_sweeps: 100_000,
-                ..EliminationOptions::default()
-            };
-            let exact = iterated_elimination(&game, &exact_options).unwrap();
+            let exact = exact_bracket(&game, 100_000);
             prop_assume!(exact.converged);
             let exact_pruned = exact.pruned();
             let options = SolveOptions {

@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::game::{column_major_mul_vec, Competition, CsrMatrix, PruningGame};
+use crate::game::{column_major_mul_vec, sum_over_parts, Competition, CsrMatrix, PruningGame};
 
 /// Relative outward rounding of competition pressures; see the module docs.
 pub const PRESSURE_SLACK: f64 = 1e-10;
@@ -222,17 +222,8 @@ fn triangle_mul_vec(entries: &[f32], x: &[f64], y: &mut [f64]) {
         .map(|t| ((m as f64) * (t as f64 / threads as f64).sqrt()).round() as usize)
         .map(|b| b.min(m))
         .collect();
-    let partials: Vec<Vec<f64>> = (0..threads)
-        .into_par_iter()
-        .map(|t| {
-            let mut part = vec![0.0; m];
-            accumulate(bounds[t]..bounds[t + 1], &mut part);
-            part
-        })
-        .collect();
-    y.par_iter_mut().enumerate().for_each(|(i, o)| {
-        *o = partials.iter().map(|p| p[i]).sum();
-    });
+    let parts: Vec<_> = bounds.windows(2).map(|b| b[0]..b[1]).collect();
+    sum_over_parts(&parts, accumulate, y);
 }
 
 /// Below this many stored entries a triangle product runs on one thread.

@@ -440,11 +440,25 @@ pub(crate) fn column_major_mul_vec<T: Copy + Into<f64> + Sync>(
         return;
     }
     let width = cols.div_ceil(threads);
-    let partials: Vec<Vec<f64>> = (0..threads)
-        .into_par_iter()
-        .map(|t| {
-            let mut y = vec![0.0; rows];
-            accumulate((t * width).min(cols)..((t + 1) * width).min(cols), &mut y);
+    let parts: Vec<_> = (0..threads)
+        .map(|t| (t * width).min(cols)..((t + 1) * width).min(cols))
+        .collect();
+    sum_over_parts(&parts, accumulate, out);
+}
+
+/// `out = Σ_t y_t`, where `accumulate(parts[t], y_t)` fills the `t`-th vector (one task per
+/// part, each writing its own vector): the parallel form of a product whose parts would
+/// otherwise write the same entries.
+pub(crate) fn sum_over_parts(
+    parts: &[std::ops::Range<usize>],
+    accumulate: impl Fn(std::ops::Range<usize>, &mut [f64]) + Sync,
+    out: &mut [f64],
+) {
+    let partials: Vec<Vec<f64>> = parts
+        .par_iter()
+        .map(|part| {
+            let mut y = vec![0.0; out.len()];
+            accumulate(part.clone(), &mut y);
             y
         })
         .collect();

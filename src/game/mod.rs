@@ -23,7 +23,7 @@ mod validate;
 pub use best_response::{maximise_concave, maximise_on_interval};
 pub use binary::{looks_like_safetensors, FORMAT_NAME, FORMAT_VERSION};
 pub use certificate::{nash_gap, natural_residual, Certificate};
-pub(crate) use competition::column_major_mul_vec;
+pub(crate) use competition::{column_major_mul_vec, sum_over_parts};
 pub use competition::{Competition, CsrMatrix};
 pub use pruning::PruningGame;
 pub use saturating::SaturatingGame;
