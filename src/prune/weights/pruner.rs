@@ -12,9 +12,12 @@
 //! for `patience` steps leaves: it is held at 0 from then on. When the game ends, every
 //! weight whose best response to the final profile is 0 leaves with them.
 //!
-//! Target mode prices each layer on its own. A weight's best response is 0 exactly when
-//! `b̂ ≤ γ(1 + β Σ_j R_ij s_j)`, so every `K` steps `γ` is set to the value at which the aimed
-//! number of the layer's weights have a positive best response; the aim falls from every
+//! Target mode prices each layer on its own, or the whole network with one price
+//! (`target_scope = network`: every weight pays the same for participating, and the layers'
+//! shares follow from their benefits, which are all in units of the loss). A weight's best
+//! response is 0 exactly when `b̂ ≤ γ(1 + β Σ_j R_ij s_j)`, so every `K` steps `γ` is set to
+//! the value at which the aimed number of the priced weights have a positive best response;
+//! the aim falls from every
 //! weight to `target_kept` along `F + (1 − F)(1 − p)³` over the control window (the gradual
 //! schedule of Zhu and Gupta, "To prune, or not to prune", 2017), then stays there: the price
 //! keeps being set until the game ends, so the weights whose best response is positive stay
@@ -27,7 +30,7 @@ use super::layers::{competition, weight_layers, Neighbours, WeightLayer};
 use crate::error::{Error, Result};
 use crate::nn::data::Dataset;
 use crate::nn::graph::{Graph, StepHook, StepRecord, Trainer};
-use crate::prune::PruneConfig;
+use crate::prune::{PruneConfig, TargetScope};
 
 /// Decay of the running mean of squared benefits.
 const RMS_DECAY: f32 = 0.99;
@@ -237,14 +240,16 @@ impl WeightPruner {
         );
         let patience = self.config.gates.patience as u32;
         let step_u32 = t.min(u32::MAX as u64 - 1) as u32;
+        let (graph, grads) = (trainer.graph(), trainer.gradients());
+        let mut pressures = Vec::with_capacity(self.layers.len());
         for (l, st) in self.layers.iter().zip(self.states.iter_mut()) {
             let rows = l.rows;
-            let grad = trainer.gradients().values[l.param].as_slice().to_vec();
-            let theta = trainer.graph_mut().params[l.param].value.as_mut_slice();
+            let theta = graph.params[l.param].value.as_slice();
+            let grad = grads.values[l.param].as_slice();
             // Benefits of the batch just used, at the weights before the game moves them.
             theta
                 .par_iter()
-                .zip(&grad)
+                .zip(grad)
                 .zip(st.benefit.par_iter_mut().zip(st.benefit_sq.par_iter_mut()))
                 .enumerate()
                 .for_each(|(k, ((&th, &g), (b, b2)))| {
@@ -253,13 +258,25 @@ impl WeightPruner {
                     *b = m * *b + (1.0 - m) * batch;
                     *b2 = RMS_DECAY * *b2 + (1.0 - RMS_DECAY) * batch * batch;
                 });
-            if t < warmup {
-                continue;
+            if t >= warmup {
+                pressures.push(pressure(&st.neighbours, &st.gates(theta), rows, beta));
             }
-            let pressure = pressure(&st.neighbours, &st.gates(theta), rows, beta);
-            if let Some(aim) = aim {
-                st.gamma = price(&st.benefit, &pressure, &st.alive, aim);
-            }
+        }
+        if t < warmup {
+            return Ok(());
+        }
+        if let Some(aim) = aim {
+            self.set_prices(&pressures, aim);
+        }
+        for ((l, st), pressure) in self
+            .layers
+            .iter()
+            .zip(self.states.iter_mut())
+            .zip(pressures)
+        {
+            let rows = l.rows;
+            let grad = trainer.gradients().values[l.param].as_slice().to_vec();
+            let theta = trainer.graph_mut().params[l.param].value.as_mut_slice();
             let gamma = st.gamma as f32;
             let LayerState {
                 reference,
@@ -297,6 +314,27 @@ impl WeightPruner {
                 });
         }
         Ok(())
+    }
+
+    /// Target mode's prices for `aim`, from each layer's benefits and price factors
+    /// `pressures`: one per layer, or one shared by every layer (`target_scope`).
+    fn set_prices(&mut self, pressures: &[Vec<f32>], aim: f64) {
+        let parts: Vec<Part> = self
+            .states
+            .iter()
+            .zip(pressures)
+            .map(|(st, p)| (&st.benefit[..], &p[..], &st.alive[..]))
+            .collect();
+        let gammas: Vec<f64> = match self.config.price.target_scope {
+            TargetScope::EachLayer => parts
+                .iter()
+                .map(|part| price(std::slice::from_ref(part), aim))
+                .collect(),
+            TargetScope::Network => vec![price(&parts, aim); parts.len()],
+        };
+        for (st, gamma) in self.states.iter_mut().zip(gammas) {
+            st.gamma = gamma;
+        }
     }
 
     fn refresh_competition(&mut self, graph: &Graph, holdout: &Dataset) -> Result<()> {
@@ -353,17 +391,26 @@ pub fn pressure(r: &Neighbours, s: &[f32], rows: usize, beta: f32) -> Vec<f32> {
     out
 }
 
-/// The price at which `aim` of the layer's weights have a positive best response:
-/// weight `i` plays iff `b̂_i > γ p_i`, so `γ` is the next ratio `b̂_i / p_i` below the aimed
-/// number of largest among the weights still playing (0 if fewer are left).
-pub fn price(benefit: &[f32], pressure: &[f32], alive: &[bool], aim: f64) -> f64 {
-    let want = (aim * alive.len() as f64).round() as usize;
-    let mut ratios: Vec<f32> = benefit
+/// One layer's benefits `b̂`, price factors `p` and alive flags, as [`price`] reads them.
+pub type Part<'a> = (&'a [f32], &'a [f32], &'a [bool]);
+
+/// The price at which `aim` of the weights of `parts` (one layer, or every layer sharing a
+/// price) have a positive best response: weight `i` plays iff `b̂_i > γ p_i`, so `γ` is the
+/// next ratio `b̂_i / p_i` below the aimed number of largest among the weights still
+/// playing (0 if fewer are left).
+pub fn price(parts: &[Part], aim: f64) -> f64 {
+    let players: usize = parts.iter().map(|(_, _, alive)| alive.len()).sum();
+    let want = (aim * players as f64).round() as usize;
+    let mut ratios: Vec<f32> = parts
         .iter()
-        .zip(pressure)
-        .zip(alive)
-        .filter(|(_, &a)| a)
-        .map(|((&b, &p), _)| b / p)
+        .flat_map(|&(benefit, pressure, alive)| {
+            benefit
+                .iter()
+                .zip(pressure)
+                .zip(alive)
+                .filter(|(_, &a)| a)
+                .map(|((&b, &p), _)| b / p)
+        })
         .collect();
     if want >= ratios.len() {
         return 0.0;
@@ -403,15 +450,35 @@ mod tests {
         let mut alive = vec![true; 100];
         alive[..10].iter_mut().for_each(|a| *a = false);
         for aim in [0.2, 0.5, 0.8] {
-            let gamma = price(&benefit, &pressure, &alive, aim) as f32;
+            let gamma = price(&[(&benefit, &pressure, &alive)], aim) as f32;
             let playing = (0..100)
                 .filter(|&i| alive[i] && benefit[i] > gamma * pressure[i])
                 .count();
             assert_eq!(playing, (aim * 100.0).round() as usize, "aim {aim}");
         }
         assert_eq!(
-            price(&benefit, &pressure, &alive, 0.95).to_bits(),
+            price(&[(&benefit, &pressure, &alive)], 0.95).to_bits(),
             0.0f64.to_bits()
         );
+    }
+
+    /// A price shared by two layers keeps the aimed number of the two together, the layer
+    /// with the larger benefits keeping more of it than one price per layer would give it.
+    #[test]
+    fn a_shared_price_keeps_the_aim_over_the_layers_together() {
+        let strong: Vec<f32> = (0..60).map(|i| 2.0 + (i as f32 * 0.71).sin()).collect();
+        let weak: Vec<f32> = (0..140).map(|i| 1.2 + (i as f32 * 0.53).cos()).collect();
+        let (ps, pw) = (vec![1.0f32; 60], vec![1.1f32; 140]);
+        let (alive_s, alive_w) = (vec![true; 60], vec![true; 140]);
+        let parts = [
+            (&strong[..], &ps[..], &alive_s[..]),
+            (&weak[..], &pw[..], &alive_w[..]),
+        ];
+        let aim = 0.3;
+        let gamma = price(&parts, aim) as f32;
+        let keeps = |b: &[f32], p: &[f32]| (0..b.len()).filter(|&i| b[i] > gamma * p[i]).count();
+        let (ks, kw) = (keeps(&strong, &ps), keeps(&weak, &pw));
+        assert_eq!(ks + kw, 60, "kept {ks} + {kw}");
+        assert!(ks > 18, "the strong layer kept {ks}, its own share is 18");
     }
 }
