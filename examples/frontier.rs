@@ -247,10 +247,12 @@ fn weight_run(
     let dominated: usize = r.certificates.iter().map(|c| c.removed_dominated).sum();
     let removed: usize = r.certificates.iter().map(|c| c.weights - c.kept).sum();
     let line = format!(
-        "kept {:.4} of weights, dense {:.4}, game {:.4} / {:.4} / {:.4}, {dominated} of {removed} \
-         removed weights dominated; {}",
+        "kept {:.4} of weights, dense {:.4}, game {:.4} (played; {} weights left at the end) / \
+         {:.4} / {:.4} / {:.4}, {dominated} of {removed} removed weights dominated; {}",
         r.kept_fraction,
         r.dense_accuracy,
+        r.played_accuracy,
+        r.left_at_end,
         r.pruned_accuracy,
         r.refitted_accuracy,
         r.finetuned_accuracy,

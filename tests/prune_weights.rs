@@ -211,7 +211,7 @@ fn finishing_removes_exactly_the_weights_whose_best_response_is_zero() {
         sinking > 0,
         "no weight was still sinking: the case tests nothing"
     );
-    pruner.finish(&mut t, &holdout).unwrap();
+    assert_eq!(pruner.finish(&mut t, &holdout).unwrap(), sinking);
     for ((l, st), out) in pruner.layers().iter().zip(pruner.states()).zip(&wants_out) {
         let theta = t.graph().params()[l.param].value.as_slice();
         for k in 0..l.len() {

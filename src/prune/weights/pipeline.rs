@@ -78,6 +78,11 @@ pub struct WeightReport {
     pub seed: u64,
     /// Test accuracy of the dense network trained for `epochs`.
     pub dense_accuracy: f64,
+    /// Test accuracy at the end of play, before the game's end removes the weights whose
+    /// best response is 0 but whose gate has not reached it yet.
+    pub played_accuracy: f64,
+    /// Weights the game's end removed that were not yet at 0.
+    pub left_at_end: usize,
     /// Test accuracy at the end of the game.
     pub pruned_accuracy: f64,
     /// After the kept weights' refit.
@@ -163,7 +168,8 @@ pub fn run_weight_job(
         },
         None,
     )?;
-    pruner.finish(&mut trainer, &holdout)?;
+    let played_stats = evaluate(trainer.graph(), test, 500)?;
+    let left_at_end = pruner.finish(&mut trainer, &holdout)?;
     let mut gated = trainer.into_graph();
     let (certificates, details) = certify(&pruner, &gated, &holdout, 500)?;
     let pruned_stats = evaluate(&gated, test, 500)?;
@@ -261,6 +267,8 @@ pub fn run_weight_job(
         job: job.clone(),
         seed: cfg.seed,
         dense_accuracy: dense_stats.accuracy(),
+        played_accuracy: played_stats.accuracy(),
+        left_at_end,
         pruned_accuracy: pruned_stats.accuracy(),
         refitted_accuracy: refitted_stats.accuracy(),
         finetuned_accuracy: final_stats.accuracy(),

@@ -351,9 +351,11 @@ impl WeightPruner {
     /// those at exactly 0 and those still sinking towards it (`b̂ ≤ γ (1 + β Σ_j R_ij s_j)`,
     /// whatever their gate) — and the competition is measured on the final network for the
     /// certificates. Without the second kind a run ends with the weights the price has not
-    /// yet driven to 0, and keeps more than it aimed at.
-    pub fn finish(&mut self, trainer: &mut Trainer, holdout: &Dataset) -> Result<()> {
+    /// yet driven to 0, and keeps more than it aimed at. Returns how many of the second kind
+    /// left.
+    pub fn finish(&mut self, trainer: &mut Trainer, holdout: &Dataset) -> Result<usize> {
         let step = self.step.min(u32::MAX as u64 - 1) as u32;
+        let mut sinking = 0;
         let beta = self.game.beta as f32;
         for (l, st) in self.layers.iter().zip(self.states.iter_mut()) {
             let theta = trainer.graph_mut().params[l.param].value.as_mut_slice();
@@ -361,6 +363,7 @@ impl WeightPruner {
             let gamma = st.gamma as f32;
             for (k, th) in theta.iter_mut().enumerate() {
                 if st.alive[k] && (*th == 0.0 || st.benefit[k] <= gamma * pressure[k]) {
+                    sinking += usize::from(*th != 0.0);
                     st.alive[k] = false;
                     st.left_at[k] = step;
                 }
@@ -369,7 +372,8 @@ impl WeightPruner {
                 }
             }
         }
-        self.refresh_competition(trainer.graph(), holdout)
+        self.refresh_competition(trainer.graph(), holdout)?;
+        Ok(sinking)
     }
 }
 
