@@ -63,7 +63,8 @@ pub enum TargetScope {
     #[default]
     EachLayer,
     /// One price for the whole network: the target holds for all hidden units together and
-    /// the layers' games decide how many each layer keeps.
+    /// the layers' games decide how many each layer keeps. In the weight game the target
+    /// holds for all weights together.
     Network,
 }
 
