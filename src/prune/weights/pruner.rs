@@ -17,11 +17,10 @@
 //! shares follow from their benefits, which are all in units of the loss). A weight's best
 //! response is 0 exactly when `b̂ ≤ γ(1 + β Σ_j R_ij s_j)`, so every `K` steps `γ` is set to
 //! the value at which the aimed number of the priced weights have a positive best response;
-//! the aim falls from every
-//! weight to `target_kept` along `F + (1 − F)(1 − p)³` over the control window (the gradual
-//! schedule of Zhu and Gupta, "To prune, or not to prune", 2017), then stays there: the price
-//! keeps being set until the game ends, so the weights whose best response is positive stay
-//! the aimed number while their benefits move.
+//! the aim falls from every weight to `target_kept` along `F + (1 − F)(1 − p)³` over the
+//! control window (the gradual schedule of Zhu and Gupta, "To prune, or not to prune",
+//! 2017), then stays there: the price keeps being set until the game ends, so the weights
+//! whose best response is positive stay the aimed number while their benefits move.
 
 use rayon::prelude::*;
 
