@@ -151,6 +151,12 @@ impl Trainer {
         &mut self.graph
     }
 
+    /// The mutable graph beside the last step's gradients, for a hook that moves parameters
+    /// by their gradients without copying them.
+    pub fn graph_mut_and_gradients(&mut self) -> (&mut Graph, &GraphGrads) {
+        (&mut self.graph, &self.grads)
+    }
+
     /// Consumes the trainer, returning the graph.
     pub fn into_graph(self) -> Graph {
         self.graph

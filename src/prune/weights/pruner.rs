@@ -267,6 +267,7 @@ impl WeightPruner {
         if let Some(aim) = aim {
             self.set_prices(&pressures, aim);
         }
+        let (graph, grads) = trainer.graph_mut_and_gradients();
         for ((l, st), pressure) in self
             .layers
             .iter()
@@ -274,8 +275,8 @@ impl WeightPruner {
             .zip(pressures)
         {
             let rows = l.rows;
-            let grad = trainer.gradients().values[l.param].as_slice().to_vec();
-            let theta = trainer.graph_mut().params[l.param].value.as_mut_slice();
+            let grad = grads.values[l.param].as_slice();
+            let theta = graph.params[l.param].value.as_mut_slice();
             let gamma = st.gamma as f32;
             let LayerState {
                 reference,
