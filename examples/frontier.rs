@@ -12,6 +12,9 @@
 //! `cargo run --release --example frontier -- --epochs 3 --seeds 1 --fractions 0.5,0.25,0.1`
 //! `cargo run --release --example frontier -- --epochs 3 --seeds 1 --gammas 0,4e-4,3e-3`
 //! `cargo run --release --example frontier -- --granularity weight --fractions 0.1,0.05,0.02`
+//!
+//! `--weight-baselines global-magnitude,scratch` runs only those weight-level baselines (the
+//! dense reference always runs).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -77,6 +80,9 @@ struct Args {
     /// Configuration overrides `key=value` (keys as in `config.json`, e.g. `schedule=cosine`).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
+    /// Weight-level baselines to run (names as in the CSV; default: every one).
+    #[arg(long, value_delimiter = ',')]
+    weight_baselines: Option<Vec<String>>,
     /// Output folder.
     #[arg(long, default_value = "runs/frontier")]
     out: PathBuf,
@@ -111,6 +117,21 @@ fn main() -> Result<()> {
     game.check()?;
     if args.granularity == Granularity::Unit && !game_overrides.is_empty() {
         anyhow::bail!("--set weight_game.*: only with --granularity weight");
+    }
+    let weight_baselines = match &args.weight_baselines {
+        None => WeightBaseline::ALL.to_vec(),
+        Some(names) => names
+            .iter()
+            .map(|n| {
+                WeightBaseline::ALL
+                    .into_iter()
+                    .find(|b| b.name() == n)
+                    .ok_or_else(|| anyhow::anyhow!("--weight-baselines: unknown baseline {n}"))
+            })
+            .collect::<Result<_>>()?,
+    };
+    if args.granularity == Granularity::Unit && args.weight_baselines.is_some() {
+        anyhow::bail!("--weight-baselines: only with --granularity weight");
     }
     let architecture = match args.model {
         Model::Mlp => Architecture::Mlp { hidden },
@@ -147,7 +168,14 @@ fn main() -> Result<()> {
             let (kept, figures, line) = match args.granularity {
                 Granularity::Unit => unit_run(&architecture, config, name, &train, &test, &dir)?,
                 Granularity::Weight => {
-                    weight_run(&architecture, config, &game, name, &train, &test, &dir)?
+                    let job = WeightJob {
+                        architecture: architecture.clone(),
+                        config,
+                        game: game.clone(),
+                        baselines: weight_baselines.clone(),
+                        dataset: name.into(),
+                    };
+                    weight_run(&job, &train, &test, &dir)?
                 }
             };
             for (m, a) in figures {
@@ -217,23 +245,8 @@ fn unit_run(
 }
 
 /// One weight-level run (always fresh).
-fn weight_run(
-    architecture: &Architecture,
-    config: PruneConfig,
-    game: &WeightGame,
-    name: &str,
-    train: &Dataset,
-    test: &Dataset,
-    dir: &Path,
-) -> Result<RunFigures> {
-    let job = WeightJob {
-        architecture: architecture.clone(),
-        config,
-        game: game.clone(),
-        baselines: WeightBaseline::ALL.to_vec(),
-        dataset: name.into(),
-    };
-    let r = run_weight_job(&job, train, test, dir)?;
+fn weight_run(job: &WeightJob, train: &Dataset, test: &Dataset, dir: &Path) -> Result<RunFigures> {
+    let r = run_weight_job(job, train, test, dir)?;
     let mut figures = vec![
         ("game".to_string(), r.finetuned_accuracy),
         ("game-before-ft".into(), r.pruned_accuracy),
