@@ -176,9 +176,9 @@ pub struct GateDynamics {
     /// Decoupled weight decay `λ` (`θ ← θ(1 − η_w λ)`) for [`ScaleSymmetry::WeightDecay`].
     pub weight_decay: f64,
     /// Averaging factor in `[0, 1)` of the benefit estimate `b̂` (0 = raw batch gradient;
-    /// the average spans about `1/(1 − m)` steps). One weight's benefit on one batch is
-    /// mostly noise, far more than a unit's, which sums its whole fan-in: the weight game
-    /// wants a long average (0.997 in `docs/pruning.md`), the unit game the default.
+    /// the average spans about `1/(1 − m)` steps). The weight game, whose players each see
+    /// one weight's noisy benefit, settles with a long average (0.997 in
+    /// `docs/pruning.md`); the unit game with the default.
     pub benefit_momentum: f64,
     /// Optimiser steps before gates start to play (dense warm-up).
     pub warmup_steps: usize,
