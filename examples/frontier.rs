@@ -118,6 +118,9 @@ fn main() -> Result<()> {
     if args.granularity == Granularity::Unit && !game_overrides.is_empty() {
         anyhow::bail!("--set weight_game.*: only with --granularity weight");
     }
+    if args.granularity == Granularity::Unit && args.weight_baselines.is_some() {
+        anyhow::bail!("--weight-baselines: only with --granularity weight");
+    }
     let weight_baselines = match &args.weight_baselines {
         None => WeightBaseline::ALL.to_vec(),
         Some(names) => names
@@ -130,9 +133,6 @@ fn main() -> Result<()> {
             })
             .collect::<Result<_>>()?,
     };
-    if args.granularity == Granularity::Unit && args.weight_baselines.is_some() {
-        anyhow::bail!("--weight-baselines: only with --granularity weight");
-    }
     let architecture = match args.model {
         Model::Mlp => Architecture::Mlp { hidden },
         Model::Cnn => Architecture::Cnn,
