@@ -153,6 +153,56 @@ def build(architecture):
     return GraphModule(arch["graph"])
 
 
+def resnet_architecture(depth, classes=10, in_channels=1):
+    """The graph of the crate's small-image ResNet (``Graph::resnet``): a 3×3 stem at 16
+    channels, three stages of ``(depth - 2) / 6`` basic blocks at 16, 32 and 64 channels (the
+    first block of stages 2 and 3 halves the size with stride 2 and a 1×1 downsample
+    shortcut), global average pooling and a linear classifier. Names are the ``state_dict``
+    keys of torchvision's ResNet (``layer1.0.conv1``, ``layer2.0.downsample.0``)."""
+    if depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"depth {depth}: a ResNet for small images has depth 6n + 2, n >= 1")
+
+    def conv(name, src, cin, cout, kernel, stride):
+        return {"name": name, "op": "conv2d", "inputs": [src], "in": cin, "out": cout,
+                "kernel": kernel, "stride": stride, "padding": kernel // 2, "bias": False}
+
+    def bn(name, src, features):
+        return {"name": name, "op": "batchnorm", "inputs": [src], "features": features,
+                "dims": 2, "eps": 1e-5, "momentum": 0.1}
+
+    nodes = [conv("conv1", "input", in_channels, 16, 3, 1), bn("bn1", "conv1", 16),
+             {"name": "relu", "op": "relu", "inputs": ["bn1"]}]
+    prev, width = "relu", 16
+    for stage, out in enumerate((16, 32, 64), start=1):
+        for block in range((depth - 2) // 6):
+            p = f"layer{stage}.{block}"
+            stride = 2 if block == 0 and stage > 1 else 1
+            nodes += [conv(f"{p}.conv1", prev, width, out, 3, stride),
+                      bn(f"{p}.bn1", f"{p}.conv1", out),
+                      {"name": f"{p}.relu1", "op": "relu", "inputs": [f"{p}.bn1"]},
+                      conv(f"{p}.conv2", f"{p}.relu1", out, out, 3, 1),
+                      bn(f"{p}.bn2", f"{p}.conv2", out)]
+            shortcut = prev
+            if stride != 1 or width != out:
+                nodes += [conv(f"{p}.downsample.0", prev, width, out, 1, stride),
+                          bn(f"{p}.downsample.1", f"{p}.downsample.0", out)]
+                shortcut = f"{p}.downsample.1"
+            nodes += [{"name": f"{p}.add", "op": "add", "inputs": [f"{p}.bn2", shortcut]},
+                      {"name": f"{p}.relu2", "op": "relu", "inputs": [f"{p}.add"]}]
+            prev, width = f"{p}.relu2", out
+    nodes += [{"name": "avgpool", "op": "globalavgpool", "inputs": [prev]},
+              {"name": "flatten", "op": "flatten", "inputs": ["avgpool"]},
+              {"name": "fc", "op": "linear", "inputs": ["flatten"], "in": 64, "out": classes,
+               "bias": True}]
+    return {"graph": nodes}
+
+
+def resnet(depth, classes=10, in_channels=1):
+    """An untrained :func:`resnet_architecture` module, initialised as PyTorch initialises
+    its layers; train it in PyTorch and :func:`from_torch` writes it for ``prune --init``."""
+    return build(resnet_architecture(depth, classes, in_channels))
+
+
 def load(path):
     """(module in eval mode, input spec) for a model file, loaded with ``strict=True``."""
     tensors, meta = read_safetensors(path)

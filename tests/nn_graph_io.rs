@@ -299,7 +299,7 @@ fn torch_available() -> bool {
 }
 
 /// PyTorch builds the module from the metadata, loads the export with `strict=True`, and
-/// computes the same eval-mode logits. CI installs torch; elsewhere the test says it skipped.
+/// computes the same eval-mode logits; the ResNets' graphs are `pruning_game_torch.resnet`'s. CI installs torch; elsewhere the test says it skipped.
 #[test]
 fn exports_load_strictly_in_pytorch() {
     if !torch_available() {
@@ -328,14 +328,18 @@ fn exports_load_strictly_in_pytorch() {
         let le = |v: &[f32]| v.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>();
         std::fs::write(case.join("inputs.f32"), le(&x)).unwrap();
         std::fs::write(case.join("logits.f32"), le(logits.as_slice())).unwrap();
-        let out = Command::new("python3")
+        let mut check = Command::new("python3");
+        check
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/tests/torch_graph_check.py"
             ))
-            .arg(&case)
-            .output()
-            .unwrap();
+            .arg(&case);
+        if i < 2 {
+            // The ResNets: also the Python module's own ResNet-8, node for node.
+            check.args(["--resnet", "8"]);
+        }
+        let out = check.output().unwrap();
         assert!(
             out.status.success(),
             "case {i}: {}{}",

@@ -72,52 +72,10 @@ def test_random_sequential_models_agree(tmp_path):
         _check(_randomise(mlp, gen), (n_in,), tmp_path / f"mlp{k}.safetensors", gen)
 
 
-def _resnet_architecture(depth, classes=10):
-    """The graph of the crate's ResNet builder, written from PyTorch's side."""
-    n = (depth - 2) // 6
-    nodes = [{"name": "conv1", "op": "conv2d", "inputs": ["input"], "in": 1, "out": 16,
-              "kernel": 3, "stride": 1, "padding": 1, "bias": False},
-             {"name": "bn1", "op": "batchnorm", "inputs": ["conv1"], "features": 16, "dims": 2,
-              "eps": 1e-5, "momentum": 0.1},
-             {"name": "relu", "op": "relu", "inputs": ["bn1"]}]
-    prev, width = "relu", 16
-    for stage, out in enumerate((16, 32, 64), start=1):
-        for block in range(n):
-            p = f"layer{stage}.{block}"
-            stride = 2 if (block == 0 and stage > 1) else 1
-            nodes += [
-                {"name": f"{p}.conv1", "op": "conv2d", "inputs": [prev], "in": width, "out": out,
-                 "kernel": 3, "stride": stride, "padding": 1, "bias": False},
-                {"name": f"{p}.bn1", "op": "batchnorm", "inputs": [f"{p}.conv1"],
-                 "features": out, "dims": 2, "eps": 1e-5, "momentum": 0.1},
-                {"name": f"{p}.relu1", "op": "relu", "inputs": [f"{p}.bn1"]},
-                {"name": f"{p}.conv2", "op": "conv2d", "inputs": [f"{p}.relu1"], "in": out,
-                 "out": out, "kernel": 3, "stride": 1, "padding": 1, "bias": False},
-                {"name": f"{p}.bn2", "op": "batchnorm", "inputs": [f"{p}.conv2"],
-                 "features": out, "dims": 2, "eps": 1e-5, "momentum": 0.1}]
-            shortcut = prev
-            if stride != 1 or width != out:
-                nodes += [
-                    {"name": f"{p}.downsample.0", "op": "conv2d", "inputs": [prev], "in": width,
-                     "out": out, "kernel": 1, "stride": stride, "padding": 0, "bias": False},
-                    {"name": f"{p}.downsample.1", "op": "batchnorm",
-                     "inputs": [f"{p}.downsample.0"], "features": out, "dims": 2, "eps": 1e-5,
-                     "momentum": 0.1}]
-                shortcut = f"{p}.downsample.1"
-            nodes += [{"name": f"{p}.add", "op": "add", "inputs": [f"{p}.bn2", shortcut]},
-                      {"name": f"{p}.relu2", "op": "relu", "inputs": [f"{p}.add"]}]
-            prev, width = f"{p}.relu2", out
-    nodes += [{"name": "avgpool", "op": "globalavgpool", "inputs": [prev]},
-              {"name": "flatten", "op": "flatten", "inputs": ["avgpool"]},
-              {"name": "fc", "op": "linear", "inputs": ["flatten"], "in": 64, "out": classes,
-               "bias": True}]
-    return {"graph": nodes}
-
-
 @pytest.mark.parametrize("depth", [8, 14])
 def test_resnets_from_build_agree(tmp_path, depth):
     gen = torch.Generator().manual_seed(depth)
-    model = _randomise(pgt.build(_resnet_architecture(depth)), gen)
+    model = _randomise(pgt.resnet(depth), gen)
     _check(model, (1, 16, 16), tmp_path / f"resnet{depth}.safetensors", gen, batch=3)
 
 
