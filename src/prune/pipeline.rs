@@ -619,7 +619,8 @@ pub fn run_job(
     let counts = group_counts(&initial, &gated);
 
     // Dense reference (the baselines' starting point): a model from a file is one already.
-    let dense = if matches!(job.architecture, Architecture::File { .. }) {
+    let from_file = matches!(job.architecture, Architecture::File { .. });
+    let dense = if from_file {
         initial.clone()
     } else {
         train_resumable(
@@ -653,6 +654,12 @@ pub fn run_job(
             pruned = train_folded(&fresh, &train, cfg.train_config(cfg.training.epochs), None)?;
         }
         let before = evaluate(&pruned, test, 500)?;
+        if from_file && matches!(b, Baseline::Magnitude | Baseline::Random | Baseline::Taylor) {
+            // The game played `epochs` on the trained model before its fine-tune (slimming
+            // trained as long under its penalty, scratch as long from a fresh start): the same
+            // budget at the same settings, from the pruned weights.
+            pruned = train_folded(&pruned, &train, cfg.train_config(cfg.training.epochs), None)?;
+        }
         let tuned = finetune(&pruned, &train, cfg, cfg.training.finetune_epochs)?;
         let after = evaluate(&tuned, test, 500)?;
         baselines.push(BaselineResult {
