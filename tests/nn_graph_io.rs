@@ -1,6 +1,6 @@
 //! Graph files: save/load round trips, exports in PyTorch's layout (sequential chains keep
 //! the `torch.nn.Sequential` list), refusals by tensor name, and — where torch is installed —
-//! PyTorch loading an exported ResNet strictly through `python/pruning_game_torch.py` and
+//! PyTorch loading exported ResNets (one of them pruned) strictly through `python/pruning_game_torch.py` and
 //! computing the same logits.
 
 mod common;
@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::random_gates;
-use pruning_game::nn::graph::{Graph, Mode};
+use pruning_game::nn::graph::{Graph, Mode, RemovalPlan};
 use pruning_game::nn::InputSpec;
 use pruning_game::Error;
 use rand::{Rng, SeedableRng};
@@ -319,6 +319,23 @@ fn exports_load_strictly_in_pytorch() {
     bn.forward(&mut ws, &x, 16, Mode::Train).unwrap();
     bn.update_running_stats(&ws).unwrap();
     cases.push(bn);
+    // A pruned ResNet: random channels out of every prunable group, residual streams too.
+    let mut pruned = resnet(9);
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    for group in pruned.channel_groups().into_iter().filter(|g| g.prunable()) {
+        let group = pruned
+            .channel_groups()
+            .into_iter()
+            .find(|g| g.name == group.name)
+            .unwrap();
+        let keep: Vec<usize> = (0..group.channels)
+            .filter(|&c| c == 0 || rng.random_bool(0.6))
+            .collect();
+        let plan = RemovalPlan::new(&pruned, &group, keep).unwrap();
+        pruned.remove_channels(&plan).unwrap();
+    }
+    assert!(pruned.parameter_count() < resnet(9).parameter_count());
+    cases.push(pruned);
     for (i, g) in cases.iter().enumerate() {
         let case = dir.path().join(i.to_string());
         std::fs::create_dir_all(&case).unwrap();
