@@ -19,6 +19,7 @@
 mod builders;
 mod chain;
 mod exec;
+mod fold;
 mod gating;
 pub mod groups;
 mod io;
