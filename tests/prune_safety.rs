@@ -37,11 +37,13 @@ fn prune(out: &Path, extra: &[&str]) -> Command {
 }
 
 /// The report's fields that measure wall-clock time, which no two runs share.
-const TIMINGS: [&str; 4] = [
+const TIMINGS: [&str; 6] = [
     "seconds",
     "latency_ms_before",
     "latency_ms_after",
     "speedup",
+    "latency_ms_folded",
+    "speedup_folded",
 ];
 
 /// The files a finished run writes, compared byte for byte (the report without timings).
