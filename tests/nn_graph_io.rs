@@ -1,7 +1,7 @@
 //! Graph files: save/load round trips, exports in PyTorch's layout (sequential chains keep
 //! the `torch.nn.Sequential` list), refusals by tensor name, and — where torch is installed —
-//! PyTorch loading exported ResNets (one of them pruned) strictly through `python/pruning_game_torch.py` and
-//! computing the same logits.
+//! PyTorch loading exported ResNets (pruned, and with BatchNorm folded) strictly through
+//! `python/pruning_game_torch.py` and computing the same logits.
 
 mod common;
 
@@ -299,7 +299,9 @@ fn torch_available() -> bool {
 }
 
 /// PyTorch builds the module from the metadata, loads the export with `strict=True`, and
-/// computes the same eval-mode logits; the ResNets' graphs are `pruning_game_torch.resnet`'s. CI installs torch; elsewhere the test says it skipped.
+/// computes the same eval-mode logits, also for a pruned ResNet and for exports with
+/// BatchNorm folded; the unpruned ResNets' graphs are `pruning_game_torch.resnet`'s. CI
+/// installs torch; elsewhere the test says it skipped.
 #[test]
 fn exports_load_strictly_in_pytorch() {
     if !torch_available() {
@@ -318,6 +320,14 @@ fn exports_load_strictly_in_pytorch() {
     let mut ws = pruning_game::nn::graph::GraphWorkspace::new(&bn, 16);
     bn.forward(&mut ws, &x, 16, Mode::Train).unwrap();
     bn.update_running_stats(&ws).unwrap();
+    // Both with their BatchNorms folded: convs that gained a bias, no BatchNorm left.
+    let folded = [
+        resnet(9).fold_batchnorm().unwrap(),
+        bn.fold_batchnorm().unwrap(),
+    ];
+    assert!(folded
+        .iter()
+        .all(|g| g.nodes().iter().all(|n| n.op.kind() != "batchnorm")));
     cases.push(bn);
     // A pruned ResNet: random channels out of every prunable group, residual streams too.
     let mut pruned = resnet(9);
@@ -336,6 +346,7 @@ fn exports_load_strictly_in_pytorch() {
     }
     assert!(pruned.parameter_count() < resnet(9).parameter_count());
     cases.push(pruned);
+    cases.extend(folded);
     for (i, g) in cases.iter().enumerate() {
         let case = dir.path().join(i.to_string());
         std::fs::create_dir_all(&case).unwrap();
