@@ -25,7 +25,7 @@ pub mod sparse;
 pub use data::{DataSource, Dataset};
 pub use graph::train::LrSchedule;
 pub use input::InputSpec;
-pub use loss::LossStats;
+pub use loss::{Distill, LossStats};
 pub use optim::OptimizerConfig;
 pub use safetensors_io::ArchEntry;
 pub use shape::Shape;

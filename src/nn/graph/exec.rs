@@ -10,8 +10,8 @@ use nalgebra::DMatrix;
 use super::ops::{BufferSizes, Buffers, Bwd, Fwd};
 use super::{Graph, Mode, ParamKind};
 use crate::error::{Error, Result};
-use crate::nn::loss::softmax_xent;
-use crate::nn::{LossStats, Shape};
+use crate::nn::loss::{distill_xent, softmax_xent};
+use crate::nn::{Distill, LossStats, Shape};
 
 /// A node computed outside its kernel: `(node, batch, inputs, output)`, `true` if it wrote
 /// the output (see [`Graph::forward_with`]).
@@ -222,6 +222,41 @@ impl Graph {
         mode: Mode,
         grads: &mut GraphGrads,
     ) -> Result<LossStats> {
+        self.loss_and_grad_with(ws, x, labels, mode, grads, |logits, classes, d| {
+            softmax_xent(logits, labels, classes, Some(d))
+        })
+    }
+
+    /// [`Graph::loss_and_grad`] with the distillation loss of [`Distill`] against `labels`
+    /// and `teacher`, the teacher's logits of the same samples (`[batch, classes]`); the
+    /// returned loss is the distillation loss.
+    #[allow(clippy::too_many_arguments)]
+    pub fn distill_loss_and_grad(
+        &self,
+        ws: &mut GraphWorkspace,
+        x: &[f32],
+        labels: &[u32],
+        teacher: &[f32],
+        distill: Distill,
+        mode: Mode,
+        grads: &mut GraphGrads,
+    ) -> Result<LossStats> {
+        self.loss_and_grad_with(ws, x, labels, mode, grads, |logits, classes, d| {
+            distill_xent(logits, teacher, labels, classes, distill, Some(d))
+        })
+    }
+
+    /// Forward pass, `loss(logits, classes, dlogits)` (which writes the loss's gradient
+    /// w.r.t. the logits), and backward pass.
+    fn loss_and_grad_with(
+        &self,
+        ws: &mut GraphWorkspace,
+        x: &[f32],
+        labels: &[u32],
+        mode: Mode,
+        grads: &mut GraphGrads,
+        loss: impl FnOnce(&[f32], usize, &mut [f32]) -> Result<LossStats>,
+    ) -> Result<LossStats> {
         let batch = labels.len();
         self.forward(ws, x, batch, mode)?;
         if grads.values.len() != self.params.len()
@@ -238,11 +273,10 @@ impl Graph {
         }
         let last = self.nodes.len() - 1;
         let classes = self.output_len();
-        let stats = softmax_xent(
+        let stats = loss(
             &ws.acts[last][..batch * classes],
-            labels,
             classes,
-            Some(&mut ws.dacts[last][..batch * classes]),
+            &mut ws.dacts[last][..batch * classes],
         )?;
         self.backward(ws, grads);
         Ok(stats)
