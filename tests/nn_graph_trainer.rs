@@ -5,7 +5,7 @@
 use pruning_game::nn::data::{fashion_mnist, teacher_student, TeacherConfig};
 use pruning_game::nn::graph::train::{evaluate, FitConfig};
 use pruning_game::nn::graph::{Graph, RemovalPlan, StepHook, StepRecord, Trainer};
-use pruning_game::nn::{DataSource, Dataset, InputSpec, LrSchedule, OptimizerConfig};
+use pruning_game::nn::{DataSource, Dataset, Distill, InputSpec, LrSchedule, OptimizerConfig};
 use pruning_game::Error;
 
 fn task(train: usize, seed: u64) -> (Dataset, Dataset) {
@@ -240,4 +240,206 @@ fn cosine_schedule_changes_the_trajectory_and_ends_with_tiny_steps() {
         k_last < 0.05 * c_last,
         "cosine last step {k_last} vs constant {c_last}"
     );
+}
+
+/// `KL(softmax(t/T) ‖ softmax(z/T))` averaged over the rows of two logit matrices.
+fn mean_kl(teacher: &Graph, student: &Graph, data: &Dataset, temperature: f64) -> f64 {
+    let n = data.len();
+    let (t, s) = (
+        teacher.predict(data.inputs(), n).expect("teacher logits"),
+        student.predict(data.inputs(), n).expect("student logits"),
+    );
+    let log_softmax = |row: Vec<f64>| {
+        let max = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let lse = max + row.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+        row.into_iter().map(|v| v - lse).collect::<Vec<f64>>()
+    };
+    let mut total = 0.0;
+    for r in 0..n {
+        let scaled = |m: &nalgebra::DMatrix<f32>| {
+            log_softmax(m.row(r).iter().map(|&v| v as f64 / temperature).collect())
+        };
+        let (lt, ls) = (scaled(&t), scaled(&s));
+        total += lt
+            .iter()
+            .zip(&ls)
+            .map(|(a, b)| a.exp() * (a - b))
+            .sum::<f64>();
+    }
+    total / n as f64
+}
+
+fn distill(weight: f64, temperature: f64) -> Distill {
+    Distill {
+        weight,
+        temperature,
+    }
+}
+
+/// On the teacher–student task, a narrow student fine-tuned on the soft term alone (at
+/// weight 1) ends closer to a wide trained teacher's softened outputs than it started, and
+/// closer than the same fine-tune on the labels.
+#[test]
+fn distillation_moves_the_students_outputs_towards_the_teacher() {
+    let (train, test) = task(4000, 12);
+    let mut t = Trainer::new(
+        Graph::mlp(&[20, 32, 4], 1).expect("mlp"),
+        config(10, 64, OptimizerConfig::adam(3e-3)),
+    )
+    .expect("trainer");
+    t.run(&train, &mut (), None).expect("teacher");
+    let teacher = t.into_graph();
+    let mut s = Trainer::new(
+        Graph::mlp(&[20, 4, 4], 2).expect("mlp"),
+        config(2, 64, OptimizerConfig::adam(3e-3)),
+    )
+    .expect("trainer");
+    s.run(&train, &mut (), None).expect("student");
+    let student = s.into_graph();
+
+    let temperature = 4.0;
+    let finetune = |teacher_for: Option<&Graph>| {
+        let mut f = Trainer::new(student.clone(), config(3, 64, OptimizerConfig::adam(3e-3)))
+            .expect("trainer");
+        if let Some(g) = teacher_for {
+            f.set_teacher(g.clone(), distill(1.0, temperature))
+                .expect("teacher");
+        }
+        f.run(&train, &mut (), None).expect("fine-tune");
+        f.into_graph()
+    };
+    let before = mean_kl(&teacher, &student, &test, temperature);
+    let plain = mean_kl(&teacher, &finetune(None), &test, temperature);
+    let distilled = mean_kl(&teacher, &finetune(Some(&teacher)), &test, temperature);
+    eprintln!("KL to the teacher at T = {temperature}: {before:.5} -> plain {plain:.5}, distilled {distilled:.5}");
+    assert!(distilled < before, "KL {before} -> {distilled}");
+    assert!(distilled < plain, "distilled {distilled} vs plain {plain}");
+}
+
+/// A teacher at weight 0 trains exactly as no teacher.
+#[test]
+fn a_teacher_at_weight_zero_changes_nothing() {
+    let (train, _) = task(600, 13);
+    let cfg = config(2, 50, OptimizerConfig::adam(1e-3));
+    let graph = Graph::mlp(&[20, 8, 4], 3).expect("mlp");
+    let mut plain = Trainer::new(graph.clone(), cfg.clone()).expect("trainer");
+    plain.run(&train, &mut (), None).expect("train");
+    let mut zero = Trainer::new(graph, cfg).expect("trainer");
+    zero.set_teacher(Graph::mlp(&[20, 16, 4], 4).expect("mlp"), distill(0.0, 2.0))
+        .expect("teacher");
+    zero.run(&train, &mut (), None).expect("train");
+    assert_eq!(zero.graph(), plain.graph());
+    assert_eq!(
+        zero.running().loss.to_bits(),
+        plain.running().loss.to_bits()
+    );
+}
+
+/// A run distilling from a teacher resumes mid-epoch to the uninterrupted result when given
+/// the same teacher and settings again, and refuses to step without it, with another
+/// teacher or other settings; a checkpoint written without a teacher refuses one.
+#[test]
+fn resume_with_a_teacher_is_exact_and_refuses_any_other() {
+    let (train, _) = task(1000, 14);
+    let cfg = config(3, 48, OptimizerConfig::adam(1e-3));
+    let graph = Graph::mlp(&[20, 6, 4], 2).expect("mlp");
+    let teacher = Graph::mlp(&[20, 16, 4], 7).expect("mlp");
+    let settings = distill(0.5, 3.0);
+    let mut full = Trainer::new(graph.clone(), cfg.clone()).expect("trainer");
+    full.set_teacher(teacher.clone(), settings)
+        .expect("teacher");
+    full.run(&train, &mut (), None).expect("train");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ck = dir.path().join("ck.safetensors");
+    let mut first = Trainer::new(graph.clone(), cfg.clone()).expect("trainer");
+    first
+        .set_teacher(teacher.clone(), settings)
+        .expect("teacher");
+    for _ in 0..30 {
+        first.step(&train).expect("step");
+    }
+    first.save_checkpoint(&ck).expect("checkpoint");
+    drop(first);
+
+    let refused = |set: &dyn Fn(&mut Trainer)| {
+        let mut r = Trainer::resume(&ck).expect("resume");
+        let at = r.global_step();
+        set(&mut r);
+        let e = r
+            .step(&train)
+            .expect_err("a mismatched teacher must be refused");
+        assert!(matches!(e, Error::ResumeMismatch { .. }), "{e}");
+        assert_eq!(r.global_step(), at, "a refused step moved the trainer");
+    };
+    refused(&|_| {});
+    let other = Graph::mlp(&[20, 16, 4], 8).expect("mlp");
+    refused(&|r| r.set_teacher(other.clone(), settings).expect("teacher"));
+    refused(&|r| {
+        r.set_teacher(teacher.clone(), distill(0.5, 2.0))
+            .expect("teacher")
+    });
+    refused(&|r| {
+        r.set_teacher(teacher.clone(), distill(0.25, 3.0))
+            .expect("teacher")
+    });
+
+    let mut resumed = Trainer::resume(&ck).expect("resume");
+    resumed
+        .set_teacher(teacher.clone(), settings)
+        .expect("teacher");
+    resumed.run(&train, &mut (), None).expect("train");
+    assert_eq!(resumed.global_step(), full.global_step());
+    assert_eq!(
+        resumed.graph(),
+        full.graph(),
+        "resumed run differs from the uninterrupted one"
+    );
+
+    let mut plain = Trainer::new(graph, cfg).expect("trainer");
+    plain.step(&train).expect("step");
+    plain.save_checkpoint(&ck).expect("checkpoint");
+    refused(&|r| r.set_teacher(teacher.clone(), settings).expect("teacher"));
+}
+
+/// A teacher must take the student's inputs, give its outputs and hold finite values, and
+/// the settings must be in range.
+#[test]
+fn a_teacher_that_does_not_fit_is_refused() {
+    let mut t = Trainer::new(
+        Graph::mlp(&[20, 6, 4], 2).expect("mlp"),
+        config(1, 32, OptimizerConfig::adam(1e-3)),
+    )
+    .expect("trainer");
+    for (teacher, settings, what) in [
+        (
+            Graph::mlp(&[21, 6, 4], 1),
+            distill(0.5, 4.0),
+            "teacher inputs",
+        ),
+        (
+            Graph::mlp(&[20, 6, 5], 1),
+            distill(0.5, 4.0),
+            "teacher outputs",
+        ),
+        (
+            Graph::mlp(&[20, 6, 4], 1),
+            distill(1.5, 4.0),
+            "distill_weight",
+        ),
+        (
+            Graph::mlp(&[20, 6, 4], 1),
+            distill(0.5, 0.0),
+            "distill_temperature",
+        ),
+    ] {
+        let e = t
+            .set_teacher(teacher.expect("mlp"), settings)
+            .expect_err(what);
+        assert!(e.to_string().contains(what), "{what}: {e}");
+    }
+    let mut bad = Graph::mlp(&[20, 6, 4], 1).expect("mlp");
+    bad.param_mut("0.weight").expect("weight")[0] = f32::NAN;
+    let e = t.set_teacher(bad, distill(0.5, 4.0)).expect_err("NaN");
+    assert!(e.to_string().contains("teacher"), "{e}");
 }

@@ -429,12 +429,11 @@ impl Inputs {
             h = crate::io::fnv1a_extend(h, bytemuck::cast_slice(d.inputs()));
             h = crate::io::fnv1a_extend(h, bytemuck::cast_slice(d.labels()));
         }
-        let init = initial.to_safetensors(true, Vec::new(), Default::default())?;
         Ok(Inputs {
             train_samples: train.len(),
             test_samples: test.len(),
             data_digest: format!("{h:016x}"),
-            init_digest: format!("{:016x}", crate::io::fnv1a(&init)),
+            init_digest: initial.fingerprint()?,
         })
     }
 }

@@ -191,6 +191,13 @@ impl Graph {
         json.map_err(|e| Error::invalid("architecture", e.to_string()))
     }
 
+    /// FNV-1a (hex) of the network's file with its gates: a fingerprint of its structure
+    /// and every parameter.
+    pub(crate) fn fingerprint(&self) -> Result<String> {
+        let bytes = self.to_safetensors(true, Vec::new(), HashMap::new())?;
+        Ok(format!("{:016x}", crate::io::fnv1a(&bytes)))
+    }
+
     /// The file's bytes: the tensors (gates too if `gates`), then `extra` tensors and
     /// metadata entries (a training checkpoint's optimiser moments and counters).
     pub(crate) fn to_safetensors(

@@ -5,9 +5,16 @@
 //! Each epoch's permutation comes from one `ChaCha8Rng` seeded by the config, restarted at
 //! the word position saved at the epoch's start; augmentation draws from a stream of its own
 //! keyed by the global step, so a run resumed mid-epoch sees the same batches, crops and flips.
+//!
+//! With a teacher ([`Trainer::set_teacher`]) the loss is knowledge distillation's
+//! ([`Distill`]): the teacher, run in evaluation mode on the same augmented batch and never
+//! updated, is not saved in checkpoints. A checkpoint records the distillation settings and
+//! the teacher's fingerprint instead, and a resumed trainer refuses to step until it has been
+//! given the teacher it was written with (none, if it was written without one), so a resumed
+//! run continues exactly as the uninterrupted one or not at all.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use nalgebra::DMatrix;
@@ -24,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::io::{seal, verify_sealed, write_atomic, DIGEST_KEY, DIGEST_PLACEHOLDER};
 use crate::nn::data::Dataset;
 use crate::nn::safetensors_io::{parse, read_f32, row_major_bytes};
-use crate::nn::{LossStats, LrSchedule};
+use crate::nn::{Distill, LossStats, LrSchedule};
 
 /// What one step did.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -35,7 +42,8 @@ pub struct StepRecord {
     pub step: usize,
     /// Steps before this one over the whole run.
     pub global_step: u64,
-    /// Loss and accuracy of the batch (training mode, before the update).
+    /// Loss and accuracy of the batch (training mode, before the update); with a teacher,
+    /// the loss is the distillation loss.
     pub batch: LossStats,
     /// True if this step ended the epoch.
     pub epoch_done: bool,
@@ -67,6 +75,40 @@ struct TrainerState {
     epoch_rng_pos: String,
     running: LossStats,
     seconds: f64,
+    /// The teacher distilled from when the checkpoint was written (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    teacher: Option<TeacherRecord>,
+}
+
+/// What a checkpoint records of the teacher: the settings and the teacher's fingerprint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct TeacherRecord {
+    /// [`Distill::weight`].
+    weight: f64,
+    /// [`Distill::temperature`].
+    temperature: f64,
+    /// FNV-1a (hex) of the teacher's structure and parameters.
+    fingerprint: String,
+}
+
+impl TeacherRecord {
+    fn describe(record: Option<&TeacherRecord>) -> String {
+        match record {
+            None => "no teacher".into(),
+            Some(r) => format!(
+                "a teacher with fingerprint {} at weight {} and temperature {}",
+                r.fingerprint, r.weight, r.temperature
+            ),
+        }
+    }
+}
+
+/// The network distilled from, with its workspace and settings.
+struct Teacher {
+    graph: Graph,
+    ws: GraphWorkspace,
+    distill: Distill,
+    record: TeacherRecord,
 }
 
 /// An L1 penalty `λ Σ |p|` on chosen parameters, trained by the same optimiser as the
@@ -102,6 +144,9 @@ pub struct Trainer {
     running: LossStats,
     seconds: f64,
     penalty: Option<L1Penalty>,
+    teacher: Option<Teacher>,
+    /// After a resume, until the first step: the checkpoint and the teacher it recorded.
+    resumed: Option<(PathBuf, Option<TeacherRecord>)>,
 }
 
 impl Trainer {
@@ -134,6 +179,8 @@ impl Trainer {
             running: LossStats::default(),
             seconds: 0.0,
             penalty: None,
+            teacher: None,
+            resumed: None,
             config,
             graph,
             optimizer,
@@ -187,7 +234,9 @@ impl Trainer {
         self.epoch >= self.config.epochs
     }
 
-    /// Mean loss and accuracy over the current epoch's steps so far.
+    /// Mean loss and accuracy over the current epoch's steps so far (training mode); with a
+    /// teacher, the loss is the distillation loss the weights train on, not the
+    /// cross-entropy.
     pub fn running(&self) -> LossStats {
         let mut r = self.running;
         r.loss /= r.count.max(1) as f64;
@@ -214,6 +263,71 @@ impl Trainer {
             }
         }
         self.penalty = Some(penalty);
+        Ok(())
+    }
+
+    /// Distils from `teacher` from the next step on: the loss becomes [`Distill`]'s blend of
+    /// the cross-entropy with the teacher's softened outputs, the teacher's logits computed in
+    /// evaluation mode on the same (augmented) batch. The teacher is never updated, and must
+    /// take the same inputs and give as many outputs as the graph being trained. It is not
+    /// saved in checkpoints (they record its fingerprint and the settings): a resumed trainer
+    /// must be given the same teacher again before its first step, or none if it had none.
+    pub fn set_teacher(&mut self, teacher: Graph, distill: Distill) -> Result<()> {
+        distill.check()?;
+        for (what, expected, got) in [
+            (
+                "teacher inputs",
+                self.graph.input_len(),
+                teacher.input_len(),
+            ),
+            (
+                "teacher outputs",
+                self.graph.output_len(),
+                teacher.output_len(),
+            ),
+        ] {
+            if expected != got {
+                return Err(Error::LengthMismatch {
+                    field: what.into(),
+                    expected,
+                    got,
+                });
+            }
+        }
+        if !teacher.is_finite() {
+            return Err(Error::invalid("teacher", "has a non-finite parameter"));
+        }
+        let record = TeacherRecord {
+            weight: distill.weight,
+            temperature: distill.temperature,
+            fingerprint: teacher.fingerprint()?,
+        };
+        self.teacher = Some(Teacher {
+            ws: GraphWorkspace::new(&teacher, self.config.batch_size),
+            graph: teacher,
+            distill,
+            record,
+        });
+        Ok(())
+    }
+
+    /// Refuses the first step after a resume unless the teacher is the one the checkpoint
+    /// was written with.
+    fn check_resumed_teacher(&mut self) -> Result<()> {
+        if let Some((path, saved)) = &self.resumed {
+            let now = self.teacher.as_ref().map(|t| &t.record);
+            if now != saved.as_ref() {
+                return Err(Error::ResumeMismatch {
+                    path: path.clone(),
+                    message: format!(
+                        "the checkpoint was written distilling from {}, but this run has {}",
+                        TeacherRecord::describe(saved.as_ref()),
+                        TeacherRecord::describe(now)
+                    ),
+                });
+            }
+            self.resumed = None;
+        }
         Ok(())
     }
 
@@ -266,8 +380,9 @@ impl Trainer {
     }
 
     /// One optimiser step on the next minibatch of `data`, BatchNorm's running statistics
-    /// moved as PyTorch's training forward does.
+    /// moved as PyTorch's training forward does; with a teacher, on the distillation loss.
     pub fn step(&mut self, data: &Dataset) -> Result<StepRecord> {
+        self.check_resumed_teacher()?;
         if data.sample_len() != self.graph.input_len() {
             return Err(Error::LengthMismatch {
                 field: "sample".into(),
@@ -295,13 +410,24 @@ impl Trainer {
         let m = end - start;
         self.load_batch(data, start, end);
         let il = self.graph.input_len();
-        let stats = self.graph.loss_and_grad(
-            &mut self.ws,
-            &self.x[..m * il],
-            &self.y[..m],
-            Mode::Train,
-            &mut self.grads,
-        )?;
+        let (x, y) = (&self.x[..m * il], &self.y[..m]);
+        let stats = match &mut self.teacher {
+            None => self
+                .graph
+                .loss_and_grad(&mut self.ws, x, y, Mode::Train, &mut self.grads)?,
+            Some(t) => {
+                let logits = t.graph.forward(&mut t.ws, x, m, Mode::Eval)?;
+                self.graph.distill_loss_and_grad(
+                    &mut self.ws,
+                    x,
+                    y,
+                    logits,
+                    t.distill,
+                    Mode::Train,
+                    &mut self.grads,
+                )?
+            }
+        };
         if !stats.loss.is_finite() || !self.grads.is_finite() {
             let what = if stats.loss.is_finite() {
                 "a gradient"
@@ -436,6 +562,7 @@ impl Trainer {
             },
             running: self.running,
             seconds: self.seconds,
+            teacher: self.teacher.as_ref().map(|t| t.record.clone()),
         };
         meta.insert(
             STATE_KEY.to_string(),
@@ -449,7 +576,9 @@ impl Trainer {
     }
 
     /// Resumes from a checkpoint written by [`Trainer::save_checkpoint`]; a checkpoint whose
-    /// checksum does not match its contents is refused.
+    /// checksum does not match its contents is refused. A checkpoint written while distilling
+    /// needs the same teacher and settings again ([`Trainer::set_teacher`]) before the first
+    /// step, which refuses anything else (a teacher where there was none included).
     pub fn resume(path: &Path) -> Result<Self> {
         Ok(Self::resume_with(path)?.0)
     }
@@ -506,6 +635,7 @@ impl Trainer {
         t.epoch_rng_pos = pos;
         t.running = state.running;
         t.seconds = state.seconds;
+        t.resumed = Some((path.to_path_buf(), state.teacher));
         Ok((t, meta))
     }
 }
