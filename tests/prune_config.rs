@@ -89,11 +89,65 @@ fn each_invalid_value_is_rejected_by_name() {
         }),
         "refit_fraction",
     );
+    rejected(
+        changed(|c| c.training.distill_weight = -0.5),
+        "distill_weight",
+    );
+    rejected(
+        changed(|c| c.training.distill_weight = 1.01),
+        "distill_weight",
+    );
+    rejected(
+        changed(|c| c.training.distill_weight = f64::NAN),
+        "distill_weight",
+    );
+    // Checked even with distillation off, so a bad value never waits for the day it is used.
+    rejected(
+        changed(|c| c.training.distill_temperature = 0.0),
+        "distill_temperature",
+    );
+    rejected(
+        changed(|c| {
+            c.training.distill_weight = 0.5;
+            c.training.distill_temperature = f64::INFINITY;
+        }),
+        "distill_temperature",
+    );
     assert!(
         changed(|c| c.training.optimizer = OptimizerConfig::adam(-1.0))
             .check()
             .is_err()
     );
+}
+
+/// Distillation is off by default and on exactly when its weight is above 0.
+#[test]
+fn distillation_is_off_by_default_and_set_by_its_keys() {
+    assert_eq!(PruneConfig::default().training.distillation(), None);
+    assert_eq!(PruneConfig::teacher_default().training.distillation(), None);
+    let c = overridden(&["distill_weight=0.7", "distill_temperature=2"]).unwrap();
+    let d = c.training.distillation().expect("on");
+    assert_eq!((d.weight, d.temperature), (0.7, 2.0));
+    let dense = Graph::mlp(&[4, 6, 3], 1).unwrap();
+    assert!(c.teacher(&dense).is_some());
+    assert!(PruneConfig::default().teacher(&dense).is_none());
+    for (bad, name) in [
+        ("distill_weight=2", "distill_weight"),
+        ("distill_weight=-0.1", "distill_weight"),
+        ("distill_weight=lots", "distill_weight"),
+        ("distill_temperature=0", "distill_temperature"),
+        ("distill_temperature=-3", "distill_temperature"),
+        ("distill.weight=0.5", "distill.weight"),
+    ] {
+        match overridden(&[bad]) {
+            Err(e @ Error::InvalidParameter { .. }) => {
+                let text = e.to_string();
+                assert!(text.contains(name), "{bad}: {text}");
+                assert_eq!(text.lines().count(), 1, "{bad}: {text}");
+            }
+            other => panic!("{bad}: expected InvalidParameter, got {other:?}"),
+        }
+    }
 }
 
 fn overridden(overrides: &[&str]) -> pruning_game::Result<PruneConfig> {
@@ -254,6 +308,8 @@ fn every_field_changed() -> PruneConfig {
             batch_size: 37,
             optimizer: OptimizerConfig::sgd(0.05, 0.9),
             schedule: LrSchedule::Cosine,
+            distill_weight: 0.375,
+            distill_temperature: 2.5,
         },
         data: DataSettings {
             crop_padding: 4,
@@ -266,8 +322,9 @@ fn every_field_changed() -> PruneConfig {
 /// Pins the on-disk format: every run folder's `config.json` holds this flat object, and
 /// `--resume` compares against it, so grouping the fields must not move or rename a key.
 /// The strings were produced by the code before the fields were grouped (one line per
-/// group here only for reading); the pretty form written to disk follows from the same
-/// serialisation.
+/// group here only for reading), with the keys added since at the end of their group
+/// (`distill_weight`, `distill_temperature`; folders saved without them read their
+/// defaults); the pretty form written to disk follows from the same serialisation.
 #[test]
 fn saved_json_is_the_flat_object_from_before_the_grouping() {
     let default = concat!(
@@ -275,7 +332,7 @@ fn saved_json_is_the_flat_object_from_before_the_grouping() {
         r#""gate_lr":1.0,"gate_step":"gradient","refresh_every":50,"patience":100,"redundancy":"weight-cosine","symmetry":"normalize","weight_decay":0.1,"benefit_momentum":0.9,"warmup_steps":200,"#,
         r#""gamma_ramp_steps":0,"target_kept":null,"target_scope":"each-layer","target_schedule":"immediate","price_gain":0.5,"control_fraction":0.8,"#,
         r#""remove":true,"holdout":2000,"record_every":25,"#,
-        r#""epochs":5,"refit_fraction":0.2,"finetune_epochs":1,"finetune_lr_scale":1.0,"batch_size":128,"optimizer":{"kind":"adam","lr":0.001,"beta1":0.9,"beta2":0.999,"eps":1e-8},"schedule":"constant","#,
+        r#""epochs":5,"refit_fraction":0.2,"finetune_epochs":1,"finetune_lr_scale":1.0,"batch_size":128,"optimizer":{"kind":"adam","lr":0.001,"beta1":0.9,"beta2":0.999,"eps":1e-8},"schedule":"constant","distill_weight":0.0,"distill_temperature":4.0,"#,
         r#""crop_padding":0,"flip":false,"#,
         r#""seed":42}"#,
     );
@@ -284,7 +341,7 @@ fn saved_json_is_the_flat_object_from_before_the_grouping() {
         r#""gate_lr":0.75,"gate_step":"rms-normalized","refresh_every":7,"patience":11,"redundancy":"activation-correlation","symmetry":"weight-decay","weight_decay":0.375,"benefit_momentum":0.5,"warmup_steps":13,"#,
         r#""gamma_ramp_steps":17,"target_kept":0.3,"target_scope":"network","target_schedule":"cubic","price_gain":0.625,"control_fraction":0.875,"#,
         r#""remove":false,"holdout":19,"record_every":23,"#,
-        r#""epochs":29,"refit_fraction":0.0625,"finetune_epochs":31,"finetune_lr_scale":0.1,"batch_size":37,"optimizer":{"kind":"sgd","lr":0.05,"momentum":0.9,"weight_decay":0.0},"schedule":"cosine","#,
+        r#""epochs":29,"refit_fraction":0.0625,"finetune_epochs":31,"finetune_lr_scale":0.1,"batch_size":37,"optimizer":{"kind":"sgd","lr":0.05,"momentum":0.9,"weight_decay":0.0},"schedule":"cosine","distill_weight":0.375,"distill_temperature":2.5,"#,
         r#""crop_padding":4,"flip":true,"#,
         r#""seed":12345}"#,
     );
@@ -293,7 +350,7 @@ fn saved_json_is_the_flat_object_from_before_the_grouping() {
         r#""gate_lr":1.0,"gate_step":"gradient","refresh_every":20,"patience":40,"redundancy":"weight-cosine","symmetry":"normalize","weight_decay":0.1,"benefit_momentum":0.9,"warmup_steps":100,"#,
         r#""gamma_ramp_steps":0,"target_kept":null,"target_scope":"each-layer","target_schedule":"immediate","price_gain":0.5,"control_fraction":0.8,"#,
         r#""remove":true,"holdout":1000,"record_every":10,"#,
-        r#""epochs":50,"refit_fraction":0.2,"finetune_epochs":2,"finetune_lr_scale":1.0,"batch_size":128,"optimizer":{"kind":"adam","lr":0.001,"beta1":0.9,"beta2":0.999,"eps":1e-8},"schedule":"constant","#,
+        r#""epochs":50,"refit_fraction":0.2,"finetune_epochs":2,"finetune_lr_scale":1.0,"batch_size":128,"optimizer":{"kind":"adam","lr":0.001,"beta1":0.9,"beta2":0.999,"eps":1e-8},"schedule":"constant","distill_weight":0.0,"distill_temperature":4.0,"#,
         r#""crop_padding":0,"flip":false,"#,
         r#""seed":42}"#,
     );
@@ -345,5 +402,36 @@ fn cli_reports_invalid_hyper_parameters_without_panicking() {
         assert!(err.contains(name), "{flag} {value}: {err}");
         assert!(!err.contains("panicked"), "{err}");
         assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}
+
+/// A distillation setting out of range is refused by its key, in one line, before the run
+/// writes anything: the output folder is not even created.
+#[test]
+fn cli_refuses_bad_distillation_settings_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    for (set, name) in [
+        ("distill_weight=1.5", "distill_weight"),
+        ("distill_weight=-1", "distill_weight"),
+        ("distill_weight=NaN", "distill_weight"),
+        ("distill_temperature=0", "distill_temperature"),
+        ("distill_temperature=inf", "distill_temperature"),
+    ] {
+        let run = Command::new(env!("CARGO_BIN_EXE_pruning-game"))
+            .args(["prune", "--dataset", "teacher", "--set", set, "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(!run.status.success(), "{set} was accepted");
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(err.contains(name), "{set}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(
+            !out.exists(),
+            "{set}: the refused run created {}",
+            out.display()
+        );
     }
 }

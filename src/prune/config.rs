@@ -4,8 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::nn::graph::train::FitConfig;
-use crate::nn::LrSchedule;
+use crate::nn::graph::Graph;
 use crate::nn::OptimizerConfig;
+use crate::nn::{Distill, LrSchedule};
 
 /// How the redundancy `R_ij ∈ [0, 1]` between two units of a layer is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -284,6 +285,19 @@ pub struct TrainingSchedule {
     /// Weight learning-rate schedule over the pruning epochs (a decaying rate lets the
     /// weights, and with them the gates, come to rest).
     pub schedule: LrSchedule,
+    /// Knowledge distillation from the dense network while pruned networks train (Hinton,
+    /// Vinyals and Dean, "Distilling the Knowledge in a Neural Network", 2015): the weight
+    /// `λ ∈ [0, 1]` of the teacher's term in
+    /// `L = (1 − λ) CE(y, softmax(z)) + λ T² KL(softmax(t/T) ‖ softmax(z/T))`, `t` the
+    /// teacher's logits on the same batch. 0 (the default) trains on the plain loss. Above 0,
+    /// the run's trained dense reference (gates at 1, in evaluation mode) is the teacher of
+    /// every method alike, wherever a pruned network's weights train: the game's refit and
+    /// fine-tune, every baseline's fine-tune, and the training from initialisation of a
+    /// pruned shape (the scratch control, SNIP). What trains the whole network before it is
+    /// pruned (the game's play, slimming's penalised training) stays on the plain loss.
+    pub distill_weight: f64,
+    /// Temperature `T > 0` of the distillation term (see `distill_weight`).
+    pub distill_temperature: f64,
 }
 
 impl Default for TrainingSchedule {
@@ -296,6 +310,8 @@ impl Default for TrainingSchedule {
             batch_size: 128,
             optimizer: OptimizerConfig::adam(1e-3),
             schedule: LrSchedule::Constant,
+            distill_weight: 0.0,
+            distill_temperature: 4.0,
         }
     }
 }
@@ -309,6 +325,19 @@ impl TrainingSchedule {
     /// Epochs of gate play (`epochs` less the refit).
     pub fn game_epochs(&self) -> usize {
         self.epochs.saturating_sub(self.refit_epochs())
+    }
+
+    /// The distillation settings, whether on or off.
+    pub fn distill(&self) -> Distill {
+        Distill {
+            weight: self.distill_weight,
+            temperature: self.distill_temperature,
+        }
+    }
+
+    /// The distillation settings if distillation is on (`distill_weight > 0`).
+    pub fn distillation(&self) -> Option<Distill> {
+        (self.distill_weight > 0.0).then(|| self.distill())
     }
 
     /// The weight optimiser's learning rate (scales the decoupled weight decay).
@@ -419,6 +448,7 @@ impl PruneConfig {
                 ),
             ));
         }
+        training.distill().check()?;
         if let Some(f) = price.target_kept {
             if !(f.is_finite() && f > 0.0 && f <= 1.0) {
                 return Err(Error::invalid(
@@ -428,6 +458,12 @@ impl PruneConfig {
             }
         }
         self.train_config(training.epochs).check()
+    }
+
+    /// `dense` as the teacher of a pruned network's training, with the distillation settings,
+    /// if distillation is on (`distill_weight > 0`).
+    pub fn teacher<'a>(&self, dense: &'a Graph) -> Option<(&'a Graph, Distill)> {
+        self.training.distillation().map(|d| (dense, d))
     }
 
     /// The trainer settings for `epochs` epochs.
