@@ -467,7 +467,7 @@ fn baselines_keep_their_counts_and_masked_training_keeps_zeros() {
         }
     }
     let m = baseline_masks(WeightBaseline::Random, &g, &layers, &counts, &train, 64, 2).unwrap();
-    let trained = train_masked(&g, &m, &train, short_config(2).train_config(2)).unwrap();
+    let trained = train_masked(&g, &m, &train, short_config(2).train_config(2), None).unwrap();
     assert_eq!(Masks::nonzero(&trained, &layers).counts(), counts);
     let moved = layers.iter().zip(&m.0).any(|(l, (_, keep))| {
         let (a, b) = (

@@ -1,6 +1,8 @@
 //! Baselines on the same backend, compared at equal per-group kept counts and equal training
 //! budget: each ranks the channels of every player group by a score, keeps the top ones and
-//! is then fine-tuned exactly like the game's network.
+//! is then fine-tuned exactly like the game's network. With distillation on
+//! ([`PruneConfig::teacher`]) every fine-tune here, and the scratch control's training,
+//! distils from the same dense network.
 
 use std::path::Path;
 
@@ -15,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::nn::data::Dataset;
 use crate::nn::graph::train::{for_each_batch_gradient, FitConfig};
 use crate::nn::graph::{ChannelGroup, Graph, L1Penalty, Op, ParamKind, RemovalPlan, Trainer};
+use crate::nn::Distill;
 
 /// A baseline pruning criterion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -187,31 +190,47 @@ pub fn prune_to_counts(graph: &Graph, scores: &[Vec<f64>], counts: &[usize]) -> 
     Ok(g)
 }
 
+/// A trainer of `graph` with `fc`, distilling from `teacher` if given.
+pub(crate) fn trainer(
+    graph: Graph,
+    fc: FitConfig,
+    teacher: Option<(&Graph, Distill)>,
+) -> Result<Trainer> {
+    let mut t = Trainer::new(graph, fc)?;
+    if let Some((g, d)) = teacher {
+        t.set_teacher(g.clone(), d)?;
+    }
+    Ok(t)
+}
+
 /// Fine-tunes `graph`'s weights for `epochs` epochs (gates folded first, then fixed at 1) at
-/// `finetune_lr_scale` times the training rate.
+/// `finetune_lr_scale` times the training rate, distilling from `teacher` if given
+/// ([`PruneConfig::teacher`]).
 pub fn finetune(
     graph: &Graph,
     train: &Dataset,
     config: &PruneConfig,
     epochs: usize,
+    teacher: Option<(&Graph, Distill)>,
 ) -> Result<Graph> {
     let mut fc = config.train_config(epochs);
     fc.seed = config.seed.wrapping_add(1);
     fc.optimizer = fc
         .optimizer
         .scaled_lr(config.training.finetune_lr_scale as f32);
-    train_folded(graph, train, fc, None)
+    train_folded(graph, train, fc, None, teacher)
 }
 
 /// Trains `graph`'s weights with `fc` after folding its gates into the weights after them
-/// ([`Graph::fold_gates_forward`]; fixed at 1 from then on);
-/// with `checkpoint = Some((file, resume))`, checkpointed into `file` and, with `resume`,
-/// continued from it.
+/// ([`Graph::fold_gates_forward`]; fixed at 1 from then on), distilling from `teacher` if
+/// given; with `checkpoint = Some((file, resume))`, checkpointed into `file` and, with
+/// `resume`, continued from it.
 pub(crate) fn train_folded(
     graph: &Graph,
     train: &Dataset,
     fc: FitConfig,
     checkpoint: Option<(&Path, bool)>,
+    teacher: Option<(&Graph, Distill)>,
 ) -> Result<Graph> {
     let mut g = graph.clone();
     g.fold_gates_forward()?;
@@ -219,42 +238,48 @@ pub(crate) fn train_folded(
         return Ok(g);
     }
     match checkpoint {
-        Some((file, resume)) => train_resumable(g, train, fc, file, resume),
+        Some((file, resume)) => train_resumable(g, train, fc, file, resume, teacher),
         None => {
-            let mut t = Trainer::new(g, fc)?;
+            let mut t = trainer(g, fc, teacher)?;
             t.run(train, &mut (), None)?;
             Ok(t.into_graph())
         }
     }
 }
 
-/// Trains `graph` with `fc`, checkpointing into `checkpoint` after every epoch; with
-/// `resume`, continues from it (which must have been written with the same settings).
+/// Trains `graph` with `fc`, distilling from `teacher` if given, checkpointing into
+/// `checkpoint` after every epoch; with `resume`, continues from it (which must have been
+/// written with the same settings and teacher: the trainer refuses another).
 pub(crate) fn train_resumable(
     graph: Graph,
     train: &Dataset,
     fc: FitConfig,
     checkpoint: &Path,
     resume: bool,
+    teacher: Option<(&Graph, Distill)>,
 ) -> Result<Graph> {
     let mut t = if resume && checkpoint.is_file() {
-        let t = Trainer::resume(checkpoint)?;
+        let mut t = Trainer::resume(checkpoint)?;
         if t.config() != &fc {
             return Err(Error::ResumeMismatch {
                 path: checkpoint.to_path_buf(),
                 message: "the checkpoint was written with other training settings".into(),
             });
         }
+        if let Some((g, d)) = teacher {
+            t.set_teacher(g.clone(), d)?;
+        }
         t
     } else {
-        Trainer::new(graph, fc)?
+        trainer(graph, fc, teacher)?
     };
     t.run(train, &mut (), Some(checkpoint))?;
     Ok(t.into_graph())
 }
 
 /// Network slimming's training of `graph` from its initialisation with the dense budget:
-/// the L1 penalty `λ` on every player group's scales (see [`Baseline::Slimming`]). Returns
+/// the L1 penalty `λ` on every player group's scales (see [`Baseline::Slimming`]), on the
+/// plain loss (it trains the whole network before pruning, as the game's play does). Returns
 /// the trained network with its gates back to being gates.
 pub fn train_slimming(
     graph: &Graph,

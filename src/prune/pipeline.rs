@@ -23,7 +23,7 @@ use crate::io::{remove_stale_temporaries, write_json_atomic};
 use crate::lock::FolderLock;
 use crate::nn::graph::train::evaluate;
 use crate::nn::graph::{Graph, RESNET_DEPTHS};
-use crate::nn::{DataSource, Dataset};
+use crate::nn::{DataSource, Dataset, Distill};
 
 /// Network architecture of a job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -315,10 +315,18 @@ pub struct Report {
 
 /// A one-line description of the algorithm variant in `config`.
 pub fn variant(config: &PruneConfig) -> String {
+    let distillation = match config.training.distillation() {
+        None => String::new(),
+        Some(d) => format!(
+            "; every pruned network (refit, fine-tunes, scratch control) distils from the dense \
+             reference at weight {} and temperature {}",
+            d.weight, d.temperature
+        ),
+    };
     format!(
         "projected gradient play on gates after each weight step; benefit = EMA({}) of -dL/ds; \
          redundancy {:?} refreshed every {} steps; scale symmetry {}; warm-up {} steps; \
-         removal after {} steps at 0; {}; {}",
+         removal after {} steps at 0; {}; {}{distillation}",
         config.gates.benefit_momentum,
         config.gates.redundancy,
         config.gates.refresh_every,
@@ -481,17 +489,19 @@ impl RunFiles {
 }
 
 /// The survivors' refit: gates folded, `config.training.refit_epochs()` epochs on the plain
-/// loss with a fresh learning-rate schedule at the training rate.
+/// loss (or distilling from `teacher`) with a fresh learning-rate schedule at the training
+/// rate.
 fn refit(
     gated: &Graph,
     train: &Dataset,
     config: &PruneConfig,
     checkpoint: &Path,
     resume: bool,
+    teacher: Option<(&Graph, Distill)>,
 ) -> Result<Graph> {
     let mut fc = config.train_config(config.training.refit_epochs());
     fc.seed = config.seed.wrapping_add(2);
-    train_folded(gated, train, fc, Some((checkpoint, resume)))
+    train_folded(gated, train, fc, Some((checkpoint, resume)), teacher)
 }
 
 /// Checks everything about `job` on `(train, test)` that can be checked without writing a
@@ -617,13 +627,9 @@ pub fn run_job(
     run.run(&train, &holdout, Some(test), Some(&game_dir))?;
     let (gated, pruner) = run.finish(&holdout)?;
     let pruned_stats = evaluate(&gated, test, 500)?;
-    let refitted = refit(&gated, &train, cfg, &files.path(REFIT_CHECKPOINT), resume)?;
-    let refitted_stats = evaluate(&refitted, test, 500)?;
-    let finetuned = finetune(&refitted, &train, cfg, cfg.training.finetune_epochs)?;
-    let final_stats = evaluate(&finetuned, test, 500)?;
-    let counts = group_counts(&initial, &gated);
 
-    // Dense reference (the baselines' starting point): a model from a file is one already.
+    // Dense reference (the baselines' starting point, and with distillation on the teacher
+    // of every pruned network's training from here on): a model from a file is one already.
     let from_file = matches!(job.architecture, Architecture::File { .. });
     let dense = if from_file {
         initial.clone()
@@ -634,9 +640,30 @@ pub fn run_job(
             cfg.train_config(cfg.training.epochs),
             &files.path(DENSE_CHECKPOINT),
             resume,
+            None,
         )?
     };
     let dense_stats = evaluate(&dense, test, 500)?;
+    let teacher = cfg.teacher(&dense);
+
+    let refitted = refit(
+        &gated,
+        &train,
+        cfg,
+        &files.path(REFIT_CHECKPOINT),
+        resume,
+        teacher,
+    )?;
+    let refitted_stats = evaluate(&refitted, test, 500)?;
+    let finetuned = finetune(
+        &refitted,
+        &train,
+        cfg,
+        cfg.training.finetune_epochs,
+        teacher,
+    )?;
+    let final_stats = evaluate(&finetuned, test, 500)?;
+    let counts = group_counts(&initial, &gated);
 
     let mut baselines = Vec::new();
     let kept: Vec<usize> = counts.iter().map(|c| c.after.max(1)).collect();
@@ -656,16 +683,18 @@ pub fn run_job(
         let mut pruned = prune_to_counts(&source, &s, &kept)?;
         if b == Baseline::Scratch {
             let fresh = pruned.reinitialized(cfg.seed.wrapping_add(3));
-            pruned = train_folded(&fresh, &train, cfg.train_config(cfg.training.epochs), None)?;
+            let fc = cfg.train_config(cfg.training.epochs);
+            pruned = train_folded(&fresh, &train, fc, None, teacher)?;
         }
         let before = evaluate(&pruned, test, 500)?;
         if from_file && matches!(b, Baseline::Magnitude | Baseline::Random | Baseline::Taylor) {
             // The game played `epochs` on the trained model before its fine-tune (slimming
             // trained as long under its penalty, scratch as long from a fresh start): the same
             // budget at the same settings, from the pruned weights.
-            pruned = train_folded(&pruned, &train, cfg.train_config(cfg.training.epochs), None)?;
+            let fc = cfg.train_config(cfg.training.epochs);
+            pruned = train_folded(&pruned, &train, fc, None, teacher)?;
         }
-        let tuned = finetune(&pruned, &train, cfg, cfg.training.finetune_epochs)?;
+        let tuned = finetune(&pruned, &train, cfg, cfg.training.finetune_epochs, teacher)?;
         let after = evaluate(&tuned, test, 500)?;
         baselines.push(BaselineResult {
             method: b.name().into(),
@@ -746,6 +775,7 @@ mod tests {
     use super::*;
     use crate::nn::data::{teacher_student, TeacherConfig};
     use crate::nn::graph::Trainer;
+    use crate::prune::baselines::train_resumable;
     use crate::prune::players::{gates_mut, players};
 
     /// The refit trains the survivors of a shrunk network on the plain loss (its training loss
@@ -778,7 +808,7 @@ mod tests {
         };
         let loss = |g: &Graph| evaluate(g, &train, 500).unwrap().loss;
 
-        let folded = refit(&gated, &train, &config(0.0), &ckpt, false).unwrap();
+        let folded = refit(&gated, &train, &config(0.0), &ckpt, false, None).unwrap();
         assert!(
             !ckpt.exists(),
             "no refit epochs, yet a checkpoint was written"
@@ -789,7 +819,7 @@ mod tests {
             .max();
         assert!(gap < 1e-5, "folding changed the outputs by {gap}");
 
-        let refitted = refit(&gated, &train, &config(0.3), &ckpt, false).unwrap();
+        let refitted = refit(&gated, &train, &config(0.3), &ckpt, false, None).unwrap();
         assert!(
             ckpt.exists(),
             "the refit wrote no checkpoint to resume from"
@@ -801,6 +831,136 @@ mod tests {
             .all(|g| g.to_bits() == 1.0f32.to_bits()));
         let (before, after) = (loss(&folded), loss(&refitted));
         assert!(after < 0.9 * before, "training loss {before} -> {after}");
+    }
+
+    /// The refit of a distilled run, interrupted after its first epoch and resumed with the
+    /// dense reference read back from its checkpoint (as a resumed run has it), ends where
+    /// the uninterrupted refit does; resumed without the teacher, it is refused.
+    #[test]
+    fn a_distilled_refit_resumes_exactly_with_the_dense_reference_read_back() {
+        let (train, _) = teacher_student(&TeacherConfig {
+            train: 1500,
+            test: 10,
+            ..TeacherConfig::default()
+        })
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = PruneConfig::teacher_default();
+        config.training.epochs = 10;
+        config.training.refit_fraction = 0.3;
+        config.training.distill_weight = 0.5;
+        let initial = Graph::mlp(&[train.sample_len(), 16, train.classes()], 4).unwrap();
+        let dense_ckpt = dir.path().join("dense.ckpt");
+        let fc = config.train_config(2);
+        let dense = train_resumable(
+            initial.clone(),
+            &train,
+            fc.clone(),
+            &dense_ckpt,
+            false,
+            None,
+        )
+        .unwrap();
+        let reread = train_resumable(initial, &train, fc, &dense_ckpt, true, None).unwrap();
+        assert_eq!(reread, dense);
+        let mut gated = Graph::mlp(&[train.sample_len(), 6, train.classes()], 5).unwrap();
+        let group = players(&gated).remove(0);
+        gates_mut(&mut gated, &group).fill(0.5);
+
+        let full_ckpt = dir.path().join("full.ckpt");
+        let full = refit(
+            &gated,
+            &train,
+            &config,
+            &full_ckpt,
+            false,
+            config.teacher(&dense),
+        );
+        let full = full.unwrap();
+        // What the refit leaves on disk after its first epoch.
+        let ckpt = dir.path().join("refit.ckpt");
+        let mut fc = config.train_config(config.training.refit_epochs());
+        fc.seed = config.seed.wrapping_add(2);
+        let mut folded = gated.clone();
+        folded.fold_gates_forward().unwrap();
+        let mut t = Trainer::new(folded, fc).unwrap();
+        let (teacher, distill) = config.teacher(&dense).unwrap();
+        t.set_teacher(teacher.clone(), distill).unwrap();
+        t.run_epoch(&train, &mut ()).unwrap();
+        t.save_checkpoint(&ckpt).unwrap();
+
+        let refused = refit(&gated, &train, &config, &ckpt, true, None).unwrap_err();
+        assert!(matches!(refused, Error::ResumeMismatch { .. }), "{refused}");
+        let resumed = refit(
+            &gated,
+            &train,
+            &config,
+            &ckpt,
+            true,
+            config.teacher(&reread),
+        );
+        assert_eq!(resumed.unwrap(), full, "the resumed refit differs");
+        let plain = refit(&gated, &train, &config, &full_ckpt, false, None).unwrap();
+        assert_ne!(plain, full, "the teacher changed nothing");
+    }
+
+    /// With distillation on, every network trained after pruning differs from the run without
+    /// it (the game's refit and fine-tune, every baseline's fine-tune, the scratch control's
+    /// training), while what trains before pruning (the game's play, the dense reference,
+    /// slimming's penalised training) is the same; the report says it distilled.
+    #[test]
+    fn distillation_reaches_every_pruned_network_and_nothing_before_pruning() {
+        let (train, test) = teacher_student(&TeacherConfig {
+            train: 3000,
+            test: 1000,
+            ..TeacherConfig::default()
+        })
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let job = |distill_weight: f64| {
+            let mut config = PruneConfig::teacher_default();
+            config.training.epochs = 12;
+            config.price.target_kept = Some(0.25);
+            config.training.distill_weight = distill_weight;
+            Job {
+                architecture: Architecture::Mlp { hidden: vec![32] },
+                config,
+                baselines: Baseline::ALL.to_vec(),
+                slimming_lambda: 1e-4,
+                dataset: "teacher".into(),
+            }
+        };
+        let run = |w: f64| {
+            run_job(
+                &job(w),
+                &train,
+                &test,
+                &dir.path().join(format!("{w}")),
+                false,
+            )
+        };
+        let (off, on) = (run(0.0).unwrap(), run(1.0).unwrap());
+        assert!(!off.variant.contains("distils"), "{}", off.variant);
+        assert!(
+            on.variant.contains("distils from the dense reference"),
+            "{}",
+            on.variant
+        );
+        assert_eq!(on.dense_loss.to_bits(), off.dense_loss.to_bits());
+        assert_eq!(on.pruned_loss.to_bits(), off.pruned_loss.to_bits());
+        assert_eq!(on.kept_per_group, off.kept_per_group);
+        assert_ne!(on.refitted_loss.to_bits(), off.refitted_loss.to_bits());
+        assert_ne!(on.finetuned_loss.to_bits(), off.finetuned_loss.to_bits());
+        for (a, b) in on.baselines.iter().zip(&off.baselines) {
+            if a.method == "scratch" {
+                assert_ne!(a.pruned_accuracy.to_bits(), b.pruned_accuracy.to_bits());
+            } else {
+                let (x, y) = (a.pruned_accuracy, b.pruned_accuracy);
+                assert_eq!(x.to_bits(), y.to_bits(), "{}", a.method);
+                let (x, y) = (a.finetuned_accuracy, b.finetuned_accuracy);
+                assert_ne!(x.to_bits(), y.to_bits(), "{}", a.method);
+            }
+        }
     }
 
     fn calibration(target_kept: f64, kept_without_price: f64) -> Calibration {

@@ -14,6 +14,7 @@ use crate::nn::graph::train::FitConfig;
 use crate::nn::graph::{
     Graph, GraphGrads, GraphWorkspace, Mode, ParamId, StepHook, StepRecord, Trainer,
 };
+use crate::nn::Distill;
 
 /// A weight pruning criterion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -115,14 +116,21 @@ impl StepHook for MaskHook<'_> {
     }
 }
 
-/// Trains `graph` with `fc`, the entries `masks` prunes held at 0 throughout.
-pub fn train_masked(graph: &Graph, masks: &Masks, train: &Dataset, fc: FitConfig) -> Result<Graph> {
+/// Trains `graph` with `fc`, the entries `masks` prunes held at 0 throughout, distilling
+/// from `teacher` if given ([`PruneConfig::teacher`](crate::prune::PruneConfig::teacher)).
+pub fn train_masked(
+    graph: &Graph,
+    masks: &Masks,
+    train: &Dataset,
+    fc: FitConfig,
+    teacher: Option<(&Graph, Distill)>,
+) -> Result<Graph> {
     let mut g = graph.clone();
     masks.apply(&mut g);
     if fc.epochs == 0 {
         return Ok(g);
     }
-    let mut t = Trainer::new(g, fc)?;
+    let mut t = crate::prune::baselines::trainer(g, fc, teacher)?;
     t.run(train, &mut MaskHook(masks), None)?;
     Ok(t.into_graph())
 }

@@ -5,7 +5,9 @@
 //! on the plain loss for `refit_epochs` and are fine-tuned for `finetune_epochs`. A baseline
 //! that prunes the trained dense network (trained `epochs`) gets the same fine-tune; one
 //! that prunes at initialisation trains the sparse network for `epochs` and the same
-//! fine-tune. Pruned weights are held at 0 throughout.
+//! fine-tune. Pruned weights are held at 0 throughout. With distillation on
+//! ([`PruneConfig::teacher`]) the dense reference is the teacher of the refit, every
+//! fine-tune and the training of the networks pruned at initialisation (SNIP, scratch).
 
 use std::path::Path;
 use std::time::Instant;
@@ -182,9 +184,19 @@ pub fn run_weight_job(
     let layers = weight_layers(&gated);
     let masks = Masks::nonzero(&gated, &layers);
 
+    // The dense reference: the baselines' starting point, and with distillation on the
+    // teacher of every pruned network's training from here on.
+    let dense = {
+        let mut t = Trainer::new(initial.clone(), cfg.train_config(cfg.training.epochs))?;
+        t.run(&train, &mut (), None)?;
+        t.into_graph()
+    };
+    let dense_stats = evaluate(&dense, test, 500)?;
+    let teacher = cfg.teacher(&dense);
+
     let mut refit_fc = cfg.train_config(cfg.training.refit_epochs());
     refit_fc.seed = cfg.seed.wrapping_add(2);
-    let refitted = train_masked(&gated, &masks, &train, refit_fc)?;
+    let refitted = train_masked(&gated, &masks, &train, refit_fc, teacher)?;
     let refitted_stats = evaluate(&refitted, test, 500)?;
     let finetune = |g: &Graph, m: &Masks| {
         let mut fc = cfg.train_config(cfg.training.finetune_epochs);
@@ -192,19 +204,11 @@ pub fn run_weight_job(
         fc.optimizer = fc
             .optimizer
             .scaled_lr(cfg.training.finetune_lr_scale as f32);
-        train_masked(g, m, &train, fc)
+        train_masked(g, m, &train, fc, teacher)
     };
     let finetuned = finetune(&refitted, &masks)?;
     let final_stats = evaluate(&finetuned, test, 500)?;
     let kept_per_layer = counts(&initial, &finetuned);
-
-    // The dense reference, the baselines' starting point.
-    let dense = {
-        let mut t = Trainer::new(initial.clone(), cfg.train_config(cfg.training.epochs))?;
-        t.run(&train, &mut (), None)?;
-        t.into_graph()
-    };
-    let dense_stats = evaluate(&dense, test, 500)?;
 
     // Baselines keep the game's per-layer counts; the scratch control also takes its
     // shape (units the game removed are gone) and its kept weights.
@@ -236,9 +240,10 @@ pub fn run_weight_job(
                 &masks,
                 &train,
                 cfg.train_config(cfg.training.epochs),
+                teacher,
             )?
         } else {
-            train_masked(&source, &masks, &train, cfg.train_config(0))?
+            train_masked(&source, &masks, &train, cfg.train_config(0), None)?
         };
         let before = evaluate(&pruned, test, 500)?;
         let tuned = finetune(&pruned, &masks)?;
