@@ -15,17 +15,26 @@
 //!
 //! `--weight-baselines global-magnitude,scratch` runs only those weight-level baselines (the
 //! dense reference always runs).
+//!
+//! `--set distill_weight=0.5 --set distill_temperature=4` distils every pruned network's
+//! training (the game's refit and fine-tune, every baseline's fine-tune, the scratch control
+//! and SNIP) from the run's dense reference (`PruneConfig`'s `distill_weight`). The settings
+//! of the sweep, distillation included, are written to `OUT/frontier.json` beside the CSV and
+//! printed at the start; each run folder's `report.json` holds its full configuration.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Parser;
+use pruning_game::io::write_json_atomic;
 use pruning_game::nn::data::{fashion_mnist, teacher_student, Dataset, TeacherConfig};
+use pruning_game::nn::Distill;
 use pruning_game::prune::pipeline::{has_run, run_job, Architecture, Job};
 use pruning_game::prune::report::{mean_std, write_frontier, FrontierRow};
 use pruning_game::prune::weights::{run_weight_job, WeightBaseline, WeightGame, WeightJob};
 use pruning_game::prune::{apply_overrides, Baseline, PruneConfig};
+use serde::Serialize;
 
 /// What the players are.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -43,6 +52,26 @@ enum Model {
     Mlp,
     /// The small CNN (Fashion-MNIST only).
     Cnn,
+}
+
+/// What `OUT/frontier.json` records of the sweep, so that its CSV describes itself: the
+/// flags, the overrides and the configuration they gave (each run sets its own epochs,
+/// price and seed on top), and the distillation settings if distillation was on.
+#[derive(Serialize)]
+struct Settings<'a> {
+    dataset: &'a str,
+    granularity: &'a str,
+    model: &'a str,
+    epochs: usize,
+    finetune_epochs: usize,
+    seeds: u64,
+    base_seed: u64,
+    fractions: Option<&'a Vec<f64>>,
+    gammas: Option<&'a Vec<f64>>,
+    overrides: &'a [String],
+    distillation: Option<Distill>,
+    config: &'a PruneConfig,
+    weight_game: Option<&'a WeightGame>,
 }
 
 /// One run's figures: kept fraction, (method, accuracy) pairs and a log line.
@@ -137,6 +166,41 @@ fn main() -> Result<()> {
         Model::Mlp => Architecture::Mlp { hidden },
         Model::Cnn => Architecture::Cnn,
     };
+    let distillation = base.training.distillation();
+    match distillation {
+        Some(d) => eprintln!(
+            "distillation on: every pruned network trains on (1 - {w}) CE + {w} T^2 KL against \
+             the dense reference at temperature T = {t}",
+            w = d.weight,
+            t = d.temperature
+        ),
+        None => eprintln!("distillation off (--set distill_weight=W to turn it on)"),
+    }
+    std::fs::create_dir_all(&args.out)?;
+    write_json_atomic(
+        &args.out.join("frontier.json"),
+        &Settings {
+            dataset: name,
+            granularity: match args.granularity {
+                Granularity::Unit => "unit",
+                Granularity::Weight => "weight",
+            },
+            model: match args.model {
+                Model::Mlp => "mlp",
+                Model::Cnn => "cnn",
+            },
+            epochs: args.epochs,
+            finetune_epochs: args.finetune_epochs,
+            seeds: args.seeds,
+            base_seed: args.base_seed,
+            fractions: args.gammas.is_none().then_some(&args.fractions),
+            gammas: args.gammas.as_ref(),
+            overrides: &args.overrides,
+            distillation,
+            config: &base,
+            weight_game: (args.granularity == Granularity::Weight).then_some(&game),
+        },
+    )?;
     // method -> kept fraction bucket -> (kept fractions, accuracies)
     let mut acc: BTreeMap<(String, usize), (Vec<f64>, Vec<f64>)> = BTreeMap::new();
     // Each point: its name and how it sets the price (a fixed γ or a target fraction).
