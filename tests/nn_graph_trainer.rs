@@ -336,8 +336,9 @@ fn a_teacher_at_weight_zero_changes_nothing() {
 }
 
 /// A run distilling from a teacher resumes mid-epoch to the uninterrupted result when given
-/// the same teacher and settings again, and refuses to step without it, with another
-/// teacher or other settings; a checkpoint written without a teacher refuses one.
+/// the same teacher and settings again, and refuses to step or to overwrite its checkpoint
+/// without it, with another teacher or other settings; a checkpoint written without a
+/// teacher refuses one.
 #[test]
 fn resume_with_a_teacher_is_exact_and_refuses_any_other() {
     let (train, _) = task(1000, 14);
@@ -371,6 +372,10 @@ fn resume_with_a_teacher_is_exact_and_refuses_any_other() {
             .expect_err("a mismatched teacher must be refused");
         assert!(matches!(e, Error::ResumeMismatch { .. }), "{e}");
         assert_eq!(r.global_step(), at, "a refused step moved the trainer");
+        let e = r
+            .save_checkpoint(&ck)
+            .expect_err("a mismatched teacher must not overwrite the checkpoint");
+        assert!(matches!(e, Error::ResumeMismatch { .. }), "{e}");
     };
     refused(&|_| {});
     let other = Graph::mlp(&[20, 16, 4], 8).expect("mlp");

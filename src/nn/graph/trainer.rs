@@ -9,9 +9,11 @@
 //! With a teacher ([`Trainer::set_teacher`]) the loss is knowledge distillation's
 //! ([`Distill`]): the teacher, run in evaluation mode on the same augmented batch and never
 //! updated, is not saved in checkpoints. A checkpoint records the distillation settings and
-//! the teacher's fingerprint instead, and a resumed trainer refuses to step until it has been
-//! given the teacher it was written with (none, if it was written without one), so a resumed
-//! run continues exactly as the uninterrupted one or not at all.
+//! the teacher's fingerprint instead, and a resumed trainer refuses to step or to write a
+//! checkpoint until it has been given the teacher it was written with (none, if it was
+//! written without one), so a resumed run continues exactly as the uninterrupted one or not
+//! at all. (Saving the teacher instead would double every checkpoint for a network the
+//! caller holds anyway: the run's dense reference, itself checkpointed.)
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -94,9 +96,9 @@ struct TeacherRecord {
 impl TeacherRecord {
     fn describe(record: Option<&TeacherRecord>) -> String {
         match record {
-            None => "no teacher".into(),
+            None => "without a teacher".into(),
             Some(r) => format!(
-                "a teacher with fingerprint {} at weight {} and temperature {}",
+                "distilling from a teacher with fingerprint {} at weight {} and temperature {}",
                 r.fingerprint, r.weight, r.temperature
             ),
         }
@@ -311,22 +313,21 @@ impl Trainer {
         Ok(())
     }
 
-    /// Refuses the first step after a resume unless the teacher is the one the checkpoint
-    /// was written with.
-    fn check_resumed_teacher(&mut self) -> Result<()> {
+    /// After a resume and before the first step, refuses a teacher (or its absence) other
+    /// than the one the checkpoint was written with.
+    fn check_resumed_teacher(&self) -> Result<()> {
         if let Some((path, saved)) = &self.resumed {
             let now = self.teacher.as_ref().map(|t| &t.record);
             if now != saved.as_ref() {
                 return Err(Error::ResumeMismatch {
                     path: path.clone(),
                     message: format!(
-                        "the checkpoint was written distilling from {}, but this run has {}",
+                        "the checkpoint was written {}, but this run trains {}",
                         TeacherRecord::describe(saved.as_ref()),
                         TeacherRecord::describe(now)
                     ),
                 });
             }
-            self.resumed = None;
         }
         Ok(())
     }
@@ -478,6 +479,7 @@ impl Trainer {
         };
         self.global_step += 1;
         self.step_in_epoch += 1;
+        self.resumed = None;
         if end == n {
             self.epoch += 1;
             self.step_in_epoch = 0;
@@ -534,6 +536,8 @@ impl Trainer {
                 what: "a parameter".into(),
             });
         }
+        // A resumed trainer given another teacher must not overwrite what it resumed.
+        self.check_resumed_teacher()?;
         let mut extra = Vec::new();
         for (kind, moments) in [
             ("first", self.optimizer.first_moments()),
