@@ -268,7 +268,8 @@ pub struct TrainingSchedule {
     pub epochs: usize,
     /// Fraction of `epochs` given to the survivors after the game: the game plays the first
     /// epochs on its own learning-rate schedule, removes every unit at 0, and the units left
-    /// train on the plain loss, gates folded, for the rest on a fresh schedule. The game's
+    /// train on the plain loss (the distillation loss with `distill_weight` above 0), gates
+    /// folded, for the rest on a fresh schedule. The game's
     /// costs shrink the units that stay as a lasso shrinks its coefficients; the refit undoes
     /// that within the same training budget as the dense network's.
     pub refit_fraction: f64,
