@@ -117,9 +117,14 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>, SystemTime)> {
 }
 
 fn full_run(dir: &Path) -> (PathBuf, f64) {
+    full_run_with(dir, &[])
+}
+
+/// [`full_run`] with more flags.
+fn full_run_with(dir: &Path, extra: &[&str]) -> (PathBuf, f64) {
     let full = dir.join("full");
     let start = Instant::now();
-    assert!(prune(&full, &[])
+    assert!(prune(&full, extra)
         .stderr(Stdio::null())
         .status()
         .unwrap()
@@ -161,16 +166,30 @@ fn killed_anywhere_the_prune_run_resumes_to_the_uninterrupted_result() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(12);
+    killed_and_resumed(&[], kills, 2026);
+}
+
+/// The same with distillation on: the refit, fine-tunes and scratch control resumed after a
+/// kill distil from the dense reference read back from its checkpoint, and end where the
+/// uninterrupted run does.
+#[test]
+fn killed_anywhere_a_distilled_run_resumes_to_the_uninterrupted_result() {
+    killed_and_resumed(&["--set", "distill_weight=0.5"], 8, 2027);
+}
+
+/// `kills` seeded kills of `prune` with `extra` flags, each followed by a resume; the result
+/// must be the uninterrupted run's.
+fn killed_and_resumed(extra: &[&str], kills: usize, seed: u64) {
     let dir = tempfile::tempdir().unwrap();
-    let (full, span) = full_run(dir.path());
-    let mut rng = ChaCha8Rng::seed_from_u64(2026);
+    let (full, span) = full_run_with(dir.path(), extra);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (mut killed_running, mut folders) = (0, 0);
     let mut out = dir.path().join("killed0");
     let start_or_resume = |out: &Path| {
         if out.join("config.json").is_file() {
-            prune(out, &["--resume"])
+            prune(out, &[extra, &["--resume"]].concat())
         } else {
-            prune(out, &[])
+            prune(out, extra)
         }
     };
     for k in 0..kills {
@@ -354,6 +373,11 @@ fn flags_that_do_not_apply_are_refused_before_any_write() {
         (vec!["--hidden", "1000000000"], "parameters"),
         (vec!["--hidden", "100000,100000"], "parameters"),
         (vec!["--set", "batch_size=1000000000000"], "batch_size"),
+        (vec!["--set", "distill_weight=2"], "distill_weight"),
+        (
+            vec!["--set", "distill_temperature=0"],
+            "distill_temperature",
+        ),
     ] {
         for folder in [&out, &fresh] {
             let before = folder.exists().then(|| snapshot(folder));
