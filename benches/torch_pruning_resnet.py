@@ -29,9 +29,10 @@ import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [_HERE, os.path.join(_HERE, "..", "python")]
 import torch_train_resnet as recipe  # noqa: E402
-import pruning_game_torch as pgt  # noqa: E402  (path set by torch_train_resnet)
+import pruning_game_torch as pgt  # noqa: E402
 
 try:
     import torch_pruning as tp

@@ -103,7 +103,10 @@ def main():
     args = ap.parse_args()
     if args.epochs < 1 or args.batch < 1:
         sys.exit("--epochs and --batch must be at least 1")
-    model = pgt.resnet(args.depth)  # refuses a depth that is not 6n + 2 before any work
+    try:
+        pgt.resnet_architecture(args.depth)  # a depth that is not 6n + 2, before any work
+    except ValueError as e:
+        sys.exit(f"--depth {e}")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
