@@ -106,7 +106,7 @@ def main():
     try:
         pgt.resnet_architecture(args.depth)  # a depth that is not 6n + 2, before any work
     except ValueError as e:
-        sys.exit(f"--depth {e}")
+        sys.exit(f"--{e}")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
